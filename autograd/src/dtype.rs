@@ -1,0 +1,109 @@
+//! The element types a tensor can hold.
+
+use ndarray::NdFloat;
+
+/// Element type of a [`Tensor`](crate::Tensor): `f32` (the default) or `f64`
+/// (used by [`gradcheck`](crate::gradcheck())).
+///
+/// Everything the engine needs from a float lives here, including the GEMM
+/// kernel, so ops are written once for both precisions.
+pub trait Float: NdFloat + num_traits::FromPrimitive + Default + 'static {
+    /// `"f32"` or `"f64"`, for messages.
+    const NAME: &'static str;
+
+    /// Converts an `f64` constant (rounding for `f32`).
+    fn of(x: f64) -> Self;
+
+    /// Widens to `f64`.
+    fn as_f64(self) -> f64;
+
+    /// `C = alpha * A * B + beta * C` on raw strided matrices (strides in
+    /// elements), `A` is `m x k`, `B` is `k x n`.
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid matrices of those sizes,
+    /// and `C` must not overlap `A` or `B`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Float for f32 {
+    const NAME: &'static str = "f32";
+
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        matrixmultiply::sgemm(
+            m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+        )
+    }
+}
+
+impl Float for f64 {
+    const NAME: &'static str = "f64";
+
+    fn of(x: f64) -> Self {
+        x
+    }
+
+    fn as_f64(self) -> f64 {
+        self
+    }
+
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        matrixmultiply::dgemm(
+            m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+        )
+    }
+}

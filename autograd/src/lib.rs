@@ -1,0 +1,39 @@
+//! Tensors and a define-by-run, tape-based autodiff engine.
+//!
+//! Every op is recorded while the program runs; [`Tensor::backward`] replays
+//! the record in reverse. Gradients are written with differentiable ops, so
+//! they can be differentiated again (`create_graph`).
+//!
+//! ```
+//! use autograd::Tensor;
+//!
+//! let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3]).requires_grad_();
+//! let y = (&x * &x).sum();          // y = sum x^2
+//! y.backward();
+//! assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
+//! ```
+
+pub mod dims;
+pub mod dtype;
+pub mod error;
+pub mod gradcheck;
+pub mod graph;
+pub(crate) mod kernels;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use dims::{Dims, IntoShape};
+pub use dtype::Float;
+pub use error::{Error, Result};
+pub use gradcheck::{gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
+pub use graph::{
+    detect_anomaly, grad, is_grad_enabled, live_nodes, no_grad, set_grad_enabled, to_dot, try_grad,
+    BackwardCtx, GradOptions,
+};
+pub use ops::loss::Reduction;
+pub use rng::manual_seed;
+pub use tensor::{BackwardOptions, Storage, Tensor};
+
+/// Re-exported so users can build and read arrays without naming the version.
+pub use ndarray;
