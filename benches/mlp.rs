@@ -1,1 +1,94 @@
-fn main() {}
+//! MLP training-step benchmark, the Rust side of `../shared/bench`'s `mlp` case:
+//! Linear(784,100)-ReLU-Linear(100,100)-ReLU-Linear(100,10), PyTorch's default
+//! init, a fixed batch of 100 N(0,1) inputs with random labels; one step is
+//! zero_grad, forward, mean softmax cross-entropy, backward, SGD (lr 0.1).
+//!
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench mlp` (options: `--warmup N --iters N`).
+
+use std::time::Instant;
+
+use autograd::{manual_seed, Tensor};
+
+struct Linear {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Linear {
+    /// PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+    fn new(fan_in: usize, fan_out: usize) -> Linear {
+        let k = 1.0 / (fan_in as f32).sqrt();
+        Linear {
+            w: Tensor::uniform([fan_in, fan_out], -k, k).requires_grad_(),
+            b: Tensor::uniform([fan_out], -k, k).requires_grad_(),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.matmul(&self.w) + &self.b
+    }
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // Same malloc state as the PyTorch script's warm-up (see ../shared/bench/README.md).
+    drop(vec![0u8; 30 << 20]);
+    let (warmup, iters) = (arg("--warmup", 100), arg("--iters", 500));
+    manual_seed(0);
+    let layers = [
+        Linear::new(784, 100),
+        Linear::new(100, 100),
+        Linear::new(100, 10),
+    ];
+    let x = Tensor::randn([100, 784]);
+    let labels: Vec<usize> = (0..100).map(|i| (i * 7 + 3) % 10).collect();
+    let lr = 0.1f32;
+
+    let step = || {
+        for l in &layers {
+            l.w.zero_grad();
+            l.b.zero_grad();
+        }
+        let h = layers[0].forward(&x).relu();
+        let h = layers[1].forward(&h).relu();
+        let loss = layers[2].forward(&h).cross_entropy(&labels);
+        loss.backward();
+        for l in &layers {
+            for p in [&l.w, &l.b] {
+                let g = p.grad().expect("gradient");
+                let g = g.read();
+                p.write().zip_mut_with(&*g, |w, &d| *w -= lr * d);
+            }
+        }
+        loss
+    };
+
+    for _ in 0..warmup {
+        step();
+    }
+    let mut times = Vec::with_capacity(iters);
+    let mut loss = 0.0;
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        loss = step().item();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let med = times[times.len() / 2];
+    println!(
+        "threads {}  mlp 784-100-100-10 train step b100 (SGD): median {:.1} steps/s (min {:.1}, max {:.1}); {:.3} ms/step; final loss {loss:.4}",
+        rayon::current_num_threads(),
+        1.0 / med,
+        1.0 / times[times.len() - 1],
+        1.0 / times[0],
+        med * 1e3
+    );
+}

@@ -55,7 +55,10 @@ pub enum GradcheckError {
     },
     /// The function or the backward pass failed.
     #[error("gradcheck ({order}): {message}")]
-    Failed { order: &'static str, message: String },
+    Failed {
+        order: &'static str,
+        message: String,
+    },
 }
 
 /// Checks the gradients of `f` at `inputs` (those that require grad) against
@@ -69,7 +72,11 @@ where
 }
 
 /// [`gradcheck`] with explicit tolerances.
-pub fn gradcheck_with<F>(f: F, inputs: &[Tensor<f64>], opts: &GradcheckOptions) -> Result<(), GradcheckError>
+pub fn gradcheck_with<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    opts: &GradcheckOptions,
+) -> Result<(), GradcheckError>
 where
     F: Fn(&[Tensor<f64>]) -> Tensor<f64>,
 {
@@ -86,13 +93,20 @@ where
 }
 
 /// [`gradgradcheck`] with explicit tolerances.
-pub fn gradgradcheck_with<F>(f: F, inputs: &[Tensor<f64>], opts: &GradcheckOptions) -> Result<(), GradcheckError>
+pub fn gradgradcheck_with<F>(
+    f: F,
+    inputs: &[Tensor<f64>],
+    opts: &GradcheckOptions,
+) -> Result<(), GradcheckError>
 where
     F: Fn(&[Tensor<f64>]) -> Tensor<f64>,
 {
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape()).collect();
     let mut rng = Generator::seed_from_u64(opts.seed ^ 0x9e37_79b9);
-    let us: Vec<Tensor<f64>> = shapes.iter().map(|s| Tensor::randn_with(s, &mut rng)).collect();
+    let us: Vec<Tensor<f64>> = shapes
+        .iter()
+        .map(|s| Tensor::randn_with(s, &mut rng))
+        .collect();
     let first = |xs: &[Tensor<f64>]| -> Tensor<f64> {
         let out = f(xs);
         let v = projection(&out.shape(), opts.seed);
@@ -128,7 +142,12 @@ fn projection(shape: &[usize], seed: u64) -> Tensor<f64> {
     Tensor::randn_with(shape, &mut rng)
 }
 
-fn check<F>(order: &'static str, f: &F, inputs: &[Tensor<f64>], opts: &GradcheckOptions) -> Result<(), GradcheckError>
+fn check<F>(
+    order: &'static str,
+    f: &F,
+    inputs: &[Tensor<f64>],
+    opts: &GradcheckOptions,
+) -> Result<(), GradcheckError>
 where
     F: Fn(&[Tensor<f64>]) -> Tensor<f64>,
 {
@@ -152,7 +171,9 @@ where
         no_grad(|| o.mul(&v).sum().item())
     };
     let s = out.mul(&v).sum();
-    let wrt: Vec<usize> = (0..leaves.len()).filter(|&i| leaves[i].requires_grad()).collect();
+    let wrt: Vec<usize> = (0..leaves.len())
+        .filter(|&i| leaves[i].requires_grad())
+        .collect();
     let analytic: Vec<Option<Tensor<f64>>> = if s.requires_grad() && !wrt.is_empty() {
         let xs: Vec<Tensor<f64>> = wrt.iter().map(|&i| leaves[i].clone()).collect();
         try_grad(
@@ -182,7 +203,11 @@ where
                 vals[j] = x;
                 let mut xs = leaves.clone();
                 let t = Tensor::from_vec(vals, &shape);
-                xs[i] = if leaves[i].requires_grad() { t.requires_grad_() } else { t };
+                xs[i] = if leaves[i].requires_grad() {
+                    t.requires_grad_()
+                } else {
+                    t
+                };
                 scalar(&xs)
             };
             let numeric = (eval(x0 + opts.eps) - eval(x0 - opts.eps)) / (2.0 * opts.eps);

@@ -43,7 +43,9 @@ pub(crate) struct Node<T: Float> {
 
 static LIVE_NODES: AtomicUsize = AtomicUsize::new(0);
 
-/// How many graph nodes exist right now in the process (for leak tests).
+/// How many recorded graph nodes still hold their saved inputs right now, in
+/// the whole process (a node lets go when backward frees it or when its
+/// output is dropped). For leak tests: flat over a training loop.
 pub fn live_nodes() -> usize {
     LIVE_NODES.load(Ordering::Relaxed)
 }
@@ -63,9 +65,14 @@ impl<T: Float> Node<T> {
 
     /// Frees the node and hands back its inputs (for iterative dropping).
     pub(crate) fn take_inputs(&mut self) -> Vec<Tensor<T>> {
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match state {
             Some(NodeState { inputs, backward }) => {
+                LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
                 drop(backward);
                 inputs.into_iter().flatten().collect()
             }
@@ -84,7 +91,11 @@ impl<T: Float> Node<T> {
     fn fetch(&self, free: bool) -> Result<(Vec<Option<Tensor<T>>>, BackwardFn<T>)> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let taken = if free {
-            st.take()
+            let s = st.take();
+            if s.is_some() {
+                LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
+            }
+            s
         } else {
             st.as_ref().map(|s| NodeState {
                 inputs: s.inputs.clone(),
@@ -99,7 +110,14 @@ impl<T: Float> Node<T> {
 
 impl<T: Float> Drop for Node<T> {
     fn drop(&mut self) {
-        LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
+        if self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -195,7 +213,9 @@ pub(crate) fn root_grad<T: Float>(root: &Tensor<T>, grad: Option<Tensor<T>>) -> 
         }
         None => {
             if root.numel() != 1 {
-                return Err(Error::NonScalarBackward { shape: root.shape() });
+                return Err(Error::NonScalarBackward {
+                    shape: root.shape(),
+                });
             }
             Ok(Tensor::ones(root.shape()))
         }
@@ -207,7 +227,8 @@ pub(crate) fn root_grad<T: Float>(root: &Tensor<T>, grad: Option<Tensor<T>>) -> 
 fn topo_order<T: Float>(roots: &[Tensor<T>]) -> Result<Vec<Tensor<T>>> {
     let mut visited = HashSet::new();
     let mut post = Vec::new();
-    let mut stack: Vec<(Tensor<T>, bool)> = roots.iter().rev().map(|r| (r.clone(), false)).collect();
+    let mut stack: Vec<(Tensor<T>, bool)> =
+        roots.iter().rev().map(|r| (r.clone(), false)).collect();
     while let Some((t, done)) = stack.pop() {
         if done {
             post.push(t);
@@ -291,11 +312,16 @@ pub(crate) fn run_backward<T: Float>(
         };
         let (inputs, backward) = node.fetch(!retain_graph)?;
         let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
-        let in_grads = backward(&BackwardCtx {
-            grad: &g,
-            output: t,
-            needs: &needs,
-        })?;
+        let in_grads = {
+            // The engine checks what the node returns and names the node;
+            // the ops inside its backward must not report first.
+            let _quiet = anomaly.then(|| detect_anomaly(false));
+            backward(&BackwardCtx {
+                grad: &g,
+                output: t,
+                needs: &needs,
+            })?
+        };
         for (inp, gi) in inputs.into_iter().zip(in_grads) {
             let (Some(inp), Some(gi)) = (inp, gi) else {
                 continue;
@@ -305,7 +331,9 @@ pub(crate) fn run_backward<T: Float>(
                     op: node.name,
                     lhs: inp.shape(),
                     rhs: gi.shape(),
-                    reason: "(input and the gradient its backward returned) differ: a bug in the op".into(),
+                    reason:
+                        "(input and the gradient its backward returned) differ: a bug in the op"
+                            .into(),
                 });
             }
             if anomaly && !gi.all_finite() {
@@ -412,7 +440,8 @@ pub fn try_grad<T: Float>(
 /// boxes are ops, ellipses are tensors with their shapes. Render with
 /// `dot -Tpng graph.dot -o graph.png`.
 pub fn to_dot<T: Float>(root: &Tensor<T>) -> String {
-    let mut s = String::from("digraph autograd {\n  rankdir=BT;\n  node [fontname=\"Helvetica\"];\n");
+    let mut s =
+        String::from("digraph autograd {\n  rankdir=BT;\n  node [fontname=\"Helvetica\"];\n");
     let mut seen = HashSet::new();
     let mut stack = vec![root.clone()];
     while let Some(t) = stack.pop() {
@@ -427,7 +456,12 @@ pub fn to_dot<T: Float>(root: &Tensor<T>) -> String {
             t.shape()
         );
         if let Some(node) = &t.inner.node {
-            let _ = writeln!(s, "  f{} [label=\"{}\", shape=box, style=filled, fillcolor=lightgrey];", t.id(), node.name);
+            let _ = writeln!(
+                s,
+                "  f{} [label=\"{}\", shape=box, style=filled, fillcolor=lightgrey];",
+                t.id(),
+                node.name
+            );
             let _ = writeln!(s, "  f{} -> t{};", t.id(), t.id());
             if let Ok(inputs) = node.inputs() {
                 for inp in inputs.into_iter().flatten() {

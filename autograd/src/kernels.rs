@@ -13,8 +13,16 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -24,7 +32,9 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
                     op,
                     lhs: a.to_vec(),
                     rhs: b.to_vec(),
-                    reason: format!("cannot be broadcast together (dim {i} from the left: {da} vs {db})"),
+                    reason: format!(
+                        "cannot be broadcast together (dim {i} from the left: {da} vs {db})"
+                    ),
                 })
             }
         };
@@ -38,7 +48,8 @@ pub(crate) fn map<T: Float>(a: &ArrayViewD<'_, T>, f: impl Fn(T) -> T + Sync + S
         Zip::from(a).par_map_collect(|&x| f(x))
     } else if let Some(s) = a.as_slice() {
         // Contiguous: a plain loop the compiler vectorises.
-        ArrayD::from_shape_vec(IxDyn(a.shape()), s.iter().map(|&x| f(x)).collect()).expect("same size")
+        ArrayD::from_shape_vec(IxDyn(a.shape()), s.iter().map(|&x| f(x)).collect())
+            .expect("same size")
     } else {
         Zip::from(a).map_collect(|&x| f(x))
     }
@@ -117,7 +128,9 @@ pub(crate) fn fold_axes_keepdim<T: Float>(
 ) -> ArrayD<T> {
     let mut out = a.to_owned();
     for &ax in axes {
-        out = out.fold_axis(Axis(ax), init, |&acc, &x| f(acc, x)).insert_axis(Axis(ax));
+        out = out
+            .fold_axis(Axis(ax), init, |&acc, &x| f(acc, x))
+            .insert_axis(Axis(ax));
     }
     out
 }
@@ -132,7 +145,8 @@ pub(crate) fn sum_to_shape<T: Float>(g: &ArrayViewD<'_, T>, target: &[usize]) ->
         }
     }
     let s = sum_axes(g, &axes);
-    s.into_shape_with_order(IxDyn(target)).expect("same number of elements")
+    s.into_shape_with_order(IxDyn(target))
+        .expect("same number of elements")
 }
 
 /// Batched GEMM: `a` is `[batch.., m, k]`, `b` is `[batch.., k, n]`, batch
@@ -161,15 +175,20 @@ pub(crate) fn matmul_batched<T: Float>(
     let (mut am, mut bm) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
     matrices(av, &mut am);
     matrices(bv, &mut bm);
-    let mut ov = out.view_mut().into_shape_with_order(IxDyn(&[nb, m, n])).expect("contiguous");
+    let mut ov = out
+        .view_mut()
+        .into_shape_with_order(IxDyn(&[nb, m, n]))
+        .expect("contiguous");
     let threads = rayon::current_num_threads();
     let work = m * n * k;
     if nb >= threads && nb > 1 && work * nb >= 1 << 16 {
         use rayon::prelude::*;
         let cs: Vec<_> = ov.outer_iter_mut().collect();
-        cs.into_par_iter().zip(am.par_iter().zip(bm.par_iter())).for_each(|(mut c, (a, b))| {
-            gemm_into(a, b, &mut c.view_mut(), 1);
-        });
+        cs.into_par_iter()
+            .zip(am.par_iter().zip(bm.par_iter()))
+            .for_each(|(mut c, (a, b))| {
+                gemm_into(a, b, &mut c.view_mut(), 1);
+            });
     } else {
         let split = if work >= 1 << 18 { threads } else { 1 };
         for (mut c, (a, b)) in ov.outer_iter_mut().zip(am.iter().zip(&bm)) {
@@ -204,7 +223,10 @@ pub(crate) fn gemm_into<T: Float>(
         let parts: Vec<_> = c.axis_chunks_iter_mut(Axis(0), chunk).collect();
         rayon::scope(|s| {
             for (i, mut cpart) in parts.into_iter().enumerate() {
-                let apart = a.slice_axis(Axis(0), ndarray::Slice::from(i * chunk..(i * chunk + cpart.shape()[0])));
+                let apart = a.slice_axis(
+                    Axis(0),
+                    ndarray::Slice::from(i * chunk..(i * chunk + cpart.shape()[0])),
+                );
                 s.spawn(move |_| gemm_into(&apart, b, &mut cpart.view_mut(), 1));
             }
         });

@@ -160,7 +160,11 @@ impl<T: Float> Tensor<T> {
             return Err(Error::InvalidArgument {
                 op: "from_vec",
                 shape: shape.clone(),
-                reason: format!("{} values cannot fill shape {:?} ({n} elements)", values.len(), shape),
+                reason: format!(
+                    "{} values cannot fill shape {:?} ({n} elements)",
+                    values.len(),
+                    shape
+                ),
             });
         }
         Ok(Self::from_array(
@@ -224,9 +228,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn randn_with<R: Rng + ?Sized>(shape: impl IntoShape, rng: &mut R) -> Self {
         let shape = ok(shape.to_sizes("randn"));
-        let a = ArrayD::from_shape_simple_fn(IxDyn(&shape), || {
-            T::of(StandardNormal.sample(rng))
-        });
+        let a = ArrayD::from_shape_simple_fn(IxDyn(&shape), || T::of(StandardNormal.sample(rng)));
         Self::from_array(a)
     }
 
@@ -238,7 +240,12 @@ impl<T: Float> Tensor<T> {
 
     /// Uniform values in `[low, high)` from the given generator.
     #[track_caller]
-    pub fn uniform_with<R: Rng + ?Sized>(shape: impl IntoShape, low: T, high: T, rng: &mut R) -> Self {
+    pub fn uniform_with<R: Rng + ?Sized>(
+        shape: impl IntoShape,
+        low: T,
+        high: T,
+        rng: &mut R,
+    ) -> Self {
         let shape = ok(shape.to_sizes("uniform"));
         assert!(low < high, "uniform: need low < high, got [{low}, {high})");
         let dist = Uniform::new(low.as_f64(), high.as_f64()).expect("low < high");
@@ -421,7 +428,11 @@ impl<T: Float> Tensor<T> {
 
     /// The accumulated gradient, if any backward reached this tensor.
     pub fn grad(&self) -> Option<Tensor<T>> {
-        self.inner.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the gradient (optimizers and gradient clipping use this).

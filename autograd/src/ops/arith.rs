@@ -60,7 +60,11 @@ impl<T: Float> Tensor<T> {
                 need(c.needs[0], || c.grad.try_div(&y)?.try_sum_to(&x.shape()))?,
                 // d(x/y)/dy = -(x/y)/y = -out/y
                 need(c.needs[1], || {
-                    c.grad.try_mul(c.output)?.try_div(&y)?.neg().try_sum_to(&y.shape())
+                    c.grad
+                        .try_mul(c.output)?
+                        .try_div(&y)?
+                        .neg()
+                        .try_sum_to(&y.shape())
                 })?,
             ])
         }))
@@ -80,7 +84,10 @@ impl<T: Float> Tensor<T> {
                 })?,
                 // x^y * ln x
                 need(c.needs[1], || {
-                    c.grad.try_mul(c.output)?.try_mul(&x.log())?.try_sum_to(&y.shape())
+                    c.grad
+                        .try_mul(c.output)?
+                        .try_mul(&x.log())?
+                        .try_sum_to(&y.shape())
                 })?,
             ])
         }))
@@ -95,7 +102,9 @@ impl<T: Float> Tensor<T> {
     /// `self + s`.
     pub fn add_scalar(&self, s: T) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x + s);
-        Tensor::from_op(out, "add_scalar", &[self], |c| Ok(vec![Some(c.grad.clone())]))
+        Tensor::from_op(out, "add_scalar", &[self], |c| {
+            Ok(vec![Some(c.grad.clone())])
+        })
     }
 
     /// `self * s`.
@@ -117,7 +126,9 @@ impl<T: Float> Tensor<T> {
     /// `s - self`.
     pub fn rsub_scalar(&self, s: T) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| s - x);
-        Tensor::from_op(out, "rsub_scalar", &[self], |c| Ok(vec![Some(c.grad.neg())]))
+        Tensor::from_op(out, "rsub_scalar", &[self], |c| {
+            Ok(vec![Some(c.grad.neg())])
+        })
     }
 
     /// `s / self`.
@@ -159,27 +170,38 @@ impl<T: Float> Tensor<T> {
         let raw = shape.raw_sizes();
         let src = self.shape();
         // -1 keeps the size of that dim, as in PyTorch.
-        let lead = raw.len().checked_sub(src.len()).ok_or_else(|| Error::ShapeMismatch {
-            op: "expand",
-            lhs: src.clone(),
-            rhs: raw.iter().map(|&s| s.max(0) as usize).collect(),
-            reason: "(the target has fewer dims)".into(),
-        })?;
+        let lead = raw
+            .len()
+            .checked_sub(src.len())
+            .ok_or_else(|| Error::ShapeMismatch {
+                op: "expand",
+                lhs: src.clone(),
+                rhs: raw.iter().map(|&s| s.max(0) as usize).collect(),
+                reason: "(the target has fewer dims)".into(),
+            })?;
         let target: Vec<usize> = raw
             .iter()
             .enumerate()
-            .map(|(i, &s)| if s < 0 && i >= lead { src[i - lead] } else { s.max(0) as usize })
+            .map(|(i, &s)| {
+                if s < 0 && i >= lead {
+                    src[i - lead]
+                } else {
+                    s.max(0) as usize
+                }
+            })
             .collect();
         if target == src {
             return Ok(self.clone());
         }
         let a = self.array();
-        let view = a.broadcast(ndarray::IxDyn(&target)).ok_or_else(|| Error::ShapeMismatch {
-            op: "expand",
-            lhs: src.clone(),
-            rhs: target.clone(),
-            reason: "(a dim that is not 1 cannot be expanded)".into(),
-        })?;
+        let view = a
+            .broadcast(ndarray::IxDyn(&target))
+            .ok_or_else(|| Error::ShapeMismatch {
+                op: "expand",
+                lhs: src.clone(),
+                rhs: target.clone(),
+                reason: "(a dim that is not 1 cannot be expanded)".into(),
+            })?;
         let out = view.to_owned();
         Ok(Tensor::from_op(out, "expand", &[self], move |c| {
             Ok(vec![Some(c.grad.try_sum_to(&src)?)])
@@ -237,13 +259,23 @@ impl<T: Float> Tensor<T> {
         let ca = cond.array();
         let cv = ca.broadcast(ndarray::IxDyn(&shape)).expect("broadcast");
         let (aa, ba) = (a.array(), b.array());
-        let out = kernels::zip3(&cv, &aa.view(), &ba.view(), |c, x, y| if c != T::zero() { x } else { y });
+        let out = kernels::zip3(&cv, &aa.view(), &ba.view(), |c, x, y| {
+            if c != T::zero() {
+                x
+            } else {
+                y
+            }
+        });
         let (cond, sa, sb) = (cond.detach(), a.shape(), b.shape());
         Ok(Tensor::from_op(out, "where", &[a, b], move |c| {
             let zero = Tensor::zeros([1]);
             Ok(vec![
-                need(c.needs[0], || Tensor::try_where_(&cond, c.grad, &zero)?.try_sum_to(&sa))?,
-                need(c.needs[1], || Tensor::try_where_(&cond, &zero, c.grad)?.try_sum_to(&sb))?,
+                need(c.needs[0], || {
+                    Tensor::try_where_(&cond, c.grad, &zero)?.try_sum_to(&sa)
+                })?,
+                need(c.needs[1], || {
+                    Tensor::try_where_(&cond, &zero, c.grad)?.try_sum_to(&sb)
+                })?,
             ])
         }))
     }

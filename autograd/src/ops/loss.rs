@@ -42,7 +42,12 @@ impl<T: Float> Tensor<T> {
     /// them, row-major), with a reduction and label smoothing `eps`:
     /// the target is `(1 - eps) * onehot + eps / C`. Fused and stable
     /// (log-sum-exp); the gradient is `softmax - target`.
-    pub fn try_cross_entropy_with(&self, targets: &[usize], reduction: Reduction, label_smoothing: f64) -> Result<Tensor<T>> {
+    pub fn try_cross_entropy_with(
+        &self,
+        targets: &[usize],
+        reduction: Reduction,
+        label_smoothing: f64,
+    ) -> Result<Tensor<T>> {
         let shape = self.shape();
         let bad = |reason: String| Error::InvalidArgument {
             op: "cross_entropy",
@@ -53,15 +58,22 @@ impl<T: Float> Tensor<T> {
             return Err(bad("logits must be [N, C] or [N, C, d1, ...]".into()));
         }
         if !(0.0..=1.0).contains(&label_smoothing) {
-            return Err(bad(format!("label_smoothing {label_smoothing} is outside [0, 1]")));
+            return Err(bad(format!(
+                "label_smoothing {label_smoothing} is outside [0, 1]"
+            )));
         }
         let c = shape[1];
         let rows: usize = shape.iter().product::<usize>() / c.max(1);
         if targets.len() != rows {
-            return Err(bad(format!("{} targets for {rows} predictions", targets.len())));
+            return Err(bad(format!(
+                "{} targets for {rows} predictions",
+                targets.len()
+            )));
         }
         if let Some(&t) = targets.iter().find(|&&t| t >= c) {
-            return Err(bad(format!("target class {t} is out of range for {c} classes")));
+            return Err(bad(format!(
+                "target class {t} is out of range for {c} classes"
+            )));
         }
         // Classes last, then one row per prediction.
         let flat = if shape.len() == 2 {
@@ -85,7 +97,12 @@ impl<T: Float> Tensor<T> {
 
     /// Softmax cross-entropy with options; see [`try_cross_entropy_with`](Self::try_cross_entropy_with).
     #[track_caller]
-    pub fn cross_entropy_with(&self, targets: &[usize], reduction: Reduction, label_smoothing: f64) -> Tensor<T> {
+    pub fn cross_entropy_with(
+        &self,
+        targets: &[usize],
+        reduction: Reduction,
+        label_smoothing: f64,
+    ) -> Tensor<T> {
         ok(self.try_cross_entropy_with(targets, reduction, label_smoothing))
     }
 
@@ -131,7 +148,9 @@ impl<T: Float> Tensor<T> {
             if is_grad_enabled() {
                 // Recording (create_graph): go through the differentiable softmax.
                 let p = x.try_softmax(1)?;
-                return Ok(vec![Some(p.try_sub(&Tensor::from_array(target))?.try_mul(&g)?)]);
+                return Ok(vec![Some(
+                    p.try_sub(&Tensor::from_array(target))?.try_mul(&g)?,
+                )]);
             }
             let ga = g.array();
             let gview = ga.view();
@@ -163,7 +182,11 @@ impl<T: Float> Tensor<T> {
 
     /// Binary cross-entropy of logits against targets in `[0, 1]` (same shape):
     /// `max(x, 0) - x * y + log(1 + exp(-|x|))`, stable for any `x`.
-    pub fn try_bce_with_logits(&self, target: &Tensor<T>, reduction: Reduction) -> Result<Tensor<T>> {
+    pub fn try_bce_with_logits(
+        &self,
+        target: &Tensor<T>,
+        reduction: Reduction,
+    ) -> Result<Tensor<T>> {
         if self.shape() != target.shape() {
             return Err(Error::ShapeMismatch {
                 op: "bce_with_logits",

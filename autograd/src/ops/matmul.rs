@@ -4,8 +4,8 @@
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels;
-use crate::tensor::Tensor;
 use crate::ops::need;
+use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
     /// Matrix product (`self @ other`), as `torch.matmul`.
@@ -25,8 +25,13 @@ impl<T: Float> Tensor<T> {
                 }
                 self.try_mul(other)?.try_sum_dim(0, false)
             }
-            (1, _) => self.try_unsqueeze(0)?.try_matmul(other)?.try_squeeze_dim(-2),
-            (_, 1) => self.try_matmul(&other.try_unsqueeze(-1)?)?.try_squeeze_dim(-1),
+            (1, _) => self
+                .try_unsqueeze(0)?
+                .try_matmul(other)?
+                .try_squeeze_dim(-2),
+            (_, 1) => self
+                .try_matmul(&other.try_unsqueeze(-1)?)?
+                .try_squeeze_dim(-1),
             _ => {
                 let (k1, k2) = (sa[sa.len() - 1], sb[sb.len() - 2]);
                 if k1 != k2 {
@@ -36,15 +41,18 @@ impl<T: Float> Tensor<T> {
                         sb[sb.len() - 1]
                     )));
                 }
-                let batch = kernels::broadcast_shapes("matmul", &sa[..sa.len() - 2], &sb[..sb.len() - 2])
-                    .map_err(|_| mismatch("(batch dims do not broadcast)"))?;
+                let batch =
+                    kernels::broadcast_shapes("matmul", &sa[..sa.len() - 2], &sb[..sb.len() - 2])
+                        .map_err(|_| mismatch("(batch dims do not broadcast)"))?;
                 let (a, b) = (self.array(), other.array());
                 let out = kernels::matmul_batched(&a.view(), &b.view(), &batch);
                 let (x, y) = (self.clone(), other.clone());
                 Ok(Tensor::from_op(out, "matmul", &[self, other], move |c| {
                     Ok(vec![
                         need(c.needs[0], || {
-                            c.grad.try_matmul(&y.try_transpose(-1, -2)?)?.try_sum_to(&sa)
+                            c.grad
+                                .try_matmul(&y.try_transpose(-1, -2)?)?
+                                .try_sum_to(&sa)
                         })?,
                         need(c.needs[1], || {
                             x.try_transpose(-1, -2)?.try_matmul(c.grad)?.try_sum_to(&sb)

@@ -39,7 +39,11 @@ impl<T: Float> Tensor<T> {
             out = out.into_shape_with_order(IxDyn(&kept)).expect("same size");
         }
         Ok(Tensor::from_op(out, "sum", &[self], move |c| {
-            let g = if keepdim { c.grad.clone() } else { c.grad.try_reshape(&kept)? };
+            let g = if keepdim {
+                c.grad.clone()
+            } else {
+                c.grad.try_reshape(&kept)?
+            };
             Ok(vec![Some(g.try_expand(&shape)?)])
         }))
     }
@@ -74,7 +78,13 @@ impl<T: Float> Tensor<T> {
         ok(self.try_mean_dim(Vec::<isize>::new(), false))
     }
 
-    fn extremum(&self, op: &'static str, dims: &dyn Dims, keepdim: bool, is_max: bool) -> Result<Tensor<T>> {
+    fn extremum(
+        &self,
+        op: &'static str,
+        dims: &dyn Dims,
+        keepdim: bool,
+        is_max: bool,
+    ) -> Result<Tensor<T>> {
         let shape = self.shape();
         if self.numel() == 0 {
             return Err(Error::InvalidArgument {
@@ -85,7 +95,11 @@ impl<T: Float> Tensor<T> {
         }
         let axes = reduce_axes(op, dims, &shape)?;
         let a = self.array();
-        let init = if is_max { T::neg_infinity() } else { T::infinity() };
+        let init = if is_max {
+            T::neg_infinity()
+        } else {
+            T::infinity()
+        };
         let kept = kernels::fold_axes_keepdim(&a.view(), &axes, init, move |acc, x| {
             // NaN propagates, as in PyTorch.
             if x.is_nan() || acc.is_nan() {
@@ -97,18 +111,34 @@ impl<T: Float> Tensor<T> {
             }
         });
         // Ties share the gradient equally (PyTorch's amax/amin rule).
-        let hit = kernels::zip2(op, &a.view(), &kept.view(), |x, m| if x == m { T::one() } else { T::zero() })?;
+        let hit = kernels::zip2(op, &a.view(), &kept.view(), |x, m| {
+            if x == m {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })?;
         let count = kernels::sum_to_shape(&hit.view(), kept.shape());
-        let share = Tensor::from_array(kernels::zip2(op, &hit.view(), &count.view(), |h, n| h / n)?);
+        let share =
+            Tensor::from_array(kernels::zip2(op, &hit.view(), &count.view(), |h, n| h / n)?);
         let out = if keepdim {
             kept.clone()
         } else {
-            let target: Vec<usize> = (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| shape[i]).collect();
-            kept.clone().into_shape_with_order(IxDyn(&target)).expect("same size")
+            let target: Vec<usize> = (0..shape.len())
+                .filter(|i| !axes.contains(i))
+                .map(|i| shape[i])
+                .collect();
+            kept.clone()
+                .into_shape_with_order(IxDyn(&target))
+                .expect("same size")
         };
         let kshape = kept.shape().to_vec();
         Ok(Tensor::from_op(out, op, &[self], move |c| {
-            let g = if keepdim { c.grad.clone() } else { c.grad.try_reshape(&kshape)? };
+            let g = if keepdim {
+                c.grad.clone()
+            } else {
+                c.grad.try_reshape(&kshape)?
+            };
             Ok(vec![Some(g.try_expand(&shape)?.try_mul(&share)?)])
         }))
     }
@@ -149,7 +179,12 @@ impl<T: Float> Tensor<T> {
 
     /// Variance over `dims`, dividing by `n - correction`
     /// (`correction = 1`: unbiased, PyTorch's default; `0`: biased).
-    pub fn try_var_dim(&self, dims: impl Dims, correction: usize, keepdim: bool) -> Result<Tensor<T>> {
+    pub fn try_var_dim(
+        &self,
+        dims: impl Dims,
+        correction: usize,
+        keepdim: bool,
+    ) -> Result<Tensor<T>> {
         let shape = self.shape();
         let axes = reduce_axes("var", &dims, &shape)?;
         let n: usize = axes.iter().map(|&a| shape[a]).product();
@@ -157,7 +192,9 @@ impl<T: Float> Tensor<T> {
         let mu = self.try_mean_dim(ax.clone(), true)?;
         let d = self.try_sub(&mu)?;
         let denom = n.saturating_sub(correction);
-        Ok(d.try_mul(&d)?.try_sum_dim(ax, keepdim)?.div_scalar(T::of(denom as f64)))
+        Ok(d.try_mul(&d)?
+            .try_sum_dim(ax, keepdim)?
+            .div_scalar(T::of(denom as f64)))
     }
 
     /// Variance over `dims`.
@@ -181,11 +218,22 @@ impl<T: Float> Tensor<T> {
     /// `log(sum(exp(self)))` over `dims`, computed stably.
     pub fn try_logsumexp(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor<T>> {
         let shape = self.shape();
-        let axes: Vec<isize> = reduce_axes("logsumexp", &dims, &shape)?.iter().map(|&a| a as isize).collect();
+        let axes: Vec<isize> = reduce_axes("logsumexp", &dims, &shape)?
+            .iter()
+            .map(|&a| a as isize)
+            .collect();
         // The shift is a constant: it cancels out of the gradient.
         let m = self.detach().try_max_dim(axes.clone(), true)?;
-        let m = Tensor::from_array(m.array().mapv(|v| if v.is_finite() { v } else { T::zero() }));
-        let s = self.try_sub(&m)?.exp().try_sum_dim(axes.clone(), true)?.log().try_add(&m)?;
+        let m = Tensor::from_array(
+            m.array()
+                .mapv(|v| if v.is_finite() { v } else { T::zero() }),
+        );
+        let s = self
+            .try_sub(&m)?
+            .exp()
+            .try_sum_dim(axes.clone(), true)?
+            .log()
+            .try_add(&m)?;
         if keepdim {
             Ok(s)
         } else {
@@ -203,7 +251,13 @@ impl<T: Float> Tensor<T> {
         ok(self.try_logsumexp(dims, keepdim))
     }
 
-    fn arg_extremum(&self, op: &'static str, dim: isize, keepdim: bool, is_max: bool) -> Result<ArrayD<usize>> {
+    fn arg_extremum(
+        &self,
+        op: &'static str,
+        dim: isize,
+        keepdim: bool,
+        is_max: bool,
+    ) -> Result<ArrayD<usize>> {
         let shape = self.shape();
         let d = norm_dim(op, dim, &shape)?;
         if shape[d] == 0 {

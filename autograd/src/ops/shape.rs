@@ -28,7 +28,11 @@ impl<T: Float> Tensor<T> {
         let known: isize = raw.iter().filter(|&&s| s >= 0).product();
         let inferred = raw.iter().filter(|&&s| s == -1).count();
         if inferred > 1 || raw.iter().any(|&s| s < -1) {
-            return Err(invalid("reshape", &src, format!("invalid target shape {raw:?}")));
+            return Err(invalid(
+                "reshape",
+                &src,
+                format!("invalid target shape {raw:?}"),
+            ));
         }
         let target: Vec<usize> = raw
             .iter()
@@ -84,9 +88,16 @@ impl<T: Float> Tensor<T> {
         if src.is_empty() {
             return self.try_reshape([1]);
         }
-        let (s, e) = (norm_dim("flatten", start, &src)?, norm_dim("flatten", end, &src)?);
+        let (s, e) = (
+            norm_dim("flatten", start, &src)?,
+            norm_dim("flatten", end, &src)?,
+        );
         if s > e {
-            return Err(invalid("flatten", &src, format!("start dim {start} comes after end dim {end}")));
+            return Err(invalid(
+                "flatten",
+                &src,
+                format!("start dim {start} comes after end dim {end}"),
+            ));
         }
         let mut target: Vec<usize> = src[..s].to_vec();
         target.push(src[s..=e].iter().product());
@@ -105,7 +116,11 @@ impl<T: Float> Tensor<T> {
         let src = self.shape();
         let raw = dims.raw_sizes();
         if raw.len() != src.len() {
-            return Err(invalid("permute", &src, format!("dims {raw:?} do not list every dim once")));
+            return Err(invalid(
+                "permute",
+                &src,
+                format!("dims {raw:?} do not list every dim once"),
+            ));
         }
         let perm = raw
             .iter()
@@ -114,7 +129,11 @@ impl<T: Float> Tensor<T> {
         let mut seen = vec![false; perm.len()];
         for &p in &perm {
             if std::mem::replace(&mut seen[p], true) {
-                return Err(invalid("permute", &src, format!("dims {raw:?} repeat a dim")));
+                return Err(invalid(
+                    "permute",
+                    &src,
+                    format!("dims {raw:?} repeat a dim"),
+                ));
             }
         }
         let out = self.array().permuted_axes(IxDyn(&perm));
@@ -136,7 +155,10 @@ impl<T: Float> Tensor<T> {
     /// Swaps two dims (no copy).
     pub fn try_transpose(&self, d0: isize, d1: isize) -> Result<Tensor<T>> {
         let shape = self.shape();
-        let (a, b) = (norm_dim("transpose", d0, &shape)?, norm_dim("transpose", d1, &shape)?);
+        let (a, b) = (
+            norm_dim("transpose", d0, &shape)?,
+            norm_dim("transpose", d1, &shape)?,
+        );
         let mut perm: Vec<usize> = (0..shape.len()).collect();
         perm.swap(a, b);
         self.try_permute(perm)
@@ -154,7 +176,10 @@ impl<T: Float> Tensor<T> {
         match self.ndim() {
             0 | 1 => self.clone(),
             2 => self.transpose(0, 1),
-            n => panic!("t: expects a tensor with at most 2 dims, got {n} (shape {:?}); use transpose", self.shape()),
+            n => panic!(
+                "t: expects a tensor with at most 2 dims, got {n} (shape {:?}); use transpose",
+                self.shape()
+            ),
         }
     }
 
@@ -164,7 +189,11 @@ impl<T: Float> Tensor<T> {
         let n = shape.len() as isize + 1;
         let d = if dim < 0 { dim + n } else { dim };
         if d < 0 || d >= n {
-            return Err(Error::DimOutOfRange { op: "unsqueeze", dim, shape });
+            return Err(Error::DimOutOfRange {
+                op: "unsqueeze",
+                dim,
+                shape,
+            });
         }
         let d = d as usize;
         let out = self.array().insert_axis(Axis(d));
@@ -185,7 +214,11 @@ impl<T: Float> Tensor<T> {
         let shape = self.shape();
         let d = norm_dim("squeeze", dim, &shape)?;
         if shape[d] != 1 {
-            return Err(invalid("squeeze", &shape, format!("dim {dim} has size {}, not 1", shape[d])));
+            return Err(invalid(
+                "squeeze",
+                &shape,
+                format!("dim {dim} has size {}, not 1", shape[d]),
+            ));
         }
         let out = self.array().index_axis_move(Axis(d), 0);
         Ok(Tensor::from_op(out, "squeeze", &[self], move |c| {
@@ -213,7 +246,13 @@ impl<T: Float> Tensor<T> {
 
     /// Every `step`-th entry of `start..end` along `dim` (Python slicing:
     /// negative bounds count from the end, bounds are clamped). No copy.
-    pub fn try_slice(&self, dim: isize, start: isize, end: isize, step: usize) -> Result<Tensor<T>> {
+    pub fn try_slice(
+        &self,
+        dim: isize,
+        start: isize,
+        end: isize,
+        step: usize,
+    ) -> Result<Tensor<T>> {
         let shape = self.shape();
         let d = norm_dim("slice", dim, &shape)?;
         if step == 0 {
@@ -244,7 +283,10 @@ impl<T: Float> Tensor<T> {
             return Err(invalid(
                 "narrow",
                 &shape,
-                format!("start {start} + length {len} exceeds size {} of dim {dim}", shape[d]),
+                format!(
+                    "start {start} + length {len} exceeds size {} of dim {dim}",
+                    shape[d]
+                ),
             ));
         }
         self.try_slice(d as isize, start as isize, (start + len) as isize, 1)
@@ -257,12 +299,24 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Adjoint of `slice`: places `self` into zeros of `shape`.
-    fn slice_backward(&self, shape: &[usize], d: usize, s: usize, e: usize, step: usize) -> Result<Tensor<T>> {
+    fn slice_backward(
+        &self,
+        shape: &[usize],
+        d: usize,
+        s: usize,
+        e: usize,
+        step: usize,
+    ) -> Result<Tensor<T>> {
         let mut out = ArrayD::<T>::zeros(IxDyn(shape));
-        out.slice_axis_mut(Axis(d), Slice::new(s as isize, Some(e as isize), step as isize))
-            .assign(&self.array());
+        out.slice_axis_mut(
+            Axis(d),
+            Slice::new(s as isize, Some(e as isize), step as isize),
+        )
+        .assign(&self.array());
         Ok(Tensor::from_op(out, "slice_backward", &[self], move |c| {
-            Ok(vec![Some(c.grad.try_slice(d as isize, s as isize, e as isize, step)?)])
+            Ok(vec![Some(
+                c.grad.try_slice(d as isize, s as isize, e as isize, step)?,
+            )])
         }))
     }
 
@@ -274,7 +328,10 @@ impl<T: Float> Tensor<T> {
             return Err(invalid(
                 "index_select",
                 &shape,
-                format!("index {bad} is out of range for dim {dim} of size {}", shape[d]),
+                format!(
+                    "index {bad} is out of range for dim {dim} of size {}",
+                    shape[d]
+                ),
             ));
         }
         let out = self.array().select(Axis(d), indices);
@@ -314,7 +371,11 @@ impl<T: Float> Tensor<T> {
         let mut sizes = Vec::with_capacity(tensors.len());
         for t in tensors {
             let s = t.shape();
-            let fits = s.len() == s0.len() && s.iter().zip(&s0).enumerate().all(|(i, (a, b))| i == d || a == b);
+            let fits = s.len() == s0.len()
+                && s.iter()
+                    .zip(&s0)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !fits {
                 return Err(Error::ShapeMismatch {
                     op: "cat",
@@ -389,7 +450,11 @@ impl<T: Float> Tensor<T> {
         let shape = self.shape();
         let d = norm_dim("split", dim, &shape)?;
         if size == 0 {
-            return Err(invalid("split", &shape, "split size must be positive".into()));
+            return Err(invalid(
+                "split",
+                &shape,
+                "split size must be positive".into(),
+            ));
         }
         let n = shape[d];
         let sizes: Vec<usize> = (0..n).step_by(size).map(|s| size.min(n - s)).collect();
@@ -407,7 +472,11 @@ impl<T: Float> Tensor<T> {
         let shape = self.shape();
         let d = norm_dim("chunk", dim, &shape)?;
         if chunks == 0 {
-            return Err(invalid("chunk", &shape, "number of chunks must be positive".into()));
+            return Err(invalid(
+                "chunk",
+                &shape,
+                "number of chunks must be positive".into(),
+            ));
         }
         self.try_split(shape[d].div_ceil(chunks).max(1), dim)
     }
@@ -427,7 +496,10 @@ impl<T: Float> Tensor<T> {
             return Err(invalid(
                 "pad",
                 &shape,
-                format!("pads {pads:?} must be (before, after) pairs for at most {} dims", shape.len()),
+                format!(
+                    "pads {pads:?} must be (before, after) pairs for at most {} dims",
+                    shape.len()
+                ),
             ));
         }
         let n = shape.len();

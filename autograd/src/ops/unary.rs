@@ -13,24 +13,46 @@ impl<T: Float> Tensor<T> {
 
     /// `max(x, 0)`.
     pub fn relu(&self) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| if x > T::zero() { x } else { T::zero() });
+        let out = kernels::map(&self.array().view(), |x| {
+            if x > T::zero() {
+                x
+            } else {
+                T::zero()
+            }
+        });
         let x = self.clone();
-        Tensor::from_op(out, "relu", &[self], move |c| Ok(vec![Some(c.grad.relu_backward(&x))]))
+        Tensor::from_op(out, "relu", &[self], move |c| {
+            Ok(vec![Some(c.grad.relu_backward(&x))])
+        })
     }
 
     /// `g * (x > 0)` as one op; its own gradient is the same mask, so second
     /// derivatives work without a separate mask tensor.
     fn relu_backward(&self, x: &Tensor<T>) -> Tensor<T> {
         let (g, xa) = (self.array(), x.array());
-        let out = kernels::zip2("relu_backward", &g.view(), &xa.view(), |g, x| if x > T::zero() { g } else { T::zero() })
-            .expect("same shape");
+        let out = kernels::zip2("relu_backward", &g.view(), &xa.view(), |g, x| {
+            if x > T::zero() {
+                g
+            } else {
+                T::zero()
+            }
+        })
+        .expect("same shape");
         let x = x.detach();
-        Tensor::from_op(out, "relu_backward", &[self], move |c| Ok(vec![Some(c.grad.relu_backward(&x))]))
+        Tensor::from_op(out, "relu_backward", &[self], move |c| {
+            Ok(vec![Some(c.grad.relu_backward(&x))])
+        })
     }
 
     /// `x` for `x > 0`, else `slope * x`.
     pub fn leaky_relu(&self, slope: T) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| if x > T::zero() { x } else { slope * x });
+        let out = kernels::map(&self.array().view(), |x| {
+            if x > T::zero() {
+                x
+            } else {
+                slope * x
+            }
+        });
         let x = self.clone();
         Tensor::from_op(out, "leaky_relu", &[self], move |c| {
             let m = x.mask(|v| if v > T::zero() { T::one() } else { slope });
@@ -40,7 +62,13 @@ impl<T: Float> Tensor<T> {
 
     /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
     pub fn elu(&self, alpha: T) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| if x > T::zero() { x } else { alpha * (x.exp() - T::one()) });
+        let out = kernels::map(&self.array().view(), |x| {
+            if x > T::zero() {
+                x
+            } else {
+                alpha * (x.exp() - T::one())
+            }
+        });
         let x = self.clone();
         Tensor::from_op(out, "elu", &[self], move |c| {
             // For x <= 0 the slope is alpha * exp(x) = out + alpha.
@@ -63,7 +91,9 @@ impl<T: Float> Tensor<T> {
         });
         Tensor::from_op(out, "sigmoid", &[self], |c| {
             let y = c.output;
-            Ok(vec![Some(c.grad.try_mul(&y.try_mul(&y.rsub_scalar(T::one()))?)?)])
+            Ok(vec![Some(
+                c.grad.try_mul(&y.try_mul(&y.rsub_scalar(T::one()))?)?,
+            )])
         })
     }
 
@@ -72,28 +102,36 @@ impl<T: Float> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.tanh());
         Tensor::from_op(out, "tanh", &[self], |c| {
             let y = c.output;
-            Ok(vec![Some(c.grad.try_mul(&y.try_mul(y)?.rsub_scalar(T::one()))?)])
+            Ok(vec![Some(
+                c.grad.try_mul(&y.try_mul(y)?.rsub_scalar(T::one()))?,
+            )])
         })
     }
 
     /// `e^x`.
     pub fn exp(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.exp());
-        Tensor::from_op(out, "exp", &[self], |c| Ok(vec![Some(c.grad.try_mul(c.output)?)]))
+        Tensor::from_op(out, "exp", &[self], |c| {
+            Ok(vec![Some(c.grad.try_mul(c.output)?)])
+        })
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.ln());
         let x = self.clone();
-        Tensor::from_op(out, "log", &[self], move |c| Ok(vec![Some(c.grad.try_div(&x)?)]))
+        Tensor::from_op(out, "log", &[self], move |c| {
+            Ok(vec![Some(c.grad.try_div(&x)?)])
+        })
     }
 
     /// Square root.
     pub fn sqrt(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.sqrt());
         Tensor::from_op(out, "sqrt", &[self], |c| {
-            Ok(vec![Some(c.grad.try_div(&c.output.mul_scalar(T::of(2.0)))?)])
+            Ok(vec![Some(
+                c.grad.try_div(&c.output.mul_scalar(T::of(2.0)))?,
+            )])
         })
     }
 
@@ -102,7 +140,15 @@ impl<T: Float> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.abs());
         let x = self.clone();
         Tensor::from_op(out, "abs", &[self], move |c| {
-            let s = x.mask(|v| if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() });
+            let s = x.mask(|v| {
+                if v > T::zero() {
+                    T::one()
+                } else if v < T::zero() {
+                    -T::one()
+                } else {
+                    T::zero()
+                }
+            });
             Ok(vec![Some(c.grad.try_mul(&s)?)])
         })
     }
@@ -112,10 +158,24 @@ impl<T: Float> Tensor<T> {
     pub fn clamp(&self, min: Option<T>, max: Option<T>) -> Tensor<T> {
         let lo = min.unwrap_or(T::neg_infinity());
         let hi = max.unwrap_or(T::infinity());
-        let out = kernels::map(&self.array().view(), |x| if x < lo { lo } else if x > hi { hi } else { x });
+        let out = kernels::map(&self.array().view(), |x| {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        });
         let x = self.clone();
         Tensor::from_op(out, "clamp", &[self], move |c| {
-            let m = x.mask(|v| if v >= lo && v <= hi { T::one() } else { T::zero() });
+            let m = x.mask(|v| {
+                if v >= lo && v <= hi {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            });
             Ok(vec![Some(c.grad.try_mul(&m)?)])
         })
     }
