@@ -31,7 +31,10 @@ pub use graph::{
     detect_anomaly, grad, is_grad_enabled, live_nodes, no_grad, set_grad_enabled, to_dot, try_grad,
     BackwardCtx, GradOptions,
 };
+pub use ops::conv::ConvOptions;
 pub use ops::loss::Reduction;
+pub use ops::norm::BatchNormOptions;
+pub use ops::pool::PoolOptions;
 pub use rng::manual_seed;
 pub use tensor::{BackwardOptions, Storage, Tensor};
 

@@ -4,8 +4,12 @@
 
 pub mod arith;
 pub mod compare;
+pub mod conv;
+pub mod dropout;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

@@ -1,5 +1,9 @@
 //! Array kernels behind the ops: no autograd here, only numbers.
 
+pub(crate) mod conv;
+pub(crate) mod pool;
+pub(crate) mod scratch;
+
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
 
 use crate::dtype::Float;

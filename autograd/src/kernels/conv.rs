@@ -1,0 +1,303 @@
+//! Convolution kernels (NCHW): im2col + GEMM for the forward pass and the
+//! weight gradient, GEMM + col2im for the input gradient (which is also
+//! `conv_transpose2d`). Batches are split across threads, each with its own
+//! reused column buffer and a single-threaded GEMM.
+
+use rayon::prelude::*;
+
+use super::scratch::with_scratch;
+use crate::dtype::Float;
+
+/// Stride, padding, dilation (each per axis: `[h, w]`) and groups of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    pub fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Rows of a column matrix: `Cg * KH * KW`.
+    pub fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    pub fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// A 1x1 convolution with stride 1 and no padding reads the input as its own column matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// `C = A B (+ C if accumulate)` on slices with explicit strides, one thread.
+#[allow(clippy::too_many_arguments)]
+fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+    rsc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(a.len() > (m - 1) * rsa + (k.max(1) - 1) * csa || k == 0);
+    debug_assert!(c.len() >= (m - 1) * rsc + n);
+    let beta = if accumulate { T::one() } else { T::zero() };
+    // SAFETY: the slices cover the strided matrices (asserted above in debug
+    // builds, guaranteed by the callers' shapes) and `c` is exclusively borrowed.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            1,
+        );
+    }
+}
+
+/// Unfolds one sample's group (`Cg x H x W`) into columns (`K x OH*OW`).
+fn im2col<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T]) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let ohw = g.ohw();
+    let mut row = 0;
+    for c in 0..g.cg() {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let dst = &mut col[row * ohw..(row + 1) * ohw];
+                row += 1;
+                let ix0 = (kj * dw) as isize - pw as isize;
+                for oy in 0..oh {
+                    let d = &mut dst[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * sh + ki * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= h as isize {
+                        d.fill(T::zero());
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    if sw == 1 {
+                        // Valid outputs: 0 <= ox + ix0 < w.
+                        let lo = (-ix0).clamp(0, ow as isize) as usize;
+                        let hi = (w as isize - ix0).clamp(lo as isize, ow as isize) as usize;
+                        d[..lo].fill(T::zero());
+                        if hi > lo {
+                            let s0 = (lo as isize + ix0) as usize;
+                            d[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        }
+                        d[hi..].fill(T::zero());
+                    } else {
+                        for (ox, v) in d.iter_mut().enumerate() {
+                            let ix = (ox * sw) as isize + ix0;
+                            *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { T::zero() };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds columns (`K x OH*OW`) back into one sample's group, adding.
+fn col2im<T: Float>(col: &[T], g: &ConvGeom, x: &mut [T]) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let [dh, dw] = g.dilation;
+    let ohw = g.ohw();
+    let mut row = 0;
+    for c in 0..g.cg() {
+        let plane = &mut x[c * h * w..(c + 1) * h * w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let src = &col[row * ohw..(row + 1) * ohw];
+                row += 1;
+                let ix0 = (kj * dw) as isize - pw as isize;
+                for oy in 0..oh {
+                    let iy = (oy * sh + ki * dh) as isize - ph as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let s = &src[oy * ow..(oy + 1) * ow];
+                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
+                    if sw == 1 {
+                        let lo = (-ix0).clamp(0, ow as isize) as usize;
+                        let hi = (w as isize - ix0).clamp(lo as isize, ow as isize) as usize;
+                        if hi > lo {
+                            let d0 = (lo as isize + ix0) as usize;
+                            for (dv, &sv) in dst[d0..d0 + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
+                                *dv += sv;
+                            }
+                        }
+                    } else {
+                        for (ox, &v) in s.iter().enumerate() {
+                            let ix = (ox * sw) as isize + ix0;
+                            if ix >= 0 && ix < w as isize {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f(sample index, chunk)` over the per-sample chunks of `out`, in
+/// parallel when there are enough samples.
+fn per_sample<T: Float>(out: &mut [T], per: usize, n: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if per == 0 {
+        return;
+    }
+    if n > 1 && work >= 1 << 15 && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+    }
+}
+
+/// `y = conv2d(x, w) + bias`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
+pub(crate) fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    let out_per = g.o * ohw;
+    let mut y = vec![T::zero(); g.n * out_per];
+    let work = og * k * ohw * g.groups;
+    per_sample(&mut y, out_per, g.n, work, |i, yo| {
+        let xs = &x[i * in_per..(i + 1) * in_per];
+        for gi in 0..g.groups {
+            let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            let yg = &mut yo[gi * og * ohw..(gi + 1) * og * ohw];
+            if g.is_pointwise() {
+                gemm(og, k, ohw, wg, k, 1, xg, ohw, 1, yg, ohw, false);
+            } else {
+                with_scratch(k * ohw, |col: &mut [T]| {
+                    im2col(xg, g, col);
+                    gemm(og, k, ohw, wg, k, 1, col, ohw, 1, yg, ohw, false);
+                });
+            }
+        }
+        if let Some(b) = bias {
+            for (o, plane) in yo.chunks_mut(ohw).enumerate() {
+                let bo = b[o];
+                plane.iter_mut().for_each(|v| *v += bo);
+            }
+        }
+    });
+    y
+}
+
+/// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
+pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    let out_per = g.o * ohw;
+    let mut dx = vec![T::zero(); g.n * in_per];
+    let work = og * k * ohw * g.groups;
+    per_sample(&mut dx, in_per, g.n, work, |i, dxs| {
+        let gys = &gy[i * out_per..(i + 1) * out_per];
+        for gi in 0..g.groups {
+            let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            let dxg = &mut dxs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
+            // dcol = W^T (K x Og) @ gy (Og x OHW)
+            if g.is_pointwise() {
+                gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, dxg, ohw, false);
+            } else {
+                with_scratch(k * ohw, |col: &mut [T]| {
+                    gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, col, ohw, false);
+                    col2im(col, g, dxg);
+                });
+            }
+        }
+    });
+    dx
+}
+
+/// The weight gradient of conv2d: sum over samples of gy (Og x OHW) @ col^T (OHW x K).
+pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    let out_per = g.o * ohw;
+    let wsize = g.o * k;
+    let accumulate_range = |range: std::ops::Range<usize>, dw: &mut [T]| {
+        for i in range {
+            let xs = &x[i * in_per..(i + 1) * in_per];
+            let gys = &gy[i * out_per..(i + 1) * out_per];
+            for gi in 0..g.groups {
+                let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
+                let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
+                let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
+                if g.is_pointwise() {
+                    gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, true);
+                } else {
+                    with_scratch(k * ohw, |col: &mut [T]| {
+                        im2col(xg, g, col);
+                        gemm(og, ohw, k, gyg, ohw, 1, col, 1, ohw, dwg, k, true);
+                    });
+                }
+            }
+        }
+    };
+    let threads = rayon::current_num_threads().min(g.n).max(1);
+    let work = og * k * ohw * g.groups * g.n;
+    if threads == 1 || work < 1 << 16 {
+        let mut dw = vec![T::zero(); wsize];
+        accumulate_range(0..g.n, &mut dw);
+        return dw;
+    }
+    // One partial sum per thread, then add them up.
+    let per = g.n.div_ceil(threads);
+    let partials: Vec<Vec<T>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut dw = vec![T::zero(); wsize];
+            accumulate_range(t * per..((t + 1) * per).min(g.n), &mut dw);
+            dw
+        })
+        .collect();
+    let mut it = partials.into_iter();
+    let mut dw = it.next().expect("one partial");
+    for p in it {
+        dw.iter_mut().zip(&p).for_each(|(a, &b)| *a += b);
+    }
+    dw
+}

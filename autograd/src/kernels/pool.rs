@@ -1,0 +1,178 @@
+//! Pooling kernels over `planes` independent `H x W` planes (N*C of them).
+//! Every pooling (max, average, adaptive) is described by its windows along
+//! each axis, so one set of loops serves them all.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+
+/// The windows along one axis: output `i` reads input positions
+/// `lo[i], lo[i] + step, ...` below `hi[i]`, and averages divide by `div[i]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Windows {
+    pub lo: Vec<usize>,
+    pub hi: Vec<usize>,
+    pub div: Vec<usize>,
+    pub step: usize,
+}
+
+impl Windows {
+    pub fn len(&self) -> usize {
+        self.lo.len()
+    }
+
+    /// Sliding windows as PyTorch's pooling: kernel `k`, stride `s`, padding
+    /// `p`, dilation `d`, `out` outputs; `div` counts the padded window
+    /// (`count_include_pad`) or only the positions inside the input.
+    pub fn sliding(size: usize, k: usize, s: usize, p: usize, d: usize, out: usize, count_pad: bool) -> Windows {
+        let mut w = Windows {
+            lo: Vec::with_capacity(out),
+            hi: Vec::with_capacity(out),
+            div: Vec::with_capacity(out),
+            step: d,
+        };
+        for i in 0..out {
+            let start = (i * s) as isize - p as isize;
+            // Padded extent (for the divisor), clipped at size + padding as PyTorch does.
+            let end_pad = (start + ((k - 1) * d + 1) as isize).min((size + p) as isize);
+            // First tap at or after 0.
+            let first = if start < 0 { start + ((-start) as usize).div_ceil(d) as isize * d as isize } else { start };
+            let end = end_pad.min(size as isize);
+            let (lo, hi) = if first < end { (first as usize, end as usize) } else { (0, 0) };
+            let inside = if hi > lo { (hi - lo).div_ceil(d) } else { 0 };
+            let padded = ((end_pad - start).max(0) as usize).div_ceil(d);
+            w.lo.push(lo);
+            w.hi.push(hi);
+            w.div.push(if count_pad { padded } else { inside });
+        }
+        w
+    }
+
+    /// Adaptive windows: output `i` of `out` covers `[floor(i*size/out), ceil((i+1)*size/out))`.
+    pub fn adaptive(size: usize, out: usize) -> Windows {
+        let lo: Vec<usize> = (0..out).map(|i| i * size / out).collect();
+        let hi: Vec<usize> = (0..out).map(|i| ((i + 1) * size).div_ceil(out)).collect();
+        let div = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+        Windows { lo, hi, div, step: 1 }
+    }
+}
+
+fn for_planes<T: Float, U: Send>(
+    out: &mut [T],
+    extra: &mut [U],
+    per: usize,
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync + Send,
+) {
+    if per == 0 {
+        return;
+    }
+    let big = out.len() >= 1 << 15;
+    if big {
+        out.par_chunks_mut(per)
+            .zip(extra.par_chunks_mut(per.max(1)))
+            .enumerate()
+            .for_each(|(i, (o, e))| f(i, o, e));
+    } else {
+        for (i, (o, e)) in out.chunks_mut(per).zip(extra.chunks_mut(per.max(1))).enumerate() {
+            f(i, o, e);
+        }
+    }
+}
+
+/// Max over each window, with the flat in-plane index of the maximum (the
+/// first one in row-major order; NaN wins, as in PyTorch).
+pub(crate) fn max_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> (Vec<T>, Vec<u32>) {
+    let (oh, ow) = (wh.len(), ww.len());
+    let mut out = vec![T::zero(); planes * oh * ow];
+    let mut idx = vec![0u32; planes * oh * ow];
+    for_planes(&mut out, &mut idx, oh * ow, |p, o, id| {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best = T::neg_infinity();
+                let mut at = wh.lo[i] * w + ww.lo[j];
+                for y in (wh.lo[i]..wh.hi[i]).step_by(wh.step) {
+                    let row = &plane[y * w..(y + 1) * w];
+                    for xx in (ww.lo[j]..ww.hi[j]).step_by(ww.step) {
+                        let v = row[xx];
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = y * w + xx;
+                        }
+                    }
+                }
+                o[i * ow + j] = best;
+                id[i * ow + j] = at as u32;
+            }
+        }
+    });
+    (out, idx)
+}
+
+/// Adds each output gradient into the input position its maximum came from.
+pub(crate) fn scatter_max<T: Float>(g: &[T], idx: &[u32], planes: usize, plane_in: usize) -> Vec<T> {
+    let plane_out = g.len() / planes.max(1);
+    let mut dx = vec![T::zero(); planes * plane_in];
+    let mut none: Vec<u8> = vec![0; planes];
+    for_planes(&mut dx, &mut none, plane_in, |p, d, _| {
+        let (gp, ip) = (&g[p * plane_out..(p + 1) * plane_out], &idx[p * plane_out..(p + 1) * plane_out]);
+        for (&gv, &i) in gp.iter().zip(ip) {
+            d[i as usize] += gv;
+        }
+    });
+    dx
+}
+
+/// Reads `g` at the recorded maxima: the adjoint of [`scatter_max`].
+pub(crate) fn gather_max<T: Float>(g: &[T], idx: &[u32], planes: usize, plane_in: usize) -> Vec<T> {
+    let plane_out = idx.len() / planes.max(1);
+    idx.iter()
+        .enumerate()
+        .map(|(k, &i)| g[(k / plane_out) * plane_in + i as usize])
+        .collect()
+}
+
+/// Window sums divided by the windows' divisors.
+pub(crate) fn avg_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> Vec<T> {
+    let (oh, ow) = (wh.len(), ww.len());
+    let mut out = vec![T::zero(); planes * oh * ow];
+    let mut none: Vec<u8> = vec![0; planes];
+    for_planes(&mut out, &mut none, oh * ow, |p, o, _| {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut s = T::zero();
+                for y in (wh.lo[i]..wh.hi[i]).step_by(wh.step) {
+                    for xx in (ww.lo[j]..ww.hi[j]).step_by(ww.step) {
+                        s += plane[y * w + xx];
+                    }
+                }
+                let div = (wh.div[i] * ww.div[j]).max(1);
+                o[i * ow + j] = s / T::of(div as f64);
+            }
+        }
+    });
+    out
+}
+
+/// The adjoint of [`avg_pool`]: spreads `g / divisor` over each window.
+pub(crate) fn avg_pool_adjoint<T: Float>(g: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> Vec<T> {
+    let (oh, ow) = (wh.len(), ww.len());
+    let mut dx = vec![T::zero(); planes * h * w];
+    let mut none: Vec<u8> = vec![0; planes];
+    for_planes(&mut dx, &mut none, h * w, |p, d, _| {
+        let gp = &g[p * oh * ow..(p + 1) * oh * ow];
+        for i in 0..oh {
+            for j in 0..ow {
+                let div = (wh.div[i] * ww.div[j]).max(1);
+                let v = gp[i * ow + j] / T::of(div as f64);
+                for y in (wh.lo[i]..wh.hi[i]).step_by(wh.step) {
+                    for xx in (ww.lo[j]..ww.hi[j]).step_by(ww.step) {
+                        d[y * w + xx] += v;
+                    }
+                }
+            }
+        }
+    });
+    dx
+}

@@ -1,0 +1,295 @@
+//! Convolutions: `conv2d` and `conv_transpose2d` (PyTorch's functional API),
+//! built on three bilinear primitives that are each other's gradients:
+//!
+//! | op | d/d first input | d/d second input |
+//! |---|---|---|
+//! | `conv(x, w)` | `conv_input_grad(g, w)` | `conv_weight_grad(x, g)` |
+//! | `conv_input_grad(gy, w)` | `conv(g, w)` | `conv_weight_grad(g, gy)` |
+//! | `conv_weight_grad(x, gy)` | `conv_input_grad(gy, g)` | `conv(x, g)` |
+//!
+//! so gradients of every order come from the same three kernels.
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::dtype::Float;
+use crate::error::{ok, Error, Result};
+use crate::kernels::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
+use crate::ops::need;
+use crate::tensor::Tensor;
+
+/// A pair of sizes `[h, w]`; a single number means both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair(pub [usize; 2]);
+
+impl From<usize> for Pair {
+    fn from(v: usize) -> Self {
+        Pair([v, v])
+    }
+}
+impl From<[usize; 2]> for Pair {
+    fn from(v: [usize; 2]) -> Self {
+        Pair(v)
+    }
+}
+impl From<(usize, usize)> for Pair {
+    fn from(v: (usize, usize)) -> Self {
+        Pair([v.0, v.1])
+    }
+}
+
+/// Options of [`Tensor::conv2d`] and [`Tensor::conv_transpose2d`]; the
+/// defaults are PyTorch's (stride 1, padding 0, dilation 1, groups 1).
+///
+/// ```
+/// use autograd::ops::conv::ConvOptions;
+/// let o = ConvOptions::new().stride(2).padding([1, 2]);
+/// assert_eq!((o.stride, o.padding, o.dilation, o.groups), ([2, 2], [1, 2], [1, 1], 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOptions {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    /// Extra rows/columns on one side of a transposed convolution's output.
+    pub output_padding: [usize; 2],
+}
+
+impl Default for ConvOptions {
+    fn default() -> Self {
+        ConvOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            output_padding: [0, 0],
+        }
+    }
+}
+
+impl ConvOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Step between windows.
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = s.into().0;
+        self
+    }
+    /// Zeros added on both sides.
+    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
+        self.padding = p.into().0;
+        self
+    }
+    /// Spacing between kernel taps.
+    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation = d.into().0;
+        self
+    }
+    /// Channel groups (`groups == channels`: depthwise).
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// Output padding of a transposed convolution.
+    pub fn output_padding(mut self, p: impl Into<Pair>) -> Self {
+        self.output_padding = p.into().0;
+        self
+    }
+}
+
+/// Runs `f` on the tensor's values as a row-major slice (no copy when contiguous).
+pub(crate) fn with_slice<T: Float, R>(t: &Tensor<T>, f: impl FnOnce(&[T]) -> R) -> R {
+    let a = t.array();
+    let s = a.as_standard_layout();
+    f(s.as_slice().expect("standard layout"))
+}
+
+fn conv_error(op: &'static str, x: &[usize], w: &[usize], reason: String) -> Error {
+    Error::ShapeMismatch {
+        op,
+        lhs: x.to_vec(),
+        rhs: w.to_vec(),
+        reason,
+    }
+}
+
+/// Output size along one axis, or an error if the window does not fit.
+fn out_size(op: &'static str, x: &[usize], w: &[usize], size: usize, k: usize, s: usize, p: usize, d: usize) -> Result<usize> {
+    let span = d * (k - 1) + 1;
+    if size + 2 * p < span {
+        return Err(conv_error(
+            op,
+            x,
+            w,
+            format!("(input of size {size} padded by {p} is smaller than the kernel's span {span})"),
+        ));
+    }
+    Ok((size + 2 * p - span) / s + 1)
+}
+
+/// Checks shapes and options of `conv2d(x [N,C,H,W], w [O,C/G,KH,KW])`.
+fn forward_geom(op: &'static str, xs: &[usize], ws: &[usize], o: &ConvOptions) -> Result<ConvGeom> {
+    if xs.len() != 4 || ws.len() != 4 {
+        return Err(conv_error(op, xs, ws, "(input must be [N, C, H, W] and weight [O, C/groups, KH, KW])".into()));
+    }
+    if o.stride.contains(&0) || o.dilation.contains(&0) || o.groups == 0 {
+        return Err(conv_error(op, xs, ws, format!("(stride {:?}, dilation {:?} and groups {} must be positive)", o.stride, o.dilation, o.groups)));
+    }
+    let (c, g) = (xs[1], o.groups);
+    if c % g != 0 || ws[0] % g != 0 {
+        return Err(conv_error(op, xs, ws, format!("(groups {g} must divide the input channels {c} and the output channels {})", ws[0])));
+    }
+    if ws[1] * g != c {
+        return Err(conv_error(op, xs, ws, format!("(the weight expects {} input channels ({} per group x {g} groups), the input has {c})", ws[1] * g, ws[1])));
+    }
+    if ws[2] == 0 || ws[3] == 0 {
+        return Err(conv_error(op, xs, ws, "(empty kernel)".into()));
+    }
+    let oh = out_size(op, xs, ws, xs[2], ws[2], o.stride[0], o.padding[0], o.dilation[0])?;
+    let ow = out_size(op, xs, ws, xs[3], ws[3], o.stride[1], o.padding[1], o.dilation[1])?;
+    Ok(ConvGeom {
+        n: xs[0],
+        c,
+        h: xs[2],
+        w: xs[3],
+        o: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        oh,
+        ow,
+        stride: o.stride,
+        padding: o.padding,
+        dilation: o.dilation,
+        groups: g,
+    })
+}
+
+impl<T: Float> Tensor<T> {
+    /// 2-D convolution (cross-correlation, as PyTorch) of `self` `[N, C, H, W]`
+    /// with `weight` `[O, C/groups, KH, KW]`, plus an optional `bias` `[O]`.
+    ///
+    /// ```
+    /// use autograd::{ops::conv::ConvOptions, Tensor};
+    /// let x = Tensor::<f32>::randn([2, 3, 8, 8]);
+    /// let w = Tensor::<f32>::randn([4, 3, 3, 3]);
+    /// let y = x.conv2d(&w, None, ConvOptions::new().padding(1));
+    /// assert_eq!(y.shape(), vec![2, 4, 8, 8]);
+    /// ```
+    pub fn try_conv2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Result<Tensor<T>> {
+        let g = forward_geom("conv2d", &self.shape(), &weight.shape(), &opts)?;
+        if let Some(b) = bias {
+            if b.shape() != [g.o] {
+                return Err(conv_error("conv2d", &weight.shape(), &b.shape(), format!("(bias must be [{}])", g.o)));
+            }
+        }
+        Ok(conv_op(self, weight, bias, g))
+    }
+
+    /// 2-D convolution; see [`try_conv2d`](Self::try_conv2d).
+    #[track_caller]
+    pub fn conv2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Tensor<T> {
+        ok(self.try_conv2d(weight, bias, opts))
+    }
+
+    /// Transposed 2-D convolution (the gradient of `conv2d` with respect to
+    /// its input) of `self` `[N, Cin, H, W]` with `weight`
+    /// `[Cin, Cout/groups, KH, KW]` (PyTorch's layout), plus an optional `bias`
+    /// `[Cout]`. Output size `(H - 1) * stride - 2 * padding + dilation * (KH - 1) + output_padding + 1`.
+    pub fn try_conv_transpose2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Result<Tensor<T>> {
+        const OP: &str = "conv_transpose2d";
+        let (xs, ws) = (self.shape(), weight.shape());
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(conv_error(OP, &xs, &ws, "(input must be [N, Cin, H, W] and weight [Cin, Cout/groups, KH, KW])".into()));
+        }
+        let gr = opts.groups.max(1);
+        if xs[1] != ws[0] || ws[0] % gr != 0 {
+            return Err(conv_error(OP, &xs, &ws, format!("(the weight expects {} input channels in {gr} groups, the input has {})", ws[0], xs[1])));
+        }
+        for a in 0..2 {
+            if opts.output_padding[a] >= opts.stride[a].max(opts.dilation[a]) {
+                return Err(conv_error(OP, &xs, &ws, format!("(output_padding {:?} must be smaller than stride or dilation)", opts.output_padding)));
+            }
+        }
+        let size = |a: usize| -> Result<usize> {
+            let full = (xs[2 + a] as isize - 1) * opts.stride[a] as isize + (opts.dilation[a] * (ws[2 + a] - 1)) as isize + opts.output_padding[a] as isize + 1;
+            let s = full - 2 * opts.padding[a] as isize;
+            if s <= 0 {
+                return Err(conv_error(OP, &xs, &ws, format!("(the output would have size {s} along dim {})", 2 + a)));
+            }
+            Ok(s as usize)
+        };
+        let (h, w) = (size(0)?, size(1)?);
+        let cout = ws[1] * gr;
+        // The convolution whose input gradient this is: [N, Cout, h, w] -> [N, Cin, H, W].
+        let g = forward_geom(OP, &[xs[0], cout, h, w], &[ws[0], ws[1], ws[2], ws[3]], &ConvOptions { output_padding: [0, 0], ..opts })?;
+        debug_assert_eq!((g.oh, g.ow), (xs[2], xs[3]));
+        let y = conv_input_grad_op(self, weight, g);
+        match bias {
+            None => Ok(y),
+            Some(b) => {
+                if b.shape() != [cout] {
+                    return Err(conv_error(OP, &ws, &b.shape(), format!("(bias must be [{cout}])")));
+                }
+                y.try_add(&b.try_reshape([1, cout, 1, 1])?)
+            }
+        }
+    }
+
+    /// Transposed 2-D convolution; see [`try_conv_transpose2d`](Self::try_conv_transpose2d).
+    #[track_caller]
+    pub fn conv_transpose2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Tensor<T> {
+        ok(self.try_conv_transpose2d(weight, bias, opts))
+    }
+}
+
+/// `conv(x, w) + bias` with checked geometry.
+fn conv_op<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tensor<T>>, g: ConvGeom) -> Tensor<T> {
+    let y = with_slice(x, |xs| {
+        with_slice(w, |ws| match bias {
+            Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g)),
+            None => conv2d_forward(xs, ws, None, &g),
+        })
+    });
+    let y = ArrayD::from_shape_vec(IxDyn(&[g.n, g.o, g.oh, g.ow]), y).expect("conv output size");
+    let (xc, wc) = (x.clone(), w.clone());
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    Tensor::from_op(y, "conv2d", &inputs, move |c| {
+        let mut grads = vec![
+            need(c.needs[0], || Ok(conv_input_grad_op(c.grad, &wc, g)))?,
+            need(c.needs[1], || Ok(conv_weight_grad_op(&xc, c.grad, g)))?,
+        ];
+        if c.needs.len() == 3 {
+            grads.push(need(c.needs[2], || c.grad.try_sum_dim([0, 2, 3], false))?);
+        }
+        Ok(grads)
+    })
+}
+
+/// The input gradient of `conv(x, w)` for output gradient `gy` (= transposed convolution).
+fn conv_input_grad_op<T: Float>(gy: &Tensor<T>, w: &Tensor<T>, g: ConvGeom) -> Tensor<T> {
+    let dx = with_slice(gy, |gs| with_slice(w, |ws| conv2d_input_grad(gs, ws, &g)));
+    let dx = ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).expect("conv input size");
+    let (gyc, wc) = (gy.clone(), w.clone());
+    Tensor::from_op(dx, "conv_input_grad", &[gy, w], move |c| {
+        Ok(vec![
+            need(c.needs[0], || Ok(conv_op(c.grad, &wc, None, g)))?,
+            need(c.needs[1], || Ok(conv_weight_grad_op(c.grad, &gyc, g)))?,
+        ])
+    })
+}
+
+/// The weight gradient of `conv(x, w)` for output gradient `gy`.
+fn conv_weight_grad_op<T: Float>(x: &Tensor<T>, gy: &Tensor<T>, g: ConvGeom) -> Tensor<T> {
+    let dw = with_slice(x, |xs| with_slice(gy, |gs| conv2d_weight_grad(xs, gs, &g)));
+    let dw = ArrayD::from_shape_vec(IxDyn(&[g.o, g.cg(), g.kh, g.kw]), dw).expect("conv weight size");
+    let (xc, gyc) = (x.clone(), gy.clone());
+    Tensor::from_op(dw, "conv_weight_grad", &[x, gy], move |c| {
+        Ok(vec![
+            need(c.needs[0], || Ok(conv_input_grad_op(&gyc, c.grad, g)))?,
+            need(c.needs[1], || Ok(conv_op(&xc, c.grad, None, g)))?,
+        ])
+    })
+}

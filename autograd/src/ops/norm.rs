@@ -1,0 +1,284 @@
+//! Batch normalisation as one fused op (PyTorch's `F.batch_norm`): batch
+//! statistics in training (biased variance to normalise, unbiased variance
+//! into the running estimate, momentum 0.1, eps 1e-5 by default), running
+//! statistics in evaluation. The backward pass is a fused kernel; when the
+//! backward itself is recorded (`create_graph`) the same formulas run as
+//! differentiable ops, so second derivatives work too.
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::error::{ok, Error, Result};
+use crate::graph::is_grad_enabled;
+use crate::ops::conv::with_slice;
+use crate::ops::need;
+use crate::tensor::Tensor;
+
+/// Options of [`Tensor::batch_norm`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormOptions {
+    /// Batch statistics (and running-statistics updates) when true; running statistics when false.
+    pub training: bool,
+    /// Weight of the new batch statistic in the running estimate (PyTorch's sense).
+    pub momentum: f64,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+}
+
+impl Default for BatchNormOptions {
+    fn default() -> Self {
+        BatchNormOptions {
+            training: true,
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// Per-channel sums over `[N, C, S]` data: `f(channel, value)` summed.
+fn channel_sums<T: Float>(x: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+    let sum_one = |ch: usize| {
+        let mut acc = T::zero();
+        for i in 0..n {
+            let base = (i * c + ch) * s;
+            for &v in &x[base..base + s] {
+                acc += f(ch, v);
+            }
+        }
+        acc
+    };
+    if x.len() >= 1 << 15 {
+        (0..c).into_par_iter().map(sum_one).collect()
+    } else {
+        (0..c).map(sum_one).collect()
+    }
+}
+
+/// Per-channel sums of `f(channel, a, b)` over two `[N, C, S]` arrays.
+fn channel_sums2<T: Float>(a: &[T], b: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
+    let sum_one = |ch: usize| {
+        let mut acc = T::zero();
+        for i in 0..n {
+            let base = (i * c + ch) * s;
+            for (&u, &v) in a[base..base + s].iter().zip(&b[base..base + s]) {
+                acc += f(ch, u, v);
+            }
+        }
+        acc
+    };
+    if a.len() >= 1 << 15 {
+        (0..c).into_par_iter().map(sum_one).collect()
+    } else {
+        (0..c).map(sum_one).collect()
+    }
+}
+
+/// `out[n, c, s] = f(c, x[n, c, s])` (and a second input with `g`).
+fn per_channel_map<T: Float>(x: &[T], c: usize, s: usize, f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let run = |(k, (o, xv)): (usize, (&mut [T], &[T]))| {
+        let ch = k % c;
+        for (ov, &v) in o.iter_mut().zip(xv) {
+            *ov = f(ch, v);
+        }
+    };
+    if s == 0 {
+        return out;
+    }
+    if x.len() >= 1 << 15 {
+        out.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(s).zip(x.chunks(s)).enumerate().for_each(run);
+    }
+    out
+}
+
+fn per_channel_map2<T: Float>(a: &[T], b: &[T], c: usize, s: usize, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); a.len()];
+    let run = |(k, (o, (av, bv))): (usize, (&mut [T], (&[T], &[T])))| {
+        let ch = k % c;
+        for ((ov, &u), &v) in o.iter_mut().zip(av).zip(bv) {
+            *ov = f(ch, u, v);
+        }
+    };
+    if s == 0 {
+        return out;
+    }
+    if a.len() >= 1 << 15 {
+        out.par_chunks_mut(s).zip(a.par_chunks(s).zip(b.par_chunks(s))).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(s).zip(a.chunks(s).zip(b.chunks(s))).enumerate().for_each(run);
+    }
+    out
+}
+
+impl<T: Float> Tensor<T> {
+    /// Batch normalisation of `[N, C]`, `[N, C, L]` or `[N, C, H, W]` per
+    /// channel `C`, with optional affine `weight`/`bias` `[C]` and running
+    /// statistics `[C]` (updated in place in training).
+    ///
+    /// ```
+    /// use autograd::{ops::norm::BatchNormOptions, Tensor};
+    /// let x = Tensor::<f32>::randn([8, 3, 4, 4]);
+    /// let (rm, rv) = (Tensor::zeros([3]), Tensor::ones([3]));
+    /// let y = x.batch_norm(None, None, Some(&rm), Some(&rv), BatchNormOptions::default());
+    /// assert!(y.mean_dim([0, 2, 3], false).to_vec().iter().all(|m| m.abs() < 1e-5));
+    /// ```
+    pub fn try_batch_norm(
+        &self,
+        weight: Option<&Tensor<T>>,
+        bias: Option<&Tensor<T>>,
+        running_mean: Option<&Tensor<T>>,
+        running_var: Option<&Tensor<T>>,
+        opts: BatchNormOptions,
+    ) -> Result<Tensor<T>> {
+        let shape = self.shape();
+        let bad = |reason: String| Error::InvalidArgument {
+            op: "batch_norm",
+            shape: shape.clone(),
+            reason,
+        };
+        if shape.len() < 2 {
+            return Err(bad("input must be [N, C, ...]".into()));
+        }
+        let (n, c) = (shape[0], shape[1]);
+        let s: usize = shape[2..].iter().product();
+        for (name, t) in [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)] {
+            if let Some(t) = t {
+                if t.shape() != [c] {
+                    return Err(bad(format!("{name} has shape {:?}, expected [{c}]", t.shape())));
+                }
+            }
+        }
+        if running_mean.is_some() != running_var.is_some() {
+            return Err(bad("give both running_mean and running_var, or neither".into()));
+        }
+        let m = n * s;
+        let eps = T::of(opts.eps);
+        let (mean, var) = if opts.training {
+            if m <= 1 {
+                return Err(bad(format!("training needs more than one value per channel, got {m}")));
+            }
+            let (mean, var) = with_slice(self, |x| {
+                let sums = channel_sums(x, n, c, s, |_, v| v);
+                let mean: Vec<T> = sums.iter().map(|&v| v / T::of(m as f64)).collect();
+                let sq = channel_sums(x, n, c, s, |ch, v| (v - mean[ch]) * (v - mean[ch]));
+                (mean, sq.iter().map(|&v| v / T::of(m as f64)).collect::<Vec<T>>())
+            });
+            if let (Some(rm), Some(rv)) = (running_mean, running_var) {
+                let mo = T::of(opts.momentum);
+                let unbias = T::of(m as f64 / (m as f64 - 1.0));
+                rm.write().iter_mut().zip(&mean).for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b);
+                rv.write().iter_mut().zip(&var).for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b * unbias);
+            }
+            (mean, var)
+        } else {
+            match (running_mean, running_var) {
+                (Some(rm), Some(rv)) => (rm.to_vec(), rv.to_vec()),
+                _ => return Err(bad("evaluation mode needs running_mean and running_var".into())),
+            }
+        };
+        let invstd: Vec<T> = var.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
+        let gamma: Vec<T> = weight.map_or_else(|| vec![T::one(); c], |w| w.to_vec());
+        let beta: Vec<T> = bias.map_or_else(|| vec![T::zero(); c], |b| b.to_vec());
+        let y = with_slice(self, |x| per_channel_map(x, c, s, |ch, v| (v - mean[ch]) * invstd[ch] * gamma[ch] + beta[ch]));
+        let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same size");
+
+        let x = self.clone();
+        let w = weight.cloned();
+        let training = opts.training;
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        let has_w = weight.is_some();
+        Ok(Tensor::from_op(y, "batch_norm", &inputs, move |ctx| {
+            let (needs_x, needs_w) = (ctx.needs[0], has_w && ctx.needs[1]);
+            let needs_b = ctx.needs.len() > 1 + has_w as usize && ctx.needs[1 + has_w as usize];
+            let axes: Vec<isize> = std::iter::once(0).chain(2..shape.len() as isize).collect();
+            let mut bshape = vec![1usize; shape.len()];
+            bshape[1] = c;
+            let (dx, dw, db) = if is_grad_enabled() {
+                // Recorded backward: the formulas as differentiable ops.
+                let g = ctx.grad;
+                let (xhat, inv) = if training {
+                    let mu = x.try_mean_dim(axes.clone(), true)?;
+                    let xc = x.try_sub(&mu)?;
+                    let var = xc.try_mul(&xc)?.try_mean_dim(axes.clone(), true)?;
+                    let inv = var.add_scalar(eps).powf(T::of(-0.5));
+                    (xc.try_mul(&inv)?, inv)
+                } else {
+                    let mu = Tensor::from_vec(mean.clone(), &bshape);
+                    let inv = Tensor::from_vec(invstd.clone(), &bshape);
+                    (x.try_sub(&mu)?.try_mul(&inv)?, inv)
+                };
+                let dxhat = match &w {
+                    Some(w) => g.try_mul(&w.try_reshape(&bshape)?)?,
+                    None => g.clone(),
+                };
+                let dx = need(needs_x, || {
+                    if training {
+                        let a = dxhat.try_mean_dim(axes.clone(), true)?;
+                        let b = dxhat.try_mul(&xhat)?.try_mean_dim(axes.clone(), true)?;
+                        dxhat.try_sub(&a)?.try_sub(&xhat.try_mul(&b)?)?.try_mul(&inv)
+                    } else {
+                        dxhat.try_mul(&inv)
+                    }
+                })?;
+                let dw = need(needs_w, || g.try_mul(&xhat)?.try_sum_dim(axes.clone(), false))?;
+                let db = need(needs_b, || g.try_sum_dim(axes.clone(), false))?;
+                (dx, dw, db)
+            } else {
+                // Fused: sum(g) and sum(g * xhat) per channel, then one pass.
+                let (sum_g, sum_gx) = with_slice(ctx.grad, |g| {
+                    with_slice(&x, |xv| {
+                        let sg = channel_sums(g, n, c, s, |_, v| v);
+                        let sgx = channel_sums2(g, xv, n, c, s, |ch, gv, v| gv * (v - mean[ch]) * invstd[ch]);
+                        (sg, sgx)
+                    })
+                });
+                let dx = need(needs_x, || {
+                    let mf = T::of(m as f64);
+                    let v = with_slice(ctx.grad, |g| {
+                        with_slice(&x, |xv| {
+                            per_channel_map2(g, xv, c, s, |ch, gv, v| {
+                                let k = gamma[ch] * invstd[ch];
+                                if training {
+                                    let xhat = (v - mean[ch]) * invstd[ch];
+                                    k * (gv - sum_g[ch] / mf - xhat * sum_gx[ch] / mf)
+                                } else {
+                                    k * gv
+                                }
+                            })
+                        })
+                    });
+                    Ok(Tensor::from_array(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("same size")))
+                })?;
+                let dw = need(needs_w, || Ok(Tensor::from_vec(sum_gx.clone(), [c])))?;
+                let db = need(needs_b, || Ok(Tensor::from_vec(sum_g.clone(), [c])))?;
+                (dx, dw, db)
+            };
+            let mut grads = vec![dx];
+            if has_w {
+                grads.push(dw);
+            }
+            if ctx.needs.len() > 1 + has_w as usize {
+                grads.push(db);
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// Batch normalisation; see [`try_batch_norm`](Self::try_batch_norm).
+    #[track_caller]
+    pub fn batch_norm(
+        &self,
+        weight: Option<&Tensor<T>>,
+        bias: Option<&Tensor<T>>,
+        running_mean: Option<&Tensor<T>>,
+        running_var: Option<&Tensor<T>>,
+        opts: BatchNormOptions,
+    ) -> Tensor<T> {
+        ok(self.try_batch_norm(weight, bias, running_mean, running_var, opts))
+    }
+}
