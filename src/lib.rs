@@ -6,3 +6,5 @@
 #![doc = include_str!("../README.md")]
 
 pub use autograd;
+pub use nn;
+pub use optim;
