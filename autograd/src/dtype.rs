@@ -17,8 +17,14 @@ pub trait Float: NdFloat + num_traits::FromPrimitive + Default + 'static {
     /// Widens to `f64`.
     fn as_f64(self) -> f64;
 
+    /// The slice as `f32`, when `Self` is `f32` (for kernels that exist only in f32).
+    fn f32_slice(x: &[Self]) -> Option<&[f32]>;
+
+    /// The slice as mutable `f32`, when `Self` is `f32`.
+    fn f32_slice_mut(x: &mut [Self]) -> Option<&mut [f32]>;
+
     /// `C = alpha * A * B + beta * C` on raw strided matrices (strides in
-    /// elements), `A` is `m x k`, `B` is `k x n`.
+    /// elements), `A` is `m x k`, `B` is `k x n`, using up to `threads` threads.
     ///
     /// # Safety
     /// The pointers and strides must describe valid matrices of those sizes,
@@ -39,6 +45,7 @@ pub trait Float: NdFloat + num_traits::FromPrimitive + Default + 'static {
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        threads: usize,
     );
 }
 
@@ -53,6 +60,14 @@ impl Float for f32 {
         self as f64
     }
 
+    fn f32_slice(x: &[Self]) -> Option<&[f32]> {
+        Some(x)
+    }
+
+    fn f32_slice_mut(x: &mut [Self]) -> Option<&mut [f32]> {
+        Some(x)
+    }
+
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -68,8 +83,11 @@ impl Float for f32 {
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        threads: usize,
     ) {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        crate::kernels::gemm::sgemm(
+            m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, threads,
+        )
     }
 }
 
@@ -84,6 +102,14 @@ impl Float for f64 {
         self
     }
 
+    fn f32_slice(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+
+    fn f32_slice_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
+
     unsafe fn gemm(
         m: usize,
         k: usize,
@@ -99,7 +125,9 @@ impl Float for f64 {
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        _threads: usize,
     ) {
+        // f64 serves gradient checks: correctness, not speed.
         matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
 }

@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::gemm;
 use super::scratch::with_scratch;
 use crate::dtype::Float;
 
@@ -61,6 +62,7 @@ fn gemm<T: Float>(
     c: &mut [T],
     rsc: usize,
     accumulate: bool,
+    threads: usize,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -86,52 +88,82 @@ fn gemm<T: Float>(
             c.as_mut_ptr(),
             rsc as isize,
             1,
+            threads,
         );
     }
 }
 
 /// Unfolds one sample's group (`Cg x H x W`) into columns (`K x OH*OW`).
 fn im2col<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T]) {
+    let ohw = g.ohw();
+    for (row, dst) in col.chunks_mut(ohw).enumerate().take(g.k()) {
+        im2col_row(x, g, row, dst);
+    }
+}
+
+/// Row `row` (= `(c * KH + ki) * KW + kj`) of the column matrix.
+fn im2col_row<T: Float>(x: &[T], g: &ConvGeom, row: usize, dst: &mut [T]) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let [sh, sw] = g.stride;
     let [ph, pw] = g.padding;
     let [dh, dw] = g.dilation;
-    let ohw = g.ohw();
-    let mut row = 0;
-    for c in 0..g.cg() {
-        let plane = &x[c * h * w..(c + 1) * h * w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let dst = &mut col[row * ohw..(row + 1) * ohw];
-                row += 1;
-                let ix0 = (kj * dw) as isize - pw as isize;
-                for oy in 0..oh {
-                    let d = &mut dst[oy * ow..(oy + 1) * ow];
-                    let iy = (oy * sh + ki * dh) as isize - ph as isize;
-                    if iy < 0 || iy >= h as isize {
-                        d.fill(T::zero());
-                        continue;
-                    }
-                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    if sw == 1 {
-                        // Valid outputs: 0 <= ox + ix0 < w.
-                        let lo = (-ix0).clamp(0, ow as isize) as usize;
-                        let hi = (w as isize - ix0).clamp(lo as isize, ow as isize) as usize;
-                        d[..lo].fill(T::zero());
-                        if hi > lo {
-                            let s0 = (lo as isize + ix0) as usize;
-                            d[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
-                        }
-                        d[hi..].fill(T::zero());
-                    } else {
-                        for (ox, v) in d.iter_mut().enumerate() {
-                            let ix = (ox * sw) as isize + ix0;
-                            *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { T::zero() };
-                        }
-                    }
-                }
+    let (c, kk) = (row / (g.kh * g.kw), row % (g.kh * g.kw));
+    let (ki, kj) = (kk / g.kw, kk % g.kw);
+    let plane = &x[c * h * w..(c + 1) * h * w];
+    let ix0 = (kj * dw) as isize - pw as isize;
+    for oy in 0..oh {
+        let d = &mut dst[oy * ow..(oy + 1) * ow];
+        let iy = (oy * sh + ki * dh) as isize - ph as isize;
+        if iy < 0 || iy >= h as isize {
+            d.fill(T::zero());
+            continue;
+        }
+        let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+        if sw == 1 {
+            // Valid outputs: 0 <= ox + ix0 < w.
+            let lo = (-ix0).clamp(0, ow as isize) as usize;
+            let hi = (w as isize - ix0).clamp(lo as isize, ow as isize) as usize;
+            d[..lo].fill(T::zero());
+            if hi > lo {
+                let s0 = (lo as isize + ix0) as usize;
+                d[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+            }
+            d[hi..].fill(T::zero());
+        } else {
+            for (ox, v) in d.iter_mut().enumerate() {
+                let ix = (ox * sw) as isize + ix0;
+                *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { T::zero() };
             }
         }
+    }
+}
+
+/// `y (Og x OHW) = W (Og x K) @ im2col(x)`; in f32 with AVX-512 the columns
+/// are written straight into the GEMM's packed layout (no second copy).
+fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, t: usize) {
+    let (og, k, ohw) = (g.og(), g.k(), g.ohw());
+    if let (Some(x32), Some(w32), Some(y32)) = (T::f32_slice(xg), T::f32_slice(wg), T::f32_slice_mut(yg)) {
+        if gemm::can_prepack(ohw) && !g.is_pointwise() {
+            with_scratch(gemm::packed_b_len(k, ohw), |bp: &mut [f32]| {
+                with_scratch(ohw, |row: &mut [f32]| {
+                    for r in 0..k {
+                        im2col_row(x32, g, r, row);
+                        gemm::pack_b_row(r, k, row, bp);
+                    }
+                });
+                // SAFETY: w32 is og x k row-major, y32 is og x ohw row-major.
+                unsafe { gemm::sgemm_packed_b(og, k, ohw, w32.as_ptr(), k as isize, 1, bp, 0.0, y32.as_mut_ptr(), ohw as isize, t) };
+            });
+            return;
+        }
+    }
+    if g.is_pointwise() {
+        gemm(og, k, ohw, wg, k, 1, xg, ohw, 1, yg, ohw, false, t);
+    } else {
+        with_scratch(k * ohw, |col: &mut [T]| {
+            im2col(xg, g, col);
+            gemm(og, k, ohw, wg, k, 1, col, ohw, 1, yg, ohw, false, t);
+        });
     }
 }
 
@@ -180,16 +212,19 @@ fn col2im<T: Float>(col: &[T], g: &ConvGeom, x: &mut [T]) {
     }
 }
 
-/// Runs `f(sample index, chunk)` over the per-sample chunks of `out`, in
-/// parallel when there are enough samples.
-fn per_sample<T: Float>(out: &mut [T], per: usize, n: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+/// Runs `f(sample index, chunk, GEMM threads)` over the per-sample chunks of
+/// `out`: samples in parallel (single-threaded GEMMs) when there are enough
+/// of them, else one after another with multi-threaded GEMMs.
+fn per_sample<T: Float>(out: &mut [T], per: usize, n: usize, work: usize, f: impl Fn(usize, &mut [T], usize) + Sync + Send) {
     if per == 0 {
         return;
     }
-    if n > 1 && work >= 1 << 15 && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+    let threads = rayon::current_num_threads();
+    if n >= threads && work >= 1 << 15 && threads > 1 {
+        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o, 1));
     } else {
-        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+        let inner = if work >= 1 << 18 { threads } else { 1 };
+        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o, inner));
     }
 }
 
@@ -200,20 +235,13 @@ pub(crate) fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g:
     let out_per = g.o * ohw;
     let mut y = vec![T::zero(); g.n * out_per];
     let work = og * k * ohw * g.groups;
-    per_sample(&mut y, out_per, g.n, work, |i, yo| {
+    per_sample(&mut y, out_per, g.n, work, |i, yo, t| {
         let xs = &x[i * in_per..(i + 1) * in_per];
         for gi in 0..g.groups {
             let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
             let wg = &wt[gi * og * k..(gi + 1) * og * k];
             let yg = &mut yo[gi * og * ohw..(gi + 1) * og * ohw];
-            if g.is_pointwise() {
-                gemm(og, k, ohw, wg, k, 1, xg, ohw, 1, yg, ohw, false);
-            } else {
-                with_scratch(k * ohw, |col: &mut [T]| {
-                    im2col(xg, g, col);
-                    gemm(og, k, ohw, wg, k, 1, col, ohw, 1, yg, ohw, false);
-                });
-            }
+            conv_group_forward(xg, wg, yg, g, t);
         }
         if let Some(b) = bias {
             for (o, plane) in yo.chunks_mut(ohw).enumerate() {
@@ -232,7 +260,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
     let out_per = g.o * ohw;
     let mut dx = vec![T::zero(); g.n * in_per];
     let work = og * k * ohw * g.groups;
-    per_sample(&mut dx, in_per, g.n, work, |i, dxs| {
+    per_sample(&mut dx, in_per, g.n, work, |i, dxs, t| {
         let gys = &gy[i * out_per..(i + 1) * out_per];
         for gi in 0..g.groups {
             let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
@@ -240,10 +268,10 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
             let dxg = &mut dxs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
             // dcol = W^T (K x Og) @ gy (Og x OHW)
             if g.is_pointwise() {
-                gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, dxg, ohw, false);
+                gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, dxg, ohw, false, t);
             } else {
                 with_scratch(k * ohw, |col: &mut [T]| {
-                    gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, col, ohw, false);
+                    gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, col, ohw, false, t);
                     col2im(col, g, dxg);
                 });
             }
@@ -258,7 +286,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     let wsize = g.o * k;
-    let accumulate_range = |range: std::ops::Range<usize>, dw: &mut [T]| {
+    let accumulate_range = |range: std::ops::Range<usize>, dw: &mut [T], t: usize| {
         for i in range {
             let xs = &x[i * in_per..(i + 1) * in_per];
             let gys = &gy[i * out_per..(i + 1) * out_per];
@@ -267,11 +295,11 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                 let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
                 let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
                 if g.is_pointwise() {
-                    gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, true);
+                    gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, true, t);
                 } else {
                     with_scratch(k * ohw, |col: &mut [T]| {
                         im2col(xg, g, col);
-                        gemm(og, ohw, k, gyg, ohw, 1, col, 1, ohw, dwg, k, true);
+                        gemm(og, ohw, k, gyg, ohw, 1, col, 1, ohw, dwg, k, true, t);
                     });
                 }
             }
@@ -281,7 +309,8 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let work = og * k * ohw * g.groups * g.n;
     if threads == 1 || work < 1 << 16 {
         let mut dw = vec![T::zero(); wsize];
-        accumulate_range(0..g.n, &mut dw);
+        let inner = if work >= 1 << 18 { rayon::current_num_threads() } else { 1 };
+        accumulate_range(0..g.n, &mut dw, inner);
         return dw;
     }
     // One partial sum per thread, then add them up.
@@ -290,7 +319,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
         .into_par_iter()
         .map(|t| {
             let mut dw = vec![T::zero(); wsize];
-            accumulate_range(t * per..((t + 1) * per).min(g.n), &mut dw);
+            accumulate_range(t * per..((t + 1) * per).min(g.n), &mut dw, 1);
             dw
         })
         .collect();

@@ -1,6 +1,7 @@
 //! Array kernels behind the ops: no autograd here, only numbers.
 
 pub(crate) mod conv;
+pub(crate) mod gemm;
 pub(crate) mod pool;
 pub(crate) mod scratch;
 
@@ -194,7 +195,7 @@ pub(crate) fn matmul_batched<T: Float>(
                 gemm_into(a, b, &mut c.view_mut(), 1);
             });
     } else {
-        let split = if work >= 1 << 18 { threads } else { 1 };
+        let split = if work >= 1 << 17 { threads } else { 1 };
         for (mut c, (a, b)) in ov.outer_iter_mut().zip(am.iter().zip(&bm)) {
             gemm_into(a, b, &mut c.view_mut(), split);
         }
@@ -212,7 +213,7 @@ fn matrices<'a, T: Float>(v: ArrayViewD<'a, T>, out: &mut Vec<ArrayViewD<'a, T>>
     }
 }
 
-/// `c = a @ b` for 2-D views, splitting the rows of `a` over `threads`.
+/// `c = a @ b` for 2-D views, on up to `threads` threads.
 pub(crate) fn gemm_into<T: Float>(
     a: &ArrayViewD<'_, T>,
     b: &ArrayViewD<'_, T>,
@@ -221,21 +222,6 @@ pub(crate) fn gemm_into<T: Float>(
 ) {
     let (m, k) = (a.shape()[0], a.shape()[1]);
     let n = b.shape()[1];
-    if threads > 1 && m >= 2 * 16 {
-        let chunk = m.div_ceil(threads);
-        let chunk = chunk.div_ceil(8) * 8;
-        let parts: Vec<_> = c.axis_chunks_iter_mut(Axis(0), chunk).collect();
-        rayon::scope(|s| {
-            for (i, mut cpart) in parts.into_iter().enumerate() {
-                let apart = a.slice_axis(
-                    Axis(0),
-                    ndarray::Slice::from(i * chunk..(i * chunk + cpart.shape()[0])),
-                );
-                s.spawn(move |_| gemm_into(&apart, b, &mut cpart.view_mut(), 1));
-            }
-        });
-        return;
-    }
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
     // SAFETY: the views describe valid m x k, k x n and m x n matrices, and
     // `c` is a distinct, uniquely borrowed array.
@@ -255,6 +241,7 @@ pub(crate) fn gemm_into<T: Float>(
             c.as_mut_ptr(),
             sc[0],
             sc[1],
+            threads,
         );
     }
 }

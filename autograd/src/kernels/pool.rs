@@ -66,14 +66,19 @@ fn for_planes<T: Float, U: Send>(
     if per == 0 {
         return;
     }
+    // `extra` has one chunk per plane too: `per` values (max_pool's indices)
+    // or a single placeholder; chunking it by `per` would stop the zip early.
+    let planes = out.len() / per;
+    let per_extra = (extra.len() / planes.max(1)).max(1);
+    debug_assert_eq!(extra.len(), planes * per_extra);
     let big = out.len() >= 1 << 15;
     if big {
         out.par_chunks_mut(per)
-            .zip(extra.par_chunks_mut(per.max(1)))
+            .zip(extra.par_chunks_mut(per_extra))
             .enumerate()
             .for_each(|(i, (o, e))| f(i, o, e));
     } else {
-        for (i, (o, e)) in out.chunks_mut(per).zip(extra.chunks_mut(per.max(1))).enumerate() {
+        for (i, (o, e)) in out.chunks_mut(per).zip(extra.chunks_mut(per_extra)).enumerate() {
             f(i, o, e);
         }
     }

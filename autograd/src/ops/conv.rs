@@ -223,8 +223,12 @@ impl<T: Float> Tensor<T> {
         let (h, w) = (size(0)?, size(1)?);
         let cout = ws[1] * gr;
         // The convolution whose input gradient this is: [N, Cout, h, w] -> [N, Cin, H, W].
-        let g = forward_geom(OP, &[xs[0], cout, h, w], &[ws[0], ws[1], ws[2], ws[3]], &ConvOptions { output_padding: [0, 0], ..opts })?;
-        debug_assert_eq!((g.oh, g.ow), (xs[2], xs[3]));
+        let mut g = forward_geom(OP, &[xs[0], cout, h, w], &[ws[0], ws[1], ws[2], ws[3]], &ConvOptions { output_padding: [0, 0], ..opts })?;
+        // An output_padding of at least the stride (allowed below the
+        // dilation) gives that convolution more output positions than the
+        // input has: only the first H x W are the input's.
+        debug_assert!(g.oh >= xs[2] && g.ow >= xs[3]);
+        (g.oh, g.ow) = (xs[2], xs[3]);
         let y = conv_input_grad_op(self, weight, g);
         match bias {
             None => Ok(y),
