@@ -1,0 +1,45 @@
+//! `BasicConv2d`: convolution (no bias), batch norm (eps 0.001), ReLU — the
+//! building unit of torchvision's GoogLeNet, named `conv` and `bn`.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{BasicConv2d, Conv2dConfig, Module};
+//! let b = BasicConv2d::new(Conv2dConfig::new(3, 8, 3).padding(1));
+//! assert_eq!(b.forward(&Tensor::zeros([2, 3, 5, 5])).shape(), vec![2, 8, 5, 5]);
+//! let names: Vec<String> = b.named_tensors().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names[..3], ["conv.weight", "bn.weight", "bn.bias"]);
+//! ```
+
+use autograd::Tensor;
+
+use crate::summary::forward_recorded;
+use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Module};
+
+/// Conv (no bias) + BatchNorm (eps 1e-3) + ReLU.
+pub struct BasicConv2d {
+    pub conv: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl BasicConv2d {
+    /// The convolution's options (its bias flag is ignored: there is none).
+    pub fn new(conv: Conv2dConfig) -> Self {
+        BasicConv2d {
+            conv: Conv2d::new(conv.bias(false)),
+            bn: BatchNorm2d::new(BatchNormConfig::new(conv.out_channels).eps(1e-3)),
+        }
+    }
+}
+
+impl Module for BasicConv2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        forward_recorded(&self.bn, &forward_recorded(&self.conv, x)).relu()
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![("conv".into(), &self.conv), ("bn".into(), &self.bn)]
+    }
+    fn describe(&self) -> String {
+        "BasicConv2d".into()
+    }
+    crate::impl_as_dyn!();
+}

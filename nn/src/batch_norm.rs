@@ -1,0 +1,180 @@
+//! `BatchNorm1d` (`[N, C]` or `[N, C, L]`) and `BatchNorm2d` (`[N, C, H, W]`):
+//! the same layer with a different input rank. Parameters `weight`, `bias`;
+//! buffers `running_mean`, `running_var`, `num_batches_tracked`, as PyTorch.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{BatchNorm2d, BatchNormConfig, Module};
+//! let bn = BatchNorm2d::new(BatchNormConfig::new(16));
+//! let y = bn.forward(&(Tensor::randn([8, 16, 4, 4]) * 3.0 + 1.0));
+//! assert!(y.mean().item().abs() < 1e-5);
+//! // The running mean moved 10% of the way to the batch mean.
+//! assert!(bn.running_mean.to_vec().iter().all(|&m| (m - 0.1).abs() < 0.1));
+//! let names: Vec<String> = bn.named_tensors().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]);
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use autograd::{BatchNormOptions, Tensor};
+
+use crate::module::{Module, NamedTensor};
+
+/// Options of batch normalisation; defaults as PyTorch (eps 1e-5, momentum 0.1, affine, tracked stats).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    pub num_features: usize,
+    pub eps: f64,
+    pub momentum: f64,
+    /// Learned scale and shift.
+    pub affine: bool,
+    /// Keep running statistics for evaluation.
+    pub track_running_stats: bool,
+}
+
+impl BatchNormConfig {
+    /// Defaults for `num_features` channels.
+    pub fn new(num_features: usize) -> Self {
+        BatchNormConfig {
+            num_features,
+            eps: 1e-5,
+            momentum: 0.1,
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+    /// Variance epsilon (torchvision's GoogLeNet uses 1e-3).
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// Running-statistics momentum.
+    pub fn momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+}
+
+/// The layer behind both public types.
+pub struct BatchNorm {
+    pub weight: Option<Tensor>,
+    pub bias: Option<Tensor>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+    config: BatchNormConfig,
+    training: AtomicBool,
+    ranks: &'static [usize],
+    name: &'static str,
+}
+
+impl BatchNorm {
+    fn build(config: BatchNormConfig, ranks: &'static [usize], name: &'static str) -> Self {
+        let c = config.num_features;
+        BatchNorm {
+            weight: config.affine.then(|| Tensor::ones([c]).requires_grad_()),
+            bias: config.affine.then(|| Tensor::zeros([c]).requires_grad_()),
+            running_mean: Tensor::zeros([c]),
+            running_var: Tensor::ones([c]),
+            num_batches_tracked: Tensor::scalar(0.0),
+            config,
+            training: AtomicBool::new(true),
+            ranks,
+            name,
+        }
+    }
+
+    fn is_training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let shape = x.shape();
+        assert!(
+            self.ranks.contains(&shape.len()),
+            "{}: expected an input with {:?} dims, got shape {shape:?}",
+            self.name,
+            self.ranks
+        );
+        let training = self.is_training();
+        let track = self.config.track_running_stats;
+        if training && track {
+            self.num_batches_tracked.write().mapv_inplace(|v| v + 1.0);
+        }
+        let opts = BatchNormOptions {
+            // Without running statistics, evaluation also uses batch statistics (as PyTorch).
+            training: training || !track,
+            momentum: self.config.momentum,
+            eps: self.config.eps,
+        };
+        let (rm, rv) = if track { (Some(&self.running_mean), Some(&self.running_var)) } else { (None, None) };
+        x.batch_norm(self.weight.as_ref(), self.bias.as_ref(), rm, rv, opts)
+    }
+
+    fn own_tensors(&self) -> Vec<NamedTensor> {
+        let mut v = Vec::new();
+        v.extend(self.weight.as_ref().map(|w| NamedTensor::param("weight", w)));
+        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
+        if self.config.track_running_stats {
+            v.push(NamedTensor::buffer("running_mean", &self.running_mean));
+            v.push(NamedTensor::buffer("running_var", &self.running_var));
+            v.push(NamedTensor::buffer("num_batches_tracked", &self.num_batches_tracked));
+        }
+        v
+    }
+
+    fn set_own_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}({}, eps={}, momentum={}, affine={}, track_running_stats={})",
+            self.name, self.config.num_features, self.config.eps, self.config.momentum, self.config.affine, self.config.track_running_stats
+        )
+    }
+
+    crate::impl_as_dyn!();
+}
+
+macro_rules! batch_norm_type {
+    ($name:ident, $ranks:expr, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name(pub BatchNorm);
+
+        impl $name {
+            /// Weight 1, bias 0, running mean 0, running variance 1.
+            pub fn new(config: BatchNormConfig) -> Self {
+                $name(BatchNorm::build(config, $ranks, stringify!($name)))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = BatchNorm;
+            fn deref(&self) -> &BatchNorm {
+                &self.0
+            }
+        }
+
+        impl Module for $name {
+            fn forward(&self, x: &Tensor) -> Tensor {
+                self.0.forward(x)
+            }
+            fn own_tensors(&self) -> Vec<NamedTensor> {
+                self.0.own_tensors()
+            }
+            fn set_own_training(&self, training: bool) {
+                self.0.set_own_training(training)
+            }
+            fn describe(&self) -> String {
+                self.0.describe()
+            }
+            crate::impl_as_dyn!();
+        }
+    };
+}
+
+batch_norm_type!(BatchNorm1d, &[2, 3], "Batch normalisation of `[N, C]` or `[N, C, L]` inputs.");
+batch_norm_type!(BatchNorm2d, &[4], "Batch normalisation of `[N, C, H, W]` inputs, per channel.");

@@ -1,0 +1,92 @@
+//! ResNet's `Bottleneck` as torchvision's (v1.5: the stride sits on the 3x3
+//! convolution): 1x1 reduce, 3x3, 1x1 expand (x4), each with batch norm, and
+//! an identity or projection shortcut.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{BlockConfig, Bottleneck, Module};
+//! let b = Bottleneck::new(BlockConfig::new(256, 64));
+//! assert_eq!(b.forward(&Tensor::zeros([1, 256, 4, 4])).shape(), vec![1, 256, 4, 4]);
+//! assert!(b.downsample.is_none());
+//! assert_eq!(b.num_parameters(), 70_400);
+//! ```
+
+use autograd::Tensor;
+
+use crate::basic_block::{projection, resnet_conv};
+use crate::init;
+use crate::summary::forward_recorded;
+use crate::{BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Module, Sequential};
+
+/// 1x1 -> 3x3 -> 1x1 with a shortcut (expansion 4).
+pub struct Bottleneck {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm2d,
+    pub conv3: Conv2d,
+    pub bn3: BatchNorm2d,
+    pub downsample: Option<Sequential>,
+    config: BlockConfig,
+}
+
+impl Bottleneck {
+    /// Output channels per `planes`.
+    pub const EXPANSION: usize = 4;
+
+    /// A block; the projection shortcut is added when stride or channels change.
+    pub fn new(c: BlockConfig) -> Self {
+        let width = c.planes * c.base_width / 64 * c.groups;
+        let out = c.planes * Self::EXPANSION;
+        let d = c.dilation;
+        let bn3 = BatchNorm2d::new(BatchNormConfig::new(out));
+        if c.zero_init_residual {
+            init::zeros_(bn3.weight.as_ref().expect("affine"));
+        }
+        Bottleneck {
+            conv1: resnet_conv(Conv2dConfig::new(c.inplanes, width, 1)),
+            bn1: BatchNorm2d::new(BatchNormConfig::new(width)),
+            conv2: resnet_conv(Conv2dConfig::new(width, width, 3).stride(c.stride).padding(d).dilation(d).groups(c.groups)),
+            bn2: BatchNorm2d::new(BatchNormConfig::new(width)),
+            conv3: resnet_conv(Conv2dConfig::new(width, out, 1)),
+            bn3,
+            downsample: (c.stride != 1 || c.inplanes != out).then(|| projection(c.inplanes, out, c.stride)),
+            config: c,
+        }
+    }
+
+    /// The residual branch alone (without the shortcut and the final ReLU).
+    pub fn residual(&self, x: &Tensor) -> Tensor {
+        let h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
+        let h = forward_recorded(&self.bn2, &forward_recorded(&self.conv2, &h)).relu();
+        forward_recorded(&self.bn3, &forward_recorded(&self.conv3, &h))
+    }
+}
+
+impl Module for Bottleneck {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let identity = match &self.downsample {
+            Some(p) => forward_recorded(p, x),
+            None => x.clone(),
+        };
+        (self.residual(x) + identity).relu()
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let mut v: Vec<(String, &dyn Module)> = vec![
+            ("conv1".into(), &self.conv1),
+            ("bn1".into(), &self.bn1),
+            ("conv2".into(), &self.conv2),
+            ("bn2".into(), &self.bn2),
+            ("conv3".into(), &self.conv3),
+            ("bn3".into(), &self.bn3),
+        ];
+        if let Some(d) = &self.downsample {
+            v.push(("downsample".into(), d));
+        }
+        v
+    }
+    fn describe(&self) -> String {
+        format!("Bottleneck({} -> {}x4, stride={})", self.config.inplanes, self.config.planes, self.config.stride)
+    }
+    crate::impl_as_dyn!();
+}

@@ -1,0 +1,146 @@
+//! `Conv2d`: weight `[out, in / groups, kh, kw]`, optional bias `[out]`.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{Conv2d, Conv2dConfig, Module};
+//! let conv = Conv2d::new(Conv2dConfig::new(1, 16, 3).padding(1));
+//! assert_eq!(conv.forward(&Tensor::zeros([2, 1, 28, 28])).shape(), vec![2, 16, 28, 28]);
+//! assert_eq!(conv.num_parameters(), 16 * 9 + 16);
+//! ```
+
+use autograd::ops::conv::Pair;
+use autograd::{ConvOptions, Tensor};
+
+use crate::init;
+use crate::module::{Module, NamedTensor};
+
+/// Options of [`Conv2d`]; defaults as PyTorch (stride 1, padding 0, dilation 1, groups 1, bias).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel_size: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// `in_channels -> out_channels` with a `kernel_size` kernel.
+    pub fn new(in_channels: usize, out_channels: usize, kernel_size: impl Into<Pair>) -> Self {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel_size: kernel_size.into().0,
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
+    }
+    /// Step between windows.
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = s.into().0;
+        self
+    }
+    /// Zero padding on both sides.
+    pub fn padding(mut self, p: impl Into<Pair>) -> Self {
+        self.padding = p.into().0;
+        self
+    }
+    /// Spacing between kernel taps.
+    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation = d.into().0;
+        self
+    }
+    /// Channel groups.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// With or without a bias.
+    pub fn bias(mut self, on: bool) -> Self {
+        self.bias = on;
+        self
+    }
+
+    pub(crate) fn options(&self) -> ConvOptions {
+        ConvOptions::new()
+            .stride(self.stride)
+            .padding(self.padding)
+            .dilation(self.dilation)
+            .groups(self.groups)
+    }
+}
+
+/// A 2-D convolution layer.
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    config: Conv2dConfig,
+}
+
+impl Conv2d {
+    /// PyTorch's default initialisation.
+    ///
+    /// # Panics
+    /// If `groups` does not divide both channel counts.
+    pub fn new(config: Conv2dConfig) -> Self {
+        let c = &config;
+        assert!(
+            c.groups > 0 && c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0,
+            "Conv2d: groups {} must divide in_channels {} and out_channels {}",
+            c.groups,
+            c.in_channels,
+            c.out_channels
+        );
+        let [kh, kw] = c.kernel_size;
+        let weight = Tensor::zeros([c.out_channels, c.in_channels / c.groups, kh, kw]).requires_grad_();
+        let bias = c.bias.then(|| Tensor::zeros([c.out_channels]).requires_grad_());
+        init::pytorch_default_(&weight, bias.as_ref());
+        Conv2d { weight, bias, config }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> Conv2dConfig {
+        self.config
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.weight, self.bias.as_ref(), self.config.options())
+    }
+
+    fn own_tensors(&self) -> Vec<NamedTensor> {
+        let mut v = vec![NamedTensor::param("weight", &self.weight)];
+        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
+        v
+    }
+
+    fn describe(&self) -> String {
+        let c = &self.config;
+        let mut s = format!(
+            "Conv2d({}, {}, kernel_size={:?}, stride={:?}",
+            c.in_channels, c.out_channels, c.kernel_size, c.stride
+        );
+        if c.padding != [0, 0] {
+            s += &format!(", padding={:?}", c.padding);
+        }
+        if c.dilation != [1, 1] {
+            s += &format!(", dilation={:?}", c.dilation);
+        }
+        if c.groups != 1 {
+            s += &format!(", groups={}", c.groups);
+        }
+        if !c.bias {
+            s += ", bias=false";
+        }
+        s + ")"
+    }
+
+    crate::impl_as_dyn!();
+}

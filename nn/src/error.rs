@@ -1,0 +1,57 @@
+//! Errors of module construction and of state-dict files.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// What went wrong while saving or loading a state dict.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file (corrupt or truncated).
+    #[error("{path}: not a valid safetensors file ({reason})")]
+    Format { path: PathBuf, reason: String },
+    /// A stored tensor has a dtype that cannot become f32 here.
+    #[error("{path}: tensor '{name}' has unsupported dtype {dtype}")]
+    Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+    /// The state dict does not fit the module (all problems at once).
+    #[error("state dict does not fit the module{}:{}", source_note(.path), mismatch_list(.missing, .unexpected, .mismatched))]
+    Mismatch {
+        path: Option<PathBuf>,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        /// (name, shape in the module, shape in the state dict)
+        mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+    },
+}
+
+fn source_note(path: &Option<PathBuf>) -> String {
+    path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
+}
+
+fn mismatch_list(missing: &[String], unexpected: &[String], mismatched: &[(String, Vec<usize>, Vec<usize>)]) -> String {
+    let mut s = String::new();
+    if !missing.is_empty() {
+        s += &format!(" missing keys {missing:?};");
+    }
+    if !unexpected.is_empty() {
+        s += &format!(" unexpected keys {unexpected:?};");
+    }
+    for (name, want, got) in mismatched {
+        s += &format!(" '{name}' is {want:?} in the module but {got:?} in the state dict;");
+    }
+    s
+}
+
+/// `Result` with [`NnError`].
+pub type Result<T, E = NnError> = std::result::Result<T, E>;

@@ -1,0 +1,107 @@
+//! The Inception block of GoogLeNet (v1), laid out and named as torchvision's
+//! `Inception`: four branches concatenated on channels —
+//! `branch1` 1x1; `branch2` 1x1 -> 3x3; `branch3` 1x1 -> 3x3 (torchvision's
+//! "5x5" branch uses 3x3); `branch4` 3x3 max-pool (stride 1, ceil mode) -> 1x1.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{Inception, InceptionConfig, Module};
+//! // GoogLeNet's inception3a.
+//! let block = Inception::new(InceptionConfig::new(192, 64, 96, 128, 16, 32, 32));
+//! let y = block.forward(&Tensor::zeros([1, 192, 7, 7]));
+//! assert_eq!(y.shape(), vec![1, 64 + 128 + 32 + 32, 7, 7]);
+//! assert_eq!(block.num_parameters(), 155_872);
+//! ```
+
+use autograd::Tensor;
+
+use crate::summary::forward_recorded;
+use crate::{BasicConv2d, Conv2dConfig, MaxPool2d, Module, PoolConfig, Sequential};
+
+/// Channel counts of an Inception block (torchvision's argument order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InceptionConfig {
+    pub in_channels: usize,
+    pub ch1x1: usize,
+    pub ch3x3red: usize,
+    pub ch3x3: usize,
+    pub ch5x5red: usize,
+    pub ch5x5: usize,
+    pub pool_proj: usize,
+}
+
+impl InceptionConfig {
+    /// In torchvision's order: in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection.
+    pub fn new(in_channels: usize, ch1x1: usize, ch3x3red: usize, ch3x3: usize, ch5x5red: usize, ch5x5: usize, pool_proj: usize) -> Self {
+        InceptionConfig {
+            in_channels,
+            ch1x1,
+            ch3x3red,
+            ch3x3,
+            ch5x5red,
+            ch5x5,
+            pool_proj,
+        }
+    }
+
+    /// Output channels: the four branches together.
+    pub fn out_channels(&self) -> usize {
+        self.ch1x1 + self.ch3x3 + self.ch5x5 + self.pool_proj
+    }
+}
+
+/// Four parallel branches, concatenated on channels.
+pub struct Inception {
+    pub branch1: BasicConv2d,
+    pub branch2: Sequential,
+    pub branch3: Sequential,
+    pub branch4: Sequential,
+    config: InceptionConfig,
+}
+
+impl Inception {
+    /// A block with fresh weights.
+    pub fn new(c: InceptionConfig) -> Self {
+        Inception {
+            branch1: BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch1x1, 1)),
+            branch2: Sequential::new()
+                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch3x3red, 1)))
+                .add(BasicConv2d::new(Conv2dConfig::new(c.ch3x3red, c.ch3x3, 3).padding(1))),
+            branch3: Sequential::new()
+                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch5x5red, 1)))
+                .add(BasicConv2d::new(Conv2dConfig::new(c.ch5x5red, c.ch5x5, 3).padding(1))),
+            branch4: Sequential::new()
+                .add(MaxPool2d::new(PoolConfig::new(3).stride(1).padding(1).ceil_mode(true)))
+                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.pool_proj, 1))),
+            config: c,
+        }
+    }
+}
+
+impl Module for Inception {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let outs = [
+            forward_recorded(&self.branch1, x),
+            forward_recorded(&self.branch2, x),
+            forward_recorded(&self.branch3, x),
+            forward_recorded(&self.branch4, x),
+        ];
+        Tensor::cat(&outs, 1)
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("branch1".into(), &self.branch1),
+            ("branch2".into(), &self.branch2),
+            ("branch3".into(), &self.branch3),
+            ("branch4".into(), &self.branch4),
+        ]
+    }
+    fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "Inception({}, {}, {}, {}, {}, {}, {})",
+            c.in_channels, c.ch1x1, c.ch3x3red, c.ch3x3, c.ch5x5red, c.ch5x5, c.pool_proj
+        )
+    }
+    crate::impl_as_dyn!();
+}

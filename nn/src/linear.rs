@@ -1,0 +1,90 @@
+//! `Linear`: `y = x W^T + b`, weight `[out_features, in_features]` as PyTorch.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{Linear, LinearConfig, Module};
+//! let fc = Linear::new(LinearConfig::new(784, 100));
+//! let y = fc.forward(&Tensor::zeros([32, 784]));
+//! assert_eq!(y.shape(), vec![32, 100]);
+//! assert_eq!(fc.num_parameters(), 784 * 100 + 100);
+//! let names: Vec<String> = fc.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["weight", "bias"]);
+//! ```
+
+use autograd::Tensor;
+
+use crate::init;
+use crate::module::{Module, NamedTensor};
+
+/// Options of [`Linear`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearConfig {
+    pub in_features: usize,
+    pub out_features: usize,
+    /// Whether there is a bias (default true).
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    /// `in_features -> out_features`, with a bias.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    /// Without a bias.
+    pub fn no_bias(mut self) -> Self {
+        self.bias = false;
+        self
+    }
+}
+
+/// A fully connected layer.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    config: LinearConfig,
+}
+
+impl Linear {
+    /// PyTorch's default initialisation (`U(-1/sqrt(in), 1/sqrt(in))`).
+    pub fn new(config: LinearConfig) -> Self {
+        let weight = Tensor::zeros([config.out_features, config.in_features]).requires_grad_();
+        let bias = config.bias.then(|| Tensor::zeros([config.out_features]).requires_grad_());
+        init::pytorch_default_(&weight, bias.as_ref());
+        Linear { weight, bias, config }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> LinearConfig {
+        self.config
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let y = x.matmul(&self.weight.t());
+        match &self.bias {
+            Some(b) => y + b,
+            None => y,
+        }
+    }
+
+    fn own_tensors(&self) -> Vec<NamedTensor> {
+        let mut v = vec![NamedTensor::param("weight", &self.weight)];
+        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
+        v
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Linear(in_features={}, out_features={}, bias={})",
+            self.config.in_features, self.config.out_features, self.config.bias
+        )
+    }
+
+    crate::impl_as_dyn!();
+}

@@ -1,0 +1,118 @@
+//! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`,
+//! `AdaptiveMaxPool2d` (stateless wrappers of the autograd ops).
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{AdaptiveAvgPool2d, MaxPool2d, Module, PoolConfig};
+//! let x = Tensor::randn([2, 3, 28, 28]);
+//! assert_eq!(MaxPool2d::new(PoolConfig::new(2)).forward(&x).shape(), vec![2, 3, 14, 14]);
+//! assert_eq!(AdaptiveAvgPool2d::new(1).forward(&x).shape(), vec![2, 3, 1, 1]);
+//! ```
+
+use autograd::ops::conv::Pair;
+use autograd::{PoolOptions, Tensor};
+
+use crate::module::Module;
+
+/// Options of the sliding-window pools (PyTorch's defaults: stride = kernel).
+pub type PoolConfig = PoolOptions;
+
+/// Max over sliding windows.
+pub struct MaxPool2d {
+    pub config: PoolConfig,
+}
+
+impl MaxPool2d {
+    /// A max pool with the given options.
+    pub fn new(config: PoolConfig) -> Self {
+        MaxPool2d { config }
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.max_pool2d(self.config)
+    }
+    fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "MaxPool2d(kernel_size={:?}, stride={:?}, padding={:?}, dilation={:?}, ceil_mode={})",
+            c.kernel, c.stride, c.padding, c.dilation, c.ceil_mode
+        )
+    }
+    crate::impl_as_dyn!();
+}
+
+/// Average over sliding windows.
+pub struct AvgPool2d {
+    pub config: PoolConfig,
+}
+
+impl AvgPool2d {
+    /// An average pool with the given options.
+    pub fn new(config: PoolConfig) -> Self {
+        AvgPool2d { config }
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.avg_pool2d(self.config)
+    }
+    fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "AvgPool2d(kernel_size={:?}, stride={:?}, padding={:?}, ceil_mode={}, count_include_pad={})",
+            c.kernel, c.stride, c.padding, c.ceil_mode, c.count_include_pad
+        )
+    }
+    crate::impl_as_dyn!();
+}
+
+/// Average pooling to a fixed output size (so any input size works).
+pub struct AdaptiveAvgPool2d {
+    pub output_size: [usize; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    /// Pools to `output_size` (`1`: global average pooling).
+    pub fn new(output_size: impl Into<Pair>) -> Self {
+        AdaptiveAvgPool2d {
+            output_size: output_size.into().0,
+        }
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.adaptive_avg_pool2d(self.output_size)
+    }
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d(output_size={:?})", self.output_size)
+    }
+    crate::impl_as_dyn!();
+}
+
+/// Max pooling to a fixed output size.
+pub struct AdaptiveMaxPool2d {
+    pub output_size: [usize; 2],
+}
+
+impl AdaptiveMaxPool2d {
+    /// Pools to `output_size`.
+    pub fn new(output_size: impl Into<Pair>) -> Self {
+        AdaptiveMaxPool2d {
+            output_size: output_size.into().0,
+        }
+    }
+}
+
+impl Module for AdaptiveMaxPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.adaptive_max_pool2d(self.output_size)
+    }
+    fn describe(&self) -> String {
+        format!("AdaptiveMaxPool2d(output_size={:?})", self.output_size)
+    }
+    crate::impl_as_dyn!();
+}

@@ -1,0 +1,81 @@
+//! `Sequential`: modules applied in order, named `0`, `1`, ... as PyTorch.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use nn::{Linear, LinearConfig, Module, ReLU, Sequential};
+//! let mlp = Sequential::new()
+//!     .add(Linear::new(LinearConfig::new(4, 8)))
+//!     .add(ReLU)
+//!     .add(Linear::new(LinearConfig::new(8, 2)));
+//! assert_eq!(mlp.forward(&Tensor::zeros([3, 4])).shape(), vec![3, 2]);
+//! let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+//! ```
+
+use autograd::Tensor;
+
+use crate::module::Module;
+
+/// A chain of modules.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Sequential { layers: Vec::new() }
+    }
+
+    /// Appends a module (builder style).
+    pub fn add(mut self, m: impl Module + 'static) -> Self {
+        self.layers.push(Box::new(m));
+        self
+    }
+
+    /// Appends a boxed module.
+    pub fn push(&mut self, m: Box<dyn Module>) {
+        self.layers.push(m);
+    }
+
+    /// The module at `i`.
+    pub fn get(&self, i: usize) -> Option<&dyn Module> {
+        self.layers.get(i).map(|m| m.as_ref())
+    }
+
+    /// Replaces the module at `i` (e.g. a new classifier head), returning the old one.
+    pub fn replace(&mut self, i: usize, m: Box<dyn Module>) -> Box<dyn Module> {
+        std::mem::replace(&mut self.layers[i], m)
+    }
+
+    /// Number of modules.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = crate::summary::forward_recorded(l.as_ref(), &h);
+        }
+        h
+    }
+
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers.iter().enumerate().map(|(i, m)| (i.to_string(), m.as_ref())).collect()
+    }
+
+    fn describe(&self) -> String {
+        "Sequential".into()
+    }
+
+    crate::impl_as_dyn!();
+}
