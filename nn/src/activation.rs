@@ -5,12 +5,12 @@
 //! ```
 //! use autograd::Tensor;
 //! use nn::{Flatten, Module, ReLU};
-//! let x = Tensor::from_vec(vec![-1.0, 2.0], [1, 2, 1]);
+//! let x: Tensor = Tensor::from_vec(vec![-1.0, 2.0], [1, 2, 1]);
 //! assert_eq!(ReLU.forward(&x).to_vec(), vec![0.0, 2.0]);
 //! assert_eq!(Flatten::default().forward(&x).shape(), vec![1, 2]);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::module::Module;
 
@@ -20,8 +20,8 @@ macro_rules! simple {
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
 
-        impl Module for $name {
-            fn forward(&self, $x: &Tensor) -> Tensor {
+        impl<T: Float> Module<T> for $name {
+            fn forward(&self, $x: &Tensor<T>) -> Tensor<T> {
                 $body
             }
             fn describe(&self) -> String {
@@ -49,9 +49,9 @@ impl Default for LeakyReLU {
     }
 }
 
-impl Module for LeakyReLU {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.leaky_relu(self.negative_slope)
+impl<T: Float> Module<T> for LeakyReLU {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+        x.leaky_relu(T::of(self.negative_slope as f64))
     }
     fn describe(&self) -> String {
         format!("LeakyReLU(negative_slope={})", self.negative_slope)
@@ -71,9 +71,9 @@ impl Default for ELU {
     }
 }
 
-impl Module for ELU {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.elu(self.alpha)
+impl<T: Float> Module<T> for ELU {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+        x.elu(T::of(self.alpha as f64))
     }
     fn describe(&self) -> String {
         format!("ELU(alpha={})", self.alpha)
@@ -87,8 +87,8 @@ pub struct Softmax {
     pub dim: isize,
 }
 
-impl Module for Softmax {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Softmax {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.softmax(self.dim)
     }
     fn describe(&self) -> String {
@@ -103,8 +103,8 @@ pub struct LogSoftmax {
     pub dim: isize,
 }
 
-impl Module for LogSoftmax {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for LogSoftmax {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.log_softmax(self.dim)
     }
     fn describe(&self) -> String {
@@ -126,8 +126,8 @@ impl Default for Flatten {
     }
 }
 
-impl Module for Flatten {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Flatten {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.flatten(self.start_dim, self.end_dim)
     }
     fn describe(&self) -> String {

@@ -12,7 +12,7 @@
 //! assert!(down.downsample.is_some());
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::init;
 use crate::summary::forward_recorded;
@@ -63,30 +63,37 @@ impl BlockConfig {
 }
 
 /// The projection shortcut: 1x1 conv (stride, no bias) + batch norm, named `0` and `1`.
-pub(crate) fn projection(inplanes: usize, out: usize, stride: usize) -> Sequential {
-    Sequential::new()
-        .add(Conv2d::new(Conv2dConfig::new(inplanes, out, 1).stride(stride).bias(false)))
-        .add(BatchNorm2d::new(BatchNormConfig::new(out)))
+pub(crate) fn projection<T: Float>(inplanes: usize, out: usize, stride: usize) -> Sequential<T> {
+    Sequential::build()
+        .add(Conv2d::build(Conv2dConfig::new(inplanes, out, 1).stride(stride).bias(false)))
+        .add(BatchNorm2d::build(BatchNormConfig::new(out)))
 }
 
 /// torchvision's ResNet initialisation of a convolution: He normal, fan_out.
-pub(crate) fn resnet_conv(cfg: Conv2dConfig) -> Conv2d {
-    let c = Conv2d::new(cfg.bias(false));
+pub(crate) fn resnet_conv<T: Float>(cfg: Conv2dConfig) -> Conv2d<T> {
+    let c = Conv2d::build(cfg.bias(false));
     init::kaiming_normal_(&c.weight, init::FanMode::FanOut, init::Nonlinearity::Relu);
     c
 }
 
 /// Two 3x3 convolutions and a shortcut (expansion 1).
-pub struct BasicBlock {
-    pub conv1: Conv2d,
-    pub bn1: BatchNorm2d,
-    pub conv2: Conv2d,
-    pub bn2: BatchNorm2d,
-    pub downsample: Option<Sequential>,
+pub struct BasicBlock<T: Float = f32> {
+    pub conv1: Conv2d<T>,
+    pub bn1: BatchNorm2d<T>,
+    pub conv2: Conv2d<T>,
+    pub bn2: BatchNorm2d<T>,
+    pub downsample: Option<Sequential<T>>,
     config: BlockConfig,
 }
 
 impl BasicBlock {
+    /// In f32 (use `BasicBlock::<f64>::build` for another precision).
+    pub fn new(c: BlockConfig) -> Self {
+        Self::build(c)
+    }
+}
+
+impl<T: Float> BasicBlock<T> {
     /// Output channels per `planes`.
     pub const EXPANSION: usize = 1;
 
@@ -94,16 +101,16 @@ impl BasicBlock {
     ///
     /// # Panics
     /// With groups other than 1 or base width other than 64 (as torchvision).
-    pub fn new(c: BlockConfig) -> Self {
+    pub fn build(c: BlockConfig) -> Self {
         assert!(c.groups == 1 && c.base_width == 64, "BasicBlock only supports groups=1 and base_width=64");
         let d = c.dilation;
-        let bn2 = BatchNorm2d::new(BatchNormConfig::new(c.planes));
+        let bn2 = BatchNorm2d::<T>::build(BatchNormConfig::new(c.planes));
         if c.zero_init_residual {
             init::zeros_(bn2.weight.as_ref().expect("affine"));
         }
         BasicBlock {
             conv1: resnet_conv(Conv2dConfig::new(c.inplanes, c.planes, 3).stride(c.stride).padding(d).dilation(d)),
-            bn1: BatchNorm2d::new(BatchNormConfig::new(c.planes)),
+            bn1: BatchNorm2d::build(BatchNormConfig::new(c.planes)),
             conv2: resnet_conv(Conv2dConfig::new(c.planes, c.planes, 3).padding(d).dilation(d)),
             bn2,
             downsample: (c.stride != 1 || c.inplanes != c.planes).then(|| projection(c.inplanes, c.planes, c.stride)),
@@ -112,22 +119,22 @@ impl BasicBlock {
     }
 
     /// The residual branch alone (without the shortcut and the final ReLU).
-    pub fn residual(&self, x: &Tensor) -> Tensor {
+    pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
         let h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
         forward_recorded(&self.bn2, &forward_recorded(&self.conv2, &h))
     }
 }
 
-impl Module for BasicBlock {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for BasicBlock<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let identity = match &self.downsample {
             Some(p) => forward_recorded(p, x),
             None => x.clone(),
         };
         (self.residual(x) + identity).relu()
     }
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        let mut v: Vec<(String, &dyn Module)> = vec![
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
+        let mut v: Vec<(String, &dyn Module<T>)> = vec![
             ("conv1".into(), &self.conv1),
             ("bn1".into(), &self.bn1),
             ("conv2".into(), &self.conv2),

@@ -10,32 +10,39 @@
 //! assert_eq!(names[..3], ["conv.weight", "bn.weight", "bn.bias"]);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::summary::forward_recorded;
 use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Module};
 
 /// Conv (no bias) + BatchNorm (eps 1e-3) + ReLU.
-pub struct BasicConv2d {
-    pub conv: Conv2d,
-    pub bn: BatchNorm2d,
+pub struct BasicConv2d<T: Float = f32> {
+    pub conv: Conv2d<T>,
+    pub bn: BatchNorm2d<T>,
 }
 
 impl BasicConv2d {
-    /// The convolution's options (its bias flag is ignored: there is none).
+    /// In f32 (use `BasicConv2d::<f64>::build` for another precision).
     pub fn new(conv: Conv2dConfig) -> Self {
+        Self::build(conv)
+    }
+}
+
+impl<T: Float> BasicConv2d<T> {
+    /// The convolution's options (its bias flag is ignored: there is none).
+    pub fn build(conv: Conv2dConfig) -> Self {
         BasicConv2d {
-            conv: Conv2d::new(conv.bias(false)),
-            bn: BatchNorm2d::new(BatchNormConfig::new(conv.out_channels).eps(1e-3)),
+            conv: Conv2d::build(conv.bias(false)),
+            bn: BatchNorm2d::build(BatchNormConfig::new(conv.out_channels).eps(1e-3)),
         }
     }
 }
 
-impl Module for BasicConv2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for BasicConv2d<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         forward_recorded(&self.bn, &forward_recorded(&self.conv, x)).relu()
     }
-    fn children(&self) -> Vec<(String, &dyn Module)> {
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
         vec![("conv".into(), &self.conv), ("bn".into(), &self.bn)]
     }
     fn describe(&self) -> String {

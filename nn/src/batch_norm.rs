@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use autograd::{BatchNormOptions, Tensor};
+use autograd::{BatchNormOptions, Float, Tensor};
 
 use crate::module::{Module, NamedTensor};
 
@@ -56,19 +56,19 @@ impl BatchNormConfig {
 }
 
 /// The layer behind both public types.
-pub struct BatchNorm {
-    pub weight: Option<Tensor>,
-    pub bias: Option<Tensor>,
-    pub running_mean: Tensor,
-    pub running_var: Tensor,
-    pub num_batches_tracked: Tensor,
+pub struct BatchNorm<T: Float = f32> {
+    pub weight: Option<Tensor<T>>,
+    pub bias: Option<Tensor<T>>,
+    pub running_mean: Tensor<T>,
+    pub running_var: Tensor<T>,
+    pub num_batches_tracked: Tensor<T>,
     config: BatchNormConfig,
     training: AtomicBool,
     ranks: &'static [usize],
     name: &'static str,
 }
 
-impl BatchNorm {
+impl<T: Float> BatchNorm<T> {
     fn build(config: BatchNormConfig, ranks: &'static [usize], name: &'static str) -> Self {
         let c = config.num_features;
         BatchNorm {
@@ -76,7 +76,7 @@ impl BatchNorm {
             bias: config.affine.then(|| Tensor::zeros([c]).requires_grad_()),
             running_mean: Tensor::zeros([c]),
             running_var: Tensor::ones([c]),
-            num_batches_tracked: Tensor::scalar(0.0),
+            num_batches_tracked: Tensor::scalar(T::zero()),
             config,
             training: AtomicBool::new(true),
             ranks,
@@ -89,8 +89,8 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for BatchNorm<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let shape = x.shape();
         assert!(
             self.ranks.contains(&shape.len()),
@@ -101,7 +101,7 @@ impl Module for BatchNorm {
         let training = self.is_training();
         let track = self.config.track_running_stats;
         if training && track {
-            self.num_batches_tracked.write().mapv_inplace(|v| v + 1.0);
+            self.num_batches_tracked.write().mapv_inplace(|v| v + T::one());
         }
         let opts = BatchNormOptions {
             // Without running statistics, evaluation also uses batch statistics (as PyTorch).
@@ -113,7 +113,7 @@ impl Module for BatchNorm {
         x.batch_norm(self.weight.as_ref(), self.bias.as_ref(), rm, rv, opts)
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor> {
+    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         let mut v = Vec::new();
         v.extend(self.weight.as_ref().map(|w| NamedTensor::param("weight", w)));
         v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
@@ -142,27 +142,34 @@ impl Module for BatchNorm {
 macro_rules! batch_norm_type {
     ($name:ident, $ranks:expr, $doc:literal) => {
         #[doc = $doc]
-        pub struct $name(pub BatchNorm);
+        pub struct $name<T: Float = f32>(pub BatchNorm<T>);
 
         impl $name {
-            /// Weight 1, bias 0, running mean 0, running variance 1.
+            /// Weight 1, bias 0, running mean 0, running variance 1 (f32).
             pub fn new(config: BatchNormConfig) -> Self {
+                Self::build(config)
+            }
+        }
+
+        impl<T: Float> $name<T> {
+            /// Weight 1, bias 0, running mean 0, running variance 1, in any precision.
+            pub fn build(config: BatchNormConfig) -> Self {
                 $name(BatchNorm::build(config, $ranks, stringify!($name)))
             }
         }
 
-        impl std::ops::Deref for $name {
-            type Target = BatchNorm;
-            fn deref(&self) -> &BatchNorm {
+        impl<T: Float> std::ops::Deref for $name<T> {
+            type Target = BatchNorm<T>;
+            fn deref(&self) -> &BatchNorm<T> {
                 &self.0
             }
         }
 
-        impl Module for $name {
-            fn forward(&self, x: &Tensor) -> Tensor {
+        impl<T: Float> Module<T> for $name<T> {
+            fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
                 self.0.forward(x)
             }
-            fn own_tensors(&self) -> Vec<NamedTensor> {
+            fn own_tensors(&self) -> Vec<NamedTensor<T>> {
                 self.0.own_tensors()
             }
             fn set_own_training(&self, training: bool) {

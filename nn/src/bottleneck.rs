@@ -11,7 +11,7 @@
 //! assert_eq!(b.num_parameters(), 70_400);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::basic_block::{projection, resnet_conv};
 use crate::init;
@@ -19,35 +19,42 @@ use crate::summary::forward_recorded;
 use crate::{BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Module, Sequential};
 
 /// 1x1 -> 3x3 -> 1x1 with a shortcut (expansion 4).
-pub struct Bottleneck {
-    pub conv1: Conv2d,
-    pub bn1: BatchNorm2d,
-    pub conv2: Conv2d,
-    pub bn2: BatchNorm2d,
-    pub conv3: Conv2d,
-    pub bn3: BatchNorm2d,
-    pub downsample: Option<Sequential>,
+pub struct Bottleneck<T: Float = f32> {
+    pub conv1: Conv2d<T>,
+    pub bn1: BatchNorm2d<T>,
+    pub conv2: Conv2d<T>,
+    pub bn2: BatchNorm2d<T>,
+    pub conv3: Conv2d<T>,
+    pub bn3: BatchNorm2d<T>,
+    pub downsample: Option<Sequential<T>>,
     config: BlockConfig,
 }
 
 impl Bottleneck {
+    /// In f32 (use `Bottleneck::<f64>::build` for another precision).
+    pub fn new(c: BlockConfig) -> Self {
+        Self::build(c)
+    }
+}
+
+impl<T: Float> Bottleneck<T> {
     /// Output channels per `planes`.
     pub const EXPANSION: usize = 4;
 
     /// A block; the projection shortcut is added when stride or channels change.
-    pub fn new(c: BlockConfig) -> Self {
+    pub fn build(c: BlockConfig) -> Self {
         let width = c.planes * c.base_width / 64 * c.groups;
         let out = c.planes * Self::EXPANSION;
         let d = c.dilation;
-        let bn3 = BatchNorm2d::new(BatchNormConfig::new(out));
+        let bn3 = BatchNorm2d::<T>::build(BatchNormConfig::new(out));
         if c.zero_init_residual {
             init::zeros_(bn3.weight.as_ref().expect("affine"));
         }
         Bottleneck {
             conv1: resnet_conv(Conv2dConfig::new(c.inplanes, width, 1)),
-            bn1: BatchNorm2d::new(BatchNormConfig::new(width)),
+            bn1: BatchNorm2d::build(BatchNormConfig::new(width)),
             conv2: resnet_conv(Conv2dConfig::new(width, width, 3).stride(c.stride).padding(d).dilation(d).groups(c.groups)),
-            bn2: BatchNorm2d::new(BatchNormConfig::new(width)),
+            bn2: BatchNorm2d::build(BatchNormConfig::new(width)),
             conv3: resnet_conv(Conv2dConfig::new(width, out, 1)),
             bn3,
             downsample: (c.stride != 1 || c.inplanes != out).then(|| projection(c.inplanes, out, c.stride)),
@@ -56,23 +63,23 @@ impl Bottleneck {
     }
 
     /// The residual branch alone (without the shortcut and the final ReLU).
-    pub fn residual(&self, x: &Tensor) -> Tensor {
+    pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
         let h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
         let h = forward_recorded(&self.bn2, &forward_recorded(&self.conv2, &h)).relu();
         forward_recorded(&self.bn3, &forward_recorded(&self.conv3, &h))
     }
 }
 
-impl Module for Bottleneck {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Bottleneck<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let identity = match &self.downsample {
             Some(p) => forward_recorded(p, x),
             None => x.clone(),
         };
         (self.residual(x) + identity).relu()
     }
-    fn children(&self) -> Vec<(String, &dyn Module)> {
-        let mut v: Vec<(String, &dyn Module)> = vec![
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
+        let mut v: Vec<(String, &dyn Module<T>)> = vec![
             ("conv1".into(), &self.conv1),
             ("bn1".into(), &self.bn1),
             ("conv2".into(), &self.conv2),

@@ -9,7 +9,7 @@
 //! ```
 
 use autograd::ops::conv::Pair;
-use autograd::{ConvOptions, Tensor};
+use autograd::{ConvOptions, Float, Tensor};
 
 use crate::init;
 use crate::module::{Module, NamedTensor};
@@ -77,18 +77,25 @@ impl Conv2dConfig {
 }
 
 /// A 2-D convolution layer.
-pub struct Conv2d {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
+pub struct Conv2d<T: Float = f32> {
+    pub weight: Tensor<T>,
+    pub bias: Option<Tensor<T>>,
     config: Conv2dConfig,
 }
 
 impl Conv2d {
+    /// In f32 (use `Conv2d::<f64>::build` for another precision).
+    pub fn new(config: Conv2dConfig) -> Self {
+        Self::build(config)
+    }
+}
+
+impl<T: Float> Conv2d<T> {
     /// PyTorch's default initialisation.
     ///
     /// # Panics
     /// If `groups` does not divide both channel counts.
-    pub fn new(config: Conv2dConfig) -> Self {
+    pub fn build(config: Conv2dConfig) -> Self {
         let c = &config;
         assert!(
             c.groups > 0 && c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0,
@@ -110,12 +117,12 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Conv2d<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.conv2d(&self.weight, self.bias.as_ref(), self.config.options())
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor> {
+    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         let mut v = vec![NamedTensor::param("weight", &self.weight)];
         v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
         v

@@ -8,7 +8,7 @@
 //! ```
 
 use autograd::ops::conv::Pair;
-use autograd::{ConvOptions, Tensor};
+use autograd::{ConvOptions, Float, Tensor};
 
 use crate::init;
 use crate::module::{Module, NamedTensor};
@@ -75,18 +75,25 @@ impl ConvTranspose2dConfig {
 }
 
 /// A transposed 2-D convolution layer (learned upsampling).
-pub struct ConvTranspose2d {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
+pub struct ConvTranspose2d<T: Float = f32> {
+    pub weight: Tensor<T>,
+    pub bias: Option<Tensor<T>>,
     config: ConvTranspose2dConfig,
 }
 
 impl ConvTranspose2d {
+    /// In f32 (use `ConvTranspose2d::<f64>::build` for another precision).
+    pub fn new(config: ConvTranspose2dConfig) -> Self {
+        Self::build(config)
+    }
+}
+
+impl<T: Float> ConvTranspose2d<T> {
     /// PyTorch's default initialisation (fan_in from the weight's dim 1, as PyTorch computes it).
     ///
     /// # Panics
     /// If `groups` does not divide both channel counts.
-    pub fn new(config: ConvTranspose2dConfig) -> Self {
+    pub fn build(config: ConvTranspose2dConfig) -> Self {
         let c = &config;
         assert!(
             c.groups > 0 && c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0,
@@ -103,8 +110,8 @@ impl ConvTranspose2d {
     }
 }
 
-impl Module for ConvTranspose2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for ConvTranspose2d<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let c = &self.config;
         let opts = ConvOptions::new()
             .stride(c.stride)
@@ -115,7 +122,7 @@ impl Module for ConvTranspose2d {
         x.conv_transpose2d(&self.weight, self.bias.as_ref(), opts)
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor> {
+    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         let mut v = vec![NamedTensor::param("weight", &self.weight)];
         v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
         v

@@ -13,7 +13,7 @@
 //! assert_eq!(block.num_parameters(), 155_872);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::summary::forward_recorded;
 use crate::{BasicConv2d, Conv2dConfig, MaxPool2d, Module, PoolConfig, Sequential};
@@ -51,35 +51,42 @@ impl InceptionConfig {
 }
 
 /// Four parallel branches, concatenated on channels.
-pub struct Inception {
-    pub branch1: BasicConv2d,
-    pub branch2: Sequential,
-    pub branch3: Sequential,
-    pub branch4: Sequential,
+pub struct Inception<T: Float = f32> {
+    pub branch1: BasicConv2d<T>,
+    pub branch2: Sequential<T>,
+    pub branch3: Sequential<T>,
+    pub branch4: Sequential<T>,
     config: InceptionConfig,
 }
 
 impl Inception {
-    /// A block with fresh weights.
+    /// In f32 (use `Inception::<f64>::build` for another precision).
     pub fn new(c: InceptionConfig) -> Self {
+        Self::build(c)
+    }
+}
+
+impl<T: Float> Inception<T> {
+    /// A block with fresh weights.
+    pub fn build(c: InceptionConfig) -> Self {
         Inception {
-            branch1: BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch1x1, 1)),
-            branch2: Sequential::new()
-                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch3x3red, 1)))
-                .add(BasicConv2d::new(Conv2dConfig::new(c.ch3x3red, c.ch3x3, 3).padding(1))),
-            branch3: Sequential::new()
-                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.ch5x5red, 1)))
-                .add(BasicConv2d::new(Conv2dConfig::new(c.ch5x5red, c.ch5x5, 3).padding(1))),
-            branch4: Sequential::new()
+            branch1: BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch1x1, 1)),
+            branch2: Sequential::build()
+                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch3x3red, 1)))
+                .add(BasicConv2d::build(Conv2dConfig::new(c.ch3x3red, c.ch3x3, 3).padding(1))),
+            branch3: Sequential::build()
+                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch5x5red, 1)))
+                .add(BasicConv2d::build(Conv2dConfig::new(c.ch5x5red, c.ch5x5, 3).padding(1))),
+            branch4: Sequential::build()
                 .add(MaxPool2d::new(PoolConfig::new(3).stride(1).padding(1).ceil_mode(true)))
-                .add(BasicConv2d::new(Conv2dConfig::new(c.in_channels, c.pool_proj, 1))),
+                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.pool_proj, 1))),
             config: c,
         }
     }
 }
 
-impl Module for Inception {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Inception<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let outs = [
             forward_recorded(&self.branch1, x),
             forward_recorded(&self.branch2, x),
@@ -88,7 +95,7 @@ impl Module for Inception {
         ];
         Tensor::cat(&outs, 1)
     }
-    fn children(&self) -> Vec<(String, &dyn Module)> {
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
         vec![
             ("branch1".into(), &self.branch1),
             ("branch2".into(), &self.branch2),

@@ -4,13 +4,13 @@
 //! ```
 //! use autograd::Tensor;
 //! use nn::init::{self, FanMode, Nonlinearity};
-//! let w = Tensor::zeros([64, 32, 3, 3]);
+//! let w: Tensor = Tensor::zeros([64, 32, 3, 3]);
 //! init::kaiming_normal_(&w, FanMode::FanIn, Nonlinearity::Relu);
 //! let std = w.std_dim(Vec::<isize>::new(), 1, false).item();
 //! assert!((std - (2.0f32 / (32.0 * 9.0)).sqrt()).abs() < 0.005);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 /// Which fan scales the variance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -50,36 +50,36 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
     (shape[1] * receptive, shape[0] * receptive)
 }
 
-fn fill(t: &Tensor, values: Tensor) {
+fn fill<T: Float>(t: &Tensor<T>, values: Tensor<T>) {
     t.set_data(values.array());
 }
 
 /// `U(low, high)`.
-pub fn uniform_(t: &Tensor, low: f32, high: f32) {
-    fill(t, Tensor::uniform(t.shape(), low, high));
+pub fn uniform_<T: Float>(t: &Tensor<T>, low: f64, high: f64) {
+    fill(t, Tensor::uniform(t.shape(), T::of(low), T::of(high)));
 }
 
 /// `N(mean, std^2)`.
-pub fn normal_(t: &Tensor, mean: f32, std: f32) {
-    fill(t, Tensor::randn(t.shape()) * std + mean);
+pub fn normal_<T: Float>(t: &Tensor<T>, mean: f64, std: f64) {
+    fill(t, Tensor::randn(t.shape()) * T::of(std) + T::of(mean));
 }
 
 /// A constant.
-pub fn constant_(t: &Tensor, v: f32) {
-    fill(t, Tensor::full(t.shape(), v));
+pub fn constant_<T: Float>(t: &Tensor<T>, v: f64) {
+    fill(t, Tensor::full(t.shape(), T::of(v)));
 }
 
 /// Zeros.
-pub fn zeros_(t: &Tensor) {
+pub fn zeros_<T: Float>(t: &Tensor<T>) {
     constant_(t, 0.0);
 }
 
 /// Ones.
-pub fn ones_(t: &Tensor) {
+pub fn ones_<T: Float>(t: &Tensor<T>) {
     constant_(t, 1.0);
 }
 
-fn fan(t: &Tensor, mode: FanMode) -> f64 {
+fn fan<T: Float>(t: &Tensor<T>, mode: FanMode) -> f64 {
     let (fi, fo) = fans(&t.shape());
     match mode {
         FanMode::FanIn => fi as f64,
@@ -88,39 +88,39 @@ fn fan(t: &Tensor, mode: FanMode) -> f64 {
 }
 
 /// He (Kaiming) uniform: `U(-b, b)`, `b = gain * sqrt(3 / fan)`.
-pub fn kaiming_uniform_(t: &Tensor, mode: FanMode, n: Nonlinearity) {
+pub fn kaiming_uniform_<T: Float>(t: &Tensor<T>, mode: FanMode, n: Nonlinearity) {
     let bound = calculate_gain(n) * (3.0 / fan(t, mode)).sqrt();
-    uniform_(t, -bound as f32, bound as f32);
+    uniform_(t, -bound, bound);
 }
 
 /// He (Kaiming) normal: `N(0, gain^2 / fan)` (the book's `sqrt(2 / fan_in)` for ReLU).
-pub fn kaiming_normal_(t: &Tensor, mode: FanMode, n: Nonlinearity) {
+pub fn kaiming_normal_<T: Float>(t: &Tensor<T>, mode: FanMode, n: Nonlinearity) {
     let std = calculate_gain(n) / fan(t, mode).sqrt();
-    normal_(t, 0.0, std as f32);
+    normal_(t, 0.0, std);
 }
 
 /// Xavier (Glorot) uniform: `U(-b, b)`, `b = gain * sqrt(6 / (fan_in + fan_out))`.
-pub fn xavier_uniform_(t: &Tensor, gain: f64) {
+pub fn xavier_uniform_<T: Float>(t: &Tensor<T>, gain: f64) {
     let (fi, fo) = fans(&t.shape());
     let bound = gain * (6.0 / (fi + fo) as f64).sqrt();
-    uniform_(t, -bound as f32, bound as f32);
+    uniform_(t, -bound, bound);
 }
 
 /// Xavier (Glorot) normal: `N(0, gain^2 * 2 / (fan_in + fan_out))`.
-pub fn xavier_normal_(t: &Tensor, gain: f64) {
+pub fn xavier_normal_<T: Float>(t: &Tensor<T>, gain: f64) {
     let (fi, fo) = fans(&t.shape());
     let std = gain * (2.0 / (fi + fo) as f64).sqrt();
-    normal_(t, 0.0, std as f32);
+    normal_(t, 0.0, std);
 }
 
 /// PyTorch's default for Linear and Conv weights and biases:
 /// `kaiming_uniform_(a = sqrt(5))`, which is `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`,
 /// and the bias from the same range.
-pub fn pytorch_default_(weight: &Tensor, bias: Option<&Tensor>) {
+pub fn pytorch_default_<T: Float>(weight: &Tensor<T>, bias: Option<&Tensor<T>>) {
     kaiming_uniform_(weight, FanMode::FanIn, Nonlinearity::LeakyRelu(5f64.sqrt()));
     if let Some(b) = bias {
         let (fi, _) = fans(&weight.shape());
-        let bound = if fi > 0 { 1.0 / (fi as f32).sqrt() } else { 0.0 };
+        let bound = if fi > 0 { 1.0 / (fi as f64).sqrt() } else { 0.0 };
         uniform_(b, -bound, bound);
     }
 }

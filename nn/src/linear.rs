@@ -11,7 +11,7 @@
 //! assert_eq!(names, ["weight", "bias"]);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::init;
 use crate::module::{Module, NamedTensor};
@@ -43,15 +43,22 @@ impl LinearConfig {
 }
 
 /// A fully connected layer.
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
+pub struct Linear<T: Float = f32> {
+    pub weight: Tensor<T>,
+    pub bias: Option<Tensor<T>>,
     config: LinearConfig,
 }
 
 impl Linear {
-    /// PyTorch's default initialisation (`U(-1/sqrt(in), 1/sqrt(in))`).
+    /// In f32 (use `Linear::<f64>::build` for another precision).
     pub fn new(config: LinearConfig) -> Self {
+        Self::build(config)
+    }
+}
+
+impl<T: Float> Linear<T> {
+    /// PyTorch's default initialisation (`U(-1/sqrt(in), 1/sqrt(in))`).
+    pub fn build(config: LinearConfig) -> Self {
         let weight = Tensor::zeros([config.out_features, config.in_features]).requires_grad_();
         let bias = config.bias.then(|| Tensor::zeros([config.out_features]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
@@ -64,8 +71,8 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Linear<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let y = x.matmul(&self.weight.t());
         match &self.bias {
             Some(b) => y + b,
@@ -73,7 +80,7 @@ impl Module for Linear {
         }
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor> {
+    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         let mut v = vec![NamedTensor::param("weight", &self.weight)];
         v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
         v

@@ -1,7 +1,7 @@
 //! The `Module` trait: a forward pass plus named parameters and buffers,
 //! train/eval mode, freezing, parameter counts and state dicts.
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::error::{NnError, Result};
 use crate::state_dict::StateDict;
@@ -16,15 +16,15 @@ pub enum TensorKind {
 
 /// A tensor owned by a module, with its local name (`weight`, `running_mean`).
 #[derive(Clone, Debug)]
-pub struct NamedTensor {
+pub struct NamedTensor<T: Float = f32> {
     pub name: String,
-    pub tensor: Tensor,
+    pub tensor: Tensor<T>,
     pub kind: TensorKind,
 }
 
-impl NamedTensor {
+impl<T: Float> NamedTensor<T> {
     /// A learned parameter.
-    pub fn param(name: &str, tensor: &Tensor) -> Self {
+    pub fn param(name: &str, tensor: &Tensor<T>) -> Self {
         NamedTensor {
             name: name.to_string(),
             tensor: tensor.clone(),
@@ -33,7 +33,7 @@ impl NamedTensor {
     }
 
     /// A buffer (state that is saved but not learned).
-    pub fn buffer(name: &str, tensor: &Tensor) -> Self {
+    pub fn buffer(name: &str, tensor: &Tensor<T>) -> Self {
         NamedTensor {
             name: name.to_string(),
             tensor: tensor.clone(),
@@ -46,18 +46,18 @@ impl NamedTensor {
 /// their children and a one-line description; everything else (dotted names
 /// as torchvision's `state_dict`, train/eval, freezing, saving) comes from
 /// the provided methods.
-pub trait Module: Send + Sync {
+pub trait Module<T: Float = f32>: Send + Sync {
     /// Runs the module.
-    fn forward(&self, input: &Tensor) -> Tensor;
+    fn forward(&self, input: &Tensor<T>) -> Tensor<T>;
 
     /// Parameters (first) and buffers owned directly by this module, in
     /// PyTorch's registration order.
-    fn own_tensors(&self) -> Vec<NamedTensor> {
+    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         Vec::new()
     }
 
     /// Sub-modules with their names (`"0"`, `"conv1"`, `"layer1"`), in order.
-    fn children(&self) -> Vec<(String, &dyn Module)> {
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
         Vec::new()
     }
 
@@ -68,17 +68,17 @@ pub trait Module: Send + Sync {
     fn describe(&self) -> String;
 
     /// Every parameter and buffer, with dotted names (`layer1.0.conv1.weight`).
-    fn named_tensors(&self) -> Vec<(String, NamedTensor)> {
+    fn named_tensors(&self) -> Vec<(String, NamedTensor<T>)> {
         let mut out = Vec::new();
         collect(self.as_dyn(), "", &mut out);
         out
     }
 
     /// This module as a trait object (implemented by the blanket helper below).
-    fn as_dyn(&self) -> &dyn Module;
+    fn as_dyn(&self) -> &dyn Module<T>;
 
     /// Parameters with their dotted names.
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+    fn named_parameters(&self) -> Vec<(String, Tensor<T>)> {
         self.named_tensors()
             .into_iter()
             .filter(|(_, t)| t.kind == TensorKind::Parameter)
@@ -87,12 +87,12 @@ pub trait Module: Send + Sync {
     }
 
     /// All parameters, in order (what an optimizer takes).
-    fn parameters(&self) -> Vec<Tensor> {
+    fn parameters(&self) -> Vec<Tensor<T>> {
         self.named_parameters().into_iter().map(|(_, t)| t).collect()
     }
 
     /// Buffers with their dotted names.
-    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+    fn named_buffers(&self) -> Vec<(String, Tensor<T>)> {
         self.named_tensors()
             .into_iter()
             .filter(|(_, t)| t.kind == TensorKind::Buffer)
@@ -152,7 +152,7 @@ pub trait Module: Send + Sync {
 
     /// Parameters and buffers by dotted name (values shared, not copied).
     fn state_dict(&self) -> StateDict {
-        StateDict::from_pairs(self.named_tensors().into_iter().map(|(n, t)| (n, t.tensor)).collect())
+        StateDict::from_pairs(self.named_tensors().into_iter().map(|(n, t)| (n, to_f32(&t.tensor))).collect())
     }
 
     /// Copies values from `sd` into this module. Strict: every key must
@@ -184,7 +184,7 @@ pub struct LoadReport {
     pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
 }
 
-fn collect(m: &dyn Module, prefix: &str, out: &mut Vec<(String, NamedTensor)>) {
+fn collect<T: Float>(m: &dyn Module<T>, prefix: &str, out: &mut Vec<(String, NamedTensor<T>)>) {
     for t in m.own_tensors() {
         out.push((format!("{prefix}{}", t.name), t));
     }
@@ -193,7 +193,7 @@ fn collect(m: &dyn Module, prefix: &str, out: &mut Vec<(String, NamedTensor)>) {
     }
 }
 
-fn load_into(m: &dyn Module, sd: &StateDict, strict: bool, path: Option<&std::path::Path>) -> Result<LoadReport> {
+fn load_into<T: Float>(m: &dyn Module<T>, sd: &StateDict, strict: bool, path: Option<&std::path::Path>) -> Result<LoadReport> {
     let own = m.named_tensors();
     let mut report = LoadReport::default();
     let mut assign = Vec::new();
@@ -222,16 +222,24 @@ fn load_into(m: &dyn Module, sd: &StateDict, strict: bool, path: Option<&std::pa
         });
     }
     for (dst, src) in assign {
-        dst.set_data(src.to_array());
+        dst.set_data(src.cast::<T>().array());
     }
     Ok(report)
+}
+
+/// The values as f32: shared when `T` is f32, converted otherwise.
+fn to_f32<T: Float>(t: &Tensor<T>) -> Tensor<f32> {
+    match (t as &dyn std::any::Any).downcast_ref::<Tensor<f32>>() {
+        Some(same) => same.clone(),
+        None => t.cast::<f32>(),
+    }
 }
 
 /// Implements `as_dyn` for a module type.
 #[macro_export]
 macro_rules! impl_as_dyn {
     () => {
-        fn as_dyn(&self) -> &dyn $crate::Module {
+        fn as_dyn(&self) -> &dyn $crate::Module<T> {
             self
         }
     };

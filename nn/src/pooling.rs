@@ -4,13 +4,13 @@
 //! ```
 //! use autograd::Tensor;
 //! use nn::{AdaptiveAvgPool2d, MaxPool2d, Module, PoolConfig};
-//! let x = Tensor::randn([2, 3, 28, 28]);
+//! let x: Tensor = Tensor::randn([2, 3, 28, 28]);
 //! assert_eq!(MaxPool2d::new(PoolConfig::new(2)).forward(&x).shape(), vec![2, 3, 14, 14]);
 //! assert_eq!(AdaptiveAvgPool2d::new(1).forward(&x).shape(), vec![2, 3, 1, 1]);
 //! ```
 
 use autograd::ops::conv::Pair;
-use autograd::{PoolOptions, Tensor};
+use autograd::{Float, PoolOptions, Tensor};
 
 use crate::module::Module;
 
@@ -29,8 +29,8 @@ impl MaxPool2d {
     }
 }
 
-impl Module for MaxPool2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for MaxPool2d {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.max_pool2d(self.config)
     }
     fn describe(&self) -> String {
@@ -55,8 +55,8 @@ impl AvgPool2d {
     }
 }
 
-impl Module for AvgPool2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for AvgPool2d {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.avg_pool2d(self.config)
     }
     fn describe(&self) -> String {
@@ -83,8 +83,8 @@ impl AdaptiveAvgPool2d {
     }
 }
 
-impl Module for AdaptiveAvgPool2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.adaptive_avg_pool2d(self.output_size)
     }
     fn describe(&self) -> String {
@@ -107,8 +107,8 @@ impl AdaptiveMaxPool2d {
     }
 }
 
-impl Module for AdaptiveMaxPool2d {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for AdaptiveMaxPool2d {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         x.adaptive_max_pool2d(self.output_size)
     }
     fn describe(&self) -> String {

@@ -12,40 +12,52 @@
 //! assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 //! ```
 
-use autograd::Tensor;
+use autograd::{Float, Tensor};
 
 use crate::module::Module;
 
 /// A chain of modules.
-#[derive(Default)]
-pub struct Sequential {
-    layers: Vec<Box<dyn Module>>,
+pub struct Sequential<T: Float = f32> {
+    layers: Vec<Box<dyn Module<T>>>,
 }
 
 impl Sequential {
-    /// An empty chain.
+    /// An empty chain, in f32 (use `Sequential::<f64>::build` for another precision).
     pub fn new() -> Self {
+        Self::build()
+    }
+}
+
+impl<T: Float> Default for Sequential<T> {
+    fn default() -> Self {
+        Self::build()
+    }
+}
+
+impl<T: Float> Sequential<T> {
+    /// An empty chain.
+    pub fn build() -> Self {
         Sequential { layers: Vec::new() }
     }
 
     /// Appends a module (builder style).
-    pub fn add(mut self, m: impl Module + 'static) -> Self {
+    pub fn add(mut self, m: impl Module<T> + 'static) -> Self {
         self.layers.push(Box::new(m));
         self
     }
 
     /// Appends a boxed module.
-    pub fn push(&mut self, m: Box<dyn Module>) {
+    pub fn push(&mut self, m: Box<dyn Module<T>>) {
         self.layers.push(m);
     }
 
     /// The module at `i`.
-    pub fn get(&self, i: usize) -> Option<&dyn Module> {
+    pub fn get(&self, i: usize) -> Option<&dyn Module<T>> {
         self.layers.get(i).map(|m| m.as_ref())
     }
 
     /// Replaces the module at `i` (e.g. a new classifier head), returning the old one.
-    pub fn replace(&mut self, i: usize, m: Box<dyn Module>) -> Box<dyn Module> {
+    pub fn replace(&mut self, i: usize, m: Box<dyn Module<T>>) -> Box<dyn Module<T>> {
         std::mem::replace(&mut self.layers[i], m)
     }
 
@@ -60,8 +72,8 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl<T: Float> Module<T> for Sequential<T> {
+    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
         let mut h = x.clone();
         for l in &self.layers {
             h = crate::summary::forward_recorded(l.as_ref(), &h);
@@ -69,7 +81,7 @@ impl Module for Sequential {
         h
     }
 
-    fn children(&self) -> Vec<(String, &dyn Module)> {
+    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
         self.layers.iter().enumerate().map(|(i, m)| (i.to_string(), m.as_ref())).collect()
     }
 

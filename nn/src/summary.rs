@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use autograd::{no_grad, Tensor};
+use autograd::{no_grad, Float, Tensor};
 
 use crate::module::Module;
 
@@ -27,12 +27,12 @@ thread_local! {
     static RECORD: RefCell<Option<Vec<(usize, Vec<usize>)>>> = const { RefCell::new(None) };
 }
 
-fn addr(m: &dyn Module) -> usize {
-    m as *const dyn Module as *const () as usize
+fn addr<T: Float>(m: &dyn Module<T>) -> usize {
+    m as *const dyn Module<T> as *const () as usize
 }
 
 /// Runs `m` on `x`, noting the output shape when a summary is being taken.
-pub fn forward_recorded(m: &dyn Module, x: &Tensor) -> Tensor {
+pub fn forward_recorded<T: Float>(m: &dyn Module<T>, x: &Tensor<T>) -> Tensor<T> {
     let y = m.forward(x);
     RECORD.with(|r| {
         if let Some(rec) = r.borrow_mut().as_mut() {
@@ -42,7 +42,7 @@ pub fn forward_recorded(m: &dyn Module, x: &Tensor) -> Tensor {
     y
 }
 
-fn walk<'a>(m: &'a dyn Module, prefix: &str, depth: usize, out: &mut Vec<(String, usize, &'a dyn Module)>) {
+fn walk<'a, T: Float>(m: &'a dyn Module<T>, prefix: &str, depth: usize, out: &mut Vec<(String, usize, &'a dyn Module<T>)>) {
     for (name, c) in m.children() {
         let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
         out.push((full.clone(), depth, c));
@@ -65,11 +65,11 @@ fn group(n: usize) -> String {
 /// A table of every sub-module (indented by depth) with its output shape for
 /// an input of `input_shape` and its parameter count, then the totals.
 /// Buffers (running statistics) are restored afterwards.
-pub fn summary(model: &dyn Module, input_shape: &[usize]) -> String {
-    let saved: Vec<(Tensor, autograd::ndarray::ArrayD<f32>)> =
+pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String {
+    let saved: Vec<(Tensor<T>, autograd::ndarray::ArrayD<T>)> =
         model.named_buffers().into_iter().map(|(_, t)| (t.clone(), t.to_array())).collect();
     RECORD.with(|r| *r.borrow_mut() = Some(Vec::new()));
-    let out = no_grad(|| model.forward(&Tensor::zeros(input_shape)));
+    let out = no_grad(|| model.forward(&Tensor::<T>::zeros(input_shape)));
     let rec = RECORD.with(|r| r.borrow_mut().take()).unwrap_or_default();
     for (t, v) in saved {
         t.set_data(v);
