@@ -8,3 +8,4 @@
 pub use autograd;
 pub use nn;
 pub use optim;
+pub use models;

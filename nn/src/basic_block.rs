@@ -65,7 +65,7 @@ impl BlockConfig {
 /// The projection shortcut: 1x1 conv (stride, no bias) + batch norm, named `0` and `1`.
 pub(crate) fn projection<T: Float>(inplanes: usize, out: usize, stride: usize) -> Sequential<T> {
     Sequential::build()
-        .add(Conv2d::build(Conv2dConfig::new(inplanes, out, 1).stride(stride).bias(false)))
+        .add(resnet_conv::<T>(Conv2dConfig::new(inplanes, out, 1).stride(stride)))
         .add(BatchNorm2d::build(BatchNormConfig::new(out)))
 }
 
