@@ -1,10 +1,12 @@
-//! Single-precision GEMM with an AVX-512 micro-kernel (BLIS-style packing and
-//! blocking). `matrixmultiply` only uses AVX2 on this CPU class and reaches
-//! about half the FMA ceiling on the narrow products of convolutions; this
-//! kernel computes 8 rows x 48 columns per step (24 of the 32 vector
-//! registers), with 16- and 32-column variants for the right edge, so a
-//! 16-channel convolution wastes nothing. Other CPUs (and f64) fall back to
-//! `matrixmultiply`.
+//! Single-precision GEMM with our own micro-kernels (BLIS-style packing and
+//! blocking), chosen at run time: AVX-512 (8 rows x 48 columns, 24 of the 32
+//! vector registers) or AVX2 + FMA (6 rows x 16 columns, 12 of 16). Why not
+//! `matrixmultiply`: its packing of both operands dominates the narrow
+//! products of convolutions (16 output channels, K = 144), and here a
+//! convolution writes its im2col columns straight into the packed layout
+//! (see [`pack_b_row`]). Column edges use narrower variants and masked
+//! stores, so a 16-channel layer wastes little. Other CPUs (and f64) fall
+//! back to `matrixmultiply`.
 
 use std::sync::OnceLock;
 
@@ -12,23 +14,63 @@ use rayon::prelude::*;
 
 use super::scratch::with_scratch;
 
-const MR: usize = 8;
-const NR: usize = 48;
 const KC: usize = 256;
 const MC: usize = 120;
 const NC: usize = 8192;
 
-/// Whether the AVX-512 path is available (checked once).
-pub(crate) fn has_avx512() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
+/// The micro-kernel family in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+}
+
+impl Isa {
+    /// Rows of a micro-tile.
+    fn mr(self) -> usize {
+        match self {
+            Isa::Avx512 => 8,
+            Isa::Avx2 => 6,
+        }
+    }
+    /// Columns of a full micro-tile.
+    fn nr(self) -> usize {
+        match self {
+            Isa::Avx512 => 48,
+            Isa::Avx2 => 16,
+        }
+    }
+    /// Floats per vector: panels are padded to a multiple of this.
+    fn vw(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+        }
+    }
+}
+
+/// The best kernel family this CPU runs (checked once); `AUTOGRAD_GEMM=avx2`
+/// or `=fallback` forces a lesser one (for testing every path).
+fn isa() -> Option<Isa> {
+    static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+    *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            std::env::var_os("AUTOGRAD_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f")
+            let force = std::env::var("AUTOGRAD_GEMM").unwrap_or_default();
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            if force == "fallback" {
+                None
+            } else if force != "avx2" && is_x86_feature_detected!("avx512f") {
+                Some(Isa::Avx512)
+            } else if avx2 {
+                Some(Isa::Avx2)
+            } else {
+                None
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            false
+            None
         }
     })
 }
@@ -79,14 +121,12 @@ pub(crate) unsafe fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    if !has_avx512() || csc != 1 || k == 0 {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let (a, b, c) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb }, MatMut { ptr: c, rs: rsc });
-        blocked(m, k, n, alpha, a, BSource::Strided(b), beta, c, threads);
+    match isa() {
+        Some(isa) if csc == 1 && k > 0 => {
+            let (a, b, c) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb }, MatMut { ptr: c, rs: rsc });
+            blocked(isa, m, k, n, alpha, a, BSource::Strided(b), beta, c, threads);
+        }
+        _ => matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc),
     }
 }
 
@@ -98,40 +138,41 @@ enum BSource<'a> {
     Packed(&'a [f32]),
 }
 
-/// Elements of a fully packed `k x n` B operand (`n <= NC`).
-pub(crate) fn packed_b_len(k: usize, n: usize) -> usize {
-    k * padded_width(n)
+/// `n` rounded up so the last panel is a multiple of the vector width.
+fn padded_width(isa: Isa, n: usize) -> usize {
+    (n / isa.nr()) * isa.nr() + (n % isa.nr()).div_ceil(isa.vw()) * isa.vw()
 }
 
-/// `n` rounded up so the last panel is a multiple of 16 wide.
-fn padded_width(n: usize) -> usize {
-    (n / NR) * NR + (n % NR).div_ceil(16) * 16
-}
-
-/// Whether a `k x n` operand can be packed whole by the caller.
+/// Whether a `k x n` B operand can be packed whole by the caller.
 pub(crate) fn can_prepack(n: usize) -> bool {
-    has_avx512() && n <= NC
+    isa().is_some() && n <= NC
+}
+
+/// Elements of a fully packed `k x n` B operand (`can_prepack(n)` must hold).
+pub(crate) fn packed_b_len(k: usize, n: usize) -> usize {
+    k * padded_width(isa().expect("a micro-kernel"), n)
 }
 
 /// Writes row `p` (all `n` columns) of a `k x n` B operand into the packed
 /// layout that [`sgemm_packed_b`] reads: per block of `KC` rows, panels of
 /// `NR` columns, each row-major over its (zero-padded) width.
 pub(crate) fn pack_b_row(p: usize, k: usize, row: &[f32], bp: &mut [f32]) {
+    let isa = isa().expect("a micro-kernel");
+    let (nr, vw) = (isa.nr(), isa.vw());
     let n = row.len();
-    let wtot = padded_width(n);
     let pc = p / KC * KC;
     let kc = KC.min(k - pc);
-    let base = pc * wtot;
-    for j0 in (0..n).step_by(NR) {
-        let w = NR.min(n - j0);
-        let wp = w.div_ceil(16) * 16;
+    let base = pc * padded_width(isa, n);
+    for j0 in (0..n).step_by(nr) {
+        let w = nr.min(n - j0);
+        let wp = w.div_ceil(vw) * vw;
         let off = base + j0 * kc + (p - pc) * wp;
         bp[off..off + w].copy_from_slice(&row[j0..j0 + w]);
         bp[off + w..off + wp].fill(0.0);
     }
 }
 
-/// `C = alpha * A B + beta * C` with B packed by [`pack_b_row`] (f32, AVX-512 only).
+/// `C = A B + beta * C` with B packed by [`pack_b_row`].
 ///
 /// # Safety
 /// As [`sgemm`]; `bp` must hold a fully packed `k x n` operand.
@@ -150,34 +191,34 @@ pub(crate) unsafe fn sgemm_packed_b(
     threads: usize,
 ) {
     assert!(can_prepack(n) && bp.len() >= packed_b_len(k, n));
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    blocked(m, k, n, 1.0, Mat { ptr: a, rs: rsa, cs: csa }, BSource::Packed(bp), beta, MatMut { ptr: c, rs: rsc }, threads);
+    let isa = isa().expect("checked by can_prepack");
+    blocked(isa, m, k, n, 1.0, Mat { ptr: a, rs: rsa, cs: csa }, BSource::Packed(bp), beta, MatMut { ptr: c, rs: rsc }, threads);
 }
 
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocked(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: BSource<'_>, beta: f32, c: MatMut, threads: usize) {
-    let threads = threads.max(1).min(m.div_ceil(MR));
+unsafe fn blocked(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: BSource<'_>, beta: f32, c: MatMut, threads: usize) {
+    let mr = isa.mr();
+    let threads = threads.max(1).min(m.div_ceil(mr));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let beta_p = if pc == 0 { beta } else { 1.0 };
             let with_b = |bp: &[f32]| {
-                let rows_per = m.div_ceil(threads).div_ceil(MR) * MR;
+                let rows_per = m.div_ceil(threads).div_ceil(mr) * mr;
                 let run = |t: usize| {
                     let (r0, r1) = (t * rows_per, ((t + 1) * rows_per).min(m));
                     if r0 >= r1 {
                         return;
                     }
-                    with_scratch(MC.div_ceil(MR) * MR * kc, |ap: &mut [f32]| {
+                    with_scratch(MC.div_ceil(mr) * mr * kc, |ap: &mut [f32]| {
                         for ic in (r0..r1).step_by(MC) {
                             let mc = MC.min(r1 - ic);
-                            pack_a(a, ic, mc, pc, kc, ap);
-                            macro_block(mc, nc, kc, ap, bp, c, ic, jc, alpha, beta_p);
+                            pack_a(mr, a, ic, mc, pc, kc, ap);
+                            macro_block(isa, mc, nc, kc, ap, bp, c, ic, jc, alpha, beta_p);
                         }
                     });
                 };
@@ -190,25 +231,25 @@ unsafe fn blocked(m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: BSource<'
             match b {
                 BSource::Strided(b) => {
                     // Packed B for this (pc, jc) block is shared by every thread.
-                    with_scratch(padded_width(nc) * kc, |bp: &mut [f32]| {
-                        pack_b(b, pc, kc, jc, nc, bp);
+                    with_scratch(padded_width(isa, nc) * kc, |bp: &mut [f32]| {
+                        pack_b(isa, b, pc, kc, jc, nc, bp);
                         with_b(bp)
                     });
                 }
-                BSource::Packed(all) => with_b(&all[pc * padded_width(n)..]),
+                BSource::Packed(all) => with_b(&all[pc * padded_width(isa, n)..]),
             }
         }
     }
 }
 
 /// Packs `B[pc..pc+kc, jc..jc+nc]` into panels of `NR` columns (the last one
-/// padded with zeros to a multiple of 16), each stored k-major.
-#[cfg(target_arch = "x86_64")]
-unsafe fn pack_b(b: Mat, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]) {
+/// padded with zeros to a multiple of the vector width), each stored k-major.
+unsafe fn pack_b(isa: Isa, b: Mat, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f32]) {
+    let (nr, vw) = (isa.nr(), isa.vw());
     let mut off = 0;
-    for j0 in (0..nc).step_by(NR) {
-        let w = NR.min(nc - j0);
-        let wp = w.div_ceil(16) * 16;
+    for j0 in (0..nc).step_by(nr) {
+        let w = nr.min(nc - j0);
+        let wp = w.div_ceil(vw) * vw;
         for p in 0..kc {
             let dst = &mut bp[off + p * wp..off + (p + 1) * wp];
             let row = b.ptr.offset((pc + p) as isize * b.rs + (jc + j0) as isize * b.cs);
@@ -225,114 +266,165 @@ unsafe fn pack_b(b: Mat, pc: usize, kc: usize, jc: usize, nc: usize, bp: &mut [f
     }
 }
 
-/// Packs `A[ic..ic+mc, pc..pc+kc]` into micro-panels of `MR` rows (zero padded), each k-major.
-#[cfg(target_arch = "x86_64")]
-unsafe fn pack_a(a: Mat, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
-    for (pi, i0) in (0..mc).step_by(MR).enumerate() {
-        let rows = MR.min(mc - i0);
-        let panel = &mut ap[pi * MR * kc..(pi + 1) * MR * kc];
+/// Packs `A[ic..ic+mc, pc..pc+kc]` into micro-panels of `mr` rows (zero padded), each k-major.
+unsafe fn pack_a(mr: usize, a: Mat, ic: usize, mc: usize, pc: usize, kc: usize, ap: &mut [f32]) {
+    for (pi, i0) in (0..mc).step_by(mr).enumerate() {
+        let rows = mr.min(mc - i0);
+        let panel = &mut ap[pi * mr * kc..(pi + 1) * mr * kc];
         if a.cs == 1 {
-            for r in 0..MR {
+            for r in 0..mr {
                 if r < rows {
                     let src = a.ptr.offset((ic + i0 + r) as isize * a.rs + pc as isize);
                     for p in 0..kc {
-                        panel[p * MR + r] = *src.add(p);
+                        panel[p * mr + r] = *src.add(p);
                     }
                 } else {
                     for p in 0..kc {
-                        panel[p * MR + r] = 0.0;
+                        panel[p * mr + r] = 0.0;
                     }
                 }
             }
         } else {
             for p in 0..kc {
                 let col = a.ptr.offset((ic + i0) as isize * a.rs + (pc + p) as isize * a.cs);
-                for r in 0..MR {
-                    panel[p * MR + r] = if r < rows { *col.offset(r as isize * a.rs) } else { 0.0 };
+                for r in 0..mr {
+                    panel[p * mr + r] = if r < rows { *col.offset(r as isize * a.rs) } else { 0.0 };
                 }
             }
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn macro_block(
-    mc: usize,
-    nc: usize,
-    kc: usize,
-    ap: &[f32],
-    bp: &[f32],
-    c: MatMut,
-    ic: usize,
-    jc: usize,
-    alpha: f32,
-    beta: f32,
-) {
+unsafe fn macro_block(isa: Isa, mc: usize, nc: usize, kc: usize, ap: &[f32], bp: &[f32], c: MatMut, ic: usize, jc: usize, alpha: f32, beta: f32) {
+    let (mr, nr, vw) = (isa.mr(), isa.nr(), isa.vw());
     let mut boff = 0;
-    for j0 in (0..nc).step_by(NR) {
-        let w = NR.min(nc - j0);
-        let wp = w.div_ceil(16) * 16;
-        for (pi, i0) in (0..mc).step_by(MR).enumerate() {
-            let rows = MR.min(mc - i0);
+    for j0 in (0..nc).step_by(nr) {
+        let w = nr.min(nc - j0);
+        let nv = w.div_ceil(vw);
+        for (pi, i0) in (0..mc).step_by(mr).enumerate() {
+            let rows = mr.min(mc - i0);
             let cptr = c.ptr.offset((ic + i0) as isize * c.rs + (jc + j0) as isize);
-            let a = ap.as_ptr().add(pi * MR * kc);
+            let a = ap.as_ptr().add(pi * mr * kc);
             let b = bp.as_ptr().add(boff);
-            match wp {
-                48 => kernel::<3>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
-                32 => kernel::<2>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
-                _ => kernel::<1>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
+            #[cfg(target_arch = "x86_64")]
+            match (isa, nv) {
+                (Isa::Avx512, 3) => x86::avx512::<3>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
+                (Isa::Avx512, 2) => x86::avx512::<2>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
+                (Isa::Avx512, _) => x86::avx512::<1>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
+                (Isa::Avx2, 2) => x86::avx2::<2>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
+                (Isa::Avx2, _) => x86::avx2::<1>(kc, a, b, cptr, c.rs, alpha, beta, rows, w),
             }
         }
-        boff += wp * kc;
+        boff += nv * vw * kc;
     }
 }
 
-/// `C[rows x cols] = alpha * Apanel Bpanel + beta * C` for one 8 x (16 * NV) tile.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<const NV: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    rsc: isize,
-    alpha: f32,
-    beta: f32,
-    rows: usize,
-    cols: usize,
-) {
+mod x86 {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for p in 0..kc {
-        let mut bv = [_mm512_setzero_ps(); NV];
-        for (v, slot) in bv.iter_mut().enumerate() {
-            *slot = _mm512_loadu_ps(b.add(p * NV * 16 + v * 16));
+
+    /// `C[rows x cols] = alpha * Apanel Bpanel + beta * C` for one 8 x (16 * NV) tile.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512<const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: isize,
+        alpha: f32,
+        beta: f32,
+        rows: usize,
+        cols: usize,
+    ) {
+        const MR: usize = 8;
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        for p in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, slot) in bv.iter_mut().enumerate() {
+                *slot = _mm512_loadu_ps(b.add(p * NV * 16 + v * 16));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(p * MR + r));
+                for v in 0..NV {
+                    row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
+                }
+            }
         }
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*a.add(p * MR + r));
-            for v in 0..NV {
-                row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
+        let alpha_v = _mm512_set1_ps(alpha);
+        let beta_v = _mm512_set1_ps(beta);
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (v, &val) in row.iter().enumerate() {
+                let col0 = v * 16;
+                if col0 >= cols {
+                    break;
+                }
+                let left = cols - col0;
+                let mask: __mmask16 = if left >= 16 { 0xFFFF } else { (1u16 << left) - 1 };
+                let cp = c.offset(r as isize * rsc + col0 as isize);
+                let mut out = _mm512_mul_ps(val, alpha_v);
+                if beta != 0.0 {
+                    out = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, cp), beta_v, out);
+                }
+                _mm512_mask_storeu_ps(cp, mask, out);
             }
         }
     }
-    let alpha_v = _mm512_set1_ps(alpha);
-    let beta_v = _mm512_set1_ps(beta);
-    for (r, row) in acc.iter().enumerate().take(rows) {
-        for (v, &val) in row.iter().enumerate() {
-            let col0 = v * 16;
-            if col0 >= cols {
-                break;
+
+    /// `C[rows x cols] = alpha * Apanel Bpanel + beta * C` for one 6 x (8 * NV) tile.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx2<const NV: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: isize,
+        alpha: f32,
+        beta: f32,
+        rows: usize,
+        cols: usize,
+    ) {
+        const MR: usize = 6;
+        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+        for p in 0..kc {
+            let mut bv = [_mm256_setzero_ps(); NV];
+            for (v, slot) in bv.iter_mut().enumerate() {
+                *slot = _mm256_loadu_ps(b.add(p * NV * 8 + v * 8));
             }
-            let left = cols - col0;
-            let mask: __mmask16 = if left >= 16 { 0xFFFF } else { (1u16 << left) - 1 };
-            let cp = c.offset(r as isize * rsc + col0 as isize);
-            let mut out = _mm512_mul_ps(val, alpha_v);
-            if beta != 0.0 {
-                out = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, cp), beta_v, out);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*a.add(p * MR + r));
+                for v in 0..NV {
+                    row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
+                }
             }
-            _mm512_mask_storeu_ps(cp, mask, out);
+        }
+        let alpha_v = _mm256_set1_ps(alpha);
+        let beta_v = _mm256_set1_ps(beta);
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (v, &val) in row.iter().enumerate() {
+                let col0 = v * 8;
+                if col0 >= cols {
+                    break;
+                }
+                let left = (cols - col0).min(8) as i32;
+                let cp = c.offset(r as isize * rsc + col0 as isize);
+                let mut out = _mm256_mul_ps(val, alpha_v);
+                if left == 8 {
+                    if beta != 0.0 {
+                        out = _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta_v, out);
+                    }
+                    _mm256_storeu_ps(cp, out);
+                } else {
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+                    if beta != 0.0 {
+                        out = _mm256_fmadd_ps(_mm256_maskload_ps(cp, mask), beta_v, out);
+                    }
+                    _mm256_maskstore_ps(cp, mask, out);
+                }
+            }
         }
     }
 }
@@ -342,7 +434,30 @@ mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
 
-    /// Against a naive triple loop in f64, over edge sizes, strides, beta and threads.
+    #[test]
+    fn prepacked_b_matches_strided() {
+        if !can_prepack(100) {
+            return;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for (m, k, n) in [(16, 144, 784), (5, 300, 100), (9, 17, 33), (32, 600, 64)] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.random::<f32>() - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.random::<f32>() - 0.5).collect();
+            let mut bp = vec![f32::NAN; packed_b_len(k, n)];
+            for p in 0..k {
+                pack_b_row(p, k, &b[p * n..(p + 1) * n], &mut bp);
+            }
+            let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            unsafe {
+                sgemm(m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), n as isize, 1, 0.0, c1.as_mut_ptr(), n as isize, 1, 1);
+                sgemm_packed_b(m, k, n, a.as_ptr(), k as isize, 1, &bp, 0.0, c2.as_mut_ptr(), n as isize, 2);
+            }
+            assert_eq!(c1, c2, "m {m} k {k} n {n}");
+        }
+    }
+
+    /// Against a naive triple loop in f64, over edge sizes, strides, beta and
+    /// threads (the kernel family this CPU runs; CI's machine runs AVX2).
     #[test]
     fn matches_naive_product() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
