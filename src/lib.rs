@@ -9,3 +9,5 @@ pub use autograd;
 pub use nn;
 pub use optim;
 pub use models;
+
+pub mod tools;

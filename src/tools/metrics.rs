@@ -1,0 +1,84 @@
+//! Per-epoch metrics as CSV, rewritten whole through a temporary file after
+//! every row, so the file on disk is always complete.
+//!
+//! ```
+//! use dlfs::tools::MetricsCsv;
+//! let dir = std::env::temp_dir().join(format!("dlfs-doc-metrics-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let mut m = MetricsCsv::new(dir.join("metrics.csv"), &["epoch", "train_loss", "test_acc"]);
+//! m.push(&[1.0, 0.25, 97.5]).unwrap();
+//! let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+//! assert_eq!(text, "epoch,train_loss,test_acc\n1,0.25,97.5\n");
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// A CSV of numeric rows under a fixed header.
+pub struct MetricsCsv {
+    path: PathBuf,
+    header: Vec<String>,
+    rows: Vec<Vec<f64>>,
+}
+
+impl MetricsCsv {
+    /// A new table (nothing is written until the first row).
+    pub fn new(path: impl Into<PathBuf>, header: &[&str]) -> Self {
+        MetricsCsv {
+            path: path.into(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Continues an existing table (after resuming from a checkpoint): its
+    /// rows up to and including `upto_epoch` (first column) are kept.
+    pub fn resume(path: impl Into<PathBuf>, header: &[&str], upto_epoch: f64) -> Self {
+        let mut m = Self::new(path, header);
+        if let Ok(text) = std::fs::read_to_string(&m.path) {
+            for line in text.lines().skip(1) {
+                let row: Vec<f64> = line.split(',').filter_map(|v| v.parse().ok()).collect();
+                if row.len() == m.header.len() && row[0] <= upto_epoch {
+                    m.rows.push(row);
+                }
+            }
+        }
+        m
+    }
+
+    /// Appends a row and rewrites the file.
+    ///
+    /// # Panics
+    /// If the row's length differs from the header's.
+    pub fn push(&mut self, row: &[f64]) -> std::io::Result<()> {
+        assert_eq!(row.len(), self.header.len(), "metrics row {row:?} does not fit header {:?}", self.header);
+        self.rows.push(row.to_vec());
+        let mut text = self.header.join(",");
+        text.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(|v| format!("{v}")).collect();
+            text += &cells.join(",");
+            text.push('\n');
+        }
+        let tmp = self.path.with_extension("csv.tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    /// Column `name` over all rows.
+    pub fn column(&self, name: &str) -> Vec<f64> {
+        match self.header.iter().position(|h| h == name) {
+            Some(i) => self.rows.iter().map(|r| r[i]).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The rows so far.
+    pub fn rows(&self) -> &[Vec<f64>] {
+        &self.rows
+    }
+}

@@ -1,0 +1,78 @@
+//! A progress bar per epoch: batches done, running loss and accuracy,
+//! images per second and time left (indicatif). Hidden when stderr is not a
+//! terminal (CI logs stay short); a summary line is printed either way.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// One epoch's bar.
+pub struct EpochProgress {
+    bar: ProgressBar,
+    start: Instant,
+    images: usize,
+    loss_sum: f64,
+    correct: usize,
+    batches: usize,
+}
+
+impl EpochProgress {
+    /// A bar over `batches` batches, titled `epoch i/n`.
+    pub fn new(epoch: usize, epochs: usize, batches: usize) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+        EpochProgress {
+            bar,
+            start: Instant::now(),
+            images: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            batches: 0,
+        }
+    }
+
+    /// Records one batch: its mean loss, correct predictions and size.
+    pub fn batch(&mut self, loss: f64, correct: usize, size: usize) {
+        self.images += size;
+        self.loss_sum += loss;
+        self.correct += correct;
+        self.batches += 1;
+        self.bar.set_message(format!(
+            "loss {:.4} acc {:.2}% {:.0} img/s",
+            self.mean_loss(),
+            self.accuracy(),
+            self.images_per_second()
+        ));
+        self.bar.inc(1);
+    }
+
+    /// Mean of the batch losses so far.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.batches.max(1) as f64
+    }
+
+    /// Training accuracy so far, in percent.
+    pub fn accuracy(&self) -> f64 {
+        100.0 * self.correct as f64 / self.images.max(1) as f64
+    }
+
+    /// Throughput so far.
+    pub fn images_per_second(&self) -> f64 {
+        self.images as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// Seconds since the epoch started.
+    pub fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
