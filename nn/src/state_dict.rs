@@ -160,7 +160,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
-    let tmp: PathBuf = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // Unique per process and per call: concurrent saves (threads of one
+    // process) to the same path must not share, and clobber, one temporary file.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
