@@ -255,6 +255,9 @@ pub(crate) fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g:
 
 /// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
 pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some((wf, gf)) = as_flipped_forward(wt, g) {
+        return conv2d_forward(gy, &wf, None, &gf);
+    }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
@@ -280,6 +283,53 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
     dx
 }
 
+/// With stride 1 the input gradient is itself a convolution: of `gy`, padded
+/// by `dilation * (k - 1) - padding`, with the kernel flipped and its channel
+/// axes swapped. That reuses the forward kernel (columns packed straight into
+/// the GEMM layout) instead of GEMM + col2im. Returns the flipped weight and
+/// the geometry of that convolution when it applies (f32 kernels only).
+fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvGeom)> {
+    let applies = T::f32_slice(wt).is_some()
+        && gemm::can_prepack(g.h * g.w)
+        && g.stride == [1, 1]
+        && g.padding[0] <= g.dilation[0] * (g.kh - 1)
+        && g.padding[1] <= g.dilation[1] * (g.kw - 1)
+        && !g.is_pointwise();
+    if !applies {
+        return None;
+    }
+    let (cg, og, kk) = (g.cg(), g.og(), g.kh * g.kw);
+    // w: [G][Og][Cg][kh][kw] -> wf: [G][Cg][Og][kh][kw], taps reversed.
+    let mut wf = vec![T::zero(); wt.len()];
+    for gi in 0..g.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let src = &wt[((gi * og + o) * cg + c) * kk..][..kk];
+                let dst = &mut wf[((gi * cg + c) * og + o) * kk..][..kk];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    let gf = ConvGeom {
+        n: g.n,
+        c: g.o,
+        h: g.oh,
+        w: g.ow,
+        o: g.c,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        stride: [1, 1],
+        padding: [g.dilation[0] * (g.kh - 1) - g.padding[0], g.dilation[1] * (g.kw - 1) - g.padding[1]],
+        dilation: g.dilation,
+        groups: g.groups,
+    };
+    Some((wf, gf))
+}
+
 /// The weight gradient of conv2d: sum over samples of gy (Og x OHW) @ col^T (OHW x K).
 pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
@@ -294,6 +344,23 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                 let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
                 let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
                 let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
+                if let (Some(x32), Some(gy32), Some(dw32)) = (T::f32_slice(xg), T::f32_slice(gyg), T::f32_slice_mut(dwg)) {
+                    if gemm::can_prepack(k) && !g.is_pointwise() {
+                        // col^T (OHW x K) packed column by column from im2col rows.
+                        with_scratch(gemm::packed_b_len(ohw, k), |bp: &mut [f32]| {
+                            bp.fill(0.0);
+                            with_scratch(ohw, |row: &mut [f32]| {
+                                for r in 0..k {
+                                    im2col_row(x32, g, r, row);
+                                    gemm::pack_b_col(r, ohw, k, row, bp);
+                                }
+                            });
+                            // SAFETY: gy32 is og x ohw row-major, dw32 og x k row-major.
+                            unsafe { gemm::sgemm_packed_b(og, ohw, k, gy32.as_ptr(), ohw as isize, 1, bp, 1.0, dw32.as_mut_ptr(), k as isize, t) };
+                        });
+                        continue;
+                    }
+                }
                 if g.is_pointwise() {
                     gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, true, t);
                 } else {

@@ -172,7 +172,24 @@ pub(crate) fn pack_b_row(p: usize, k: usize, row: &[f32], bp: &mut [f32]) {
     }
 }
 
-/// `C = A B + beta * C` with B packed by [`pack_b_row`].
+/// Writes column `j` (all `k` rows) of a `k x n` B operand into the packed
+/// layout (the buffer must start zeroed, for the padding columns).
+pub(crate) fn pack_b_col(j: usize, k: usize, n: usize, col: &[f32], bp: &mut [f32]) {
+    let isa = isa().expect("a micro-kernel");
+    let (nr, vw) = (isa.nr(), isa.vw());
+    let wtot = padded_width(isa, n);
+    let j0 = j / nr * nr;
+    let wp = nr.min(n - j0).div_ceil(vw) * vw;
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let base = pc * wtot + j0 * kc + (j - j0);
+        for (p, &v) in col[pc..pc + kc].iter().enumerate() {
+            bp[base + p * wp] = v;
+        }
+    }
+}
+
+/// `C = A B + beta * C` with B packed by [`pack_b_row`] or [`pack_b_col`].
 ///
 /// # Safety
 /// As [`sgemm`]; `bp` must hold a fully packed `k x n` operand.
@@ -447,12 +464,20 @@ mod tests {
             for p in 0..k {
                 pack_b_row(p, k, &b[p * n..(p + 1) * n], &mut bp);
             }
-            let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            // The same operand packed column by column.
+            let mut bq = vec![0.0f32; packed_b_len(k, n)];
+            for j in 0..n {
+                let col: Vec<f32> = (0..k).map(|p| b[p * n + j]).collect();
+                pack_b_col(j, k, n, &col, &mut bq);
+            }
+            let (mut c1, mut c2, mut c3) = (vec![0.0f32; m * n], vec![0.0f32; m * n], vec![0.0f32; m * n]);
             unsafe {
                 sgemm(m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), n as isize, 1, 0.0, c1.as_mut_ptr(), n as isize, 1, 1);
                 sgemm_packed_b(m, k, n, a.as_ptr(), k as isize, 1, &bp, 0.0, c2.as_mut_ptr(), n as isize, 2);
+                sgemm_packed_b(m, k, n, a.as_ptr(), k as isize, 1, &bq, 0.0, c3.as_mut_ptr(), n as isize, 1);
             }
             assert_eq!(c1, c2, "m {m} k {k} n {n}");
+            assert_eq!(c1, c3, "m {m} k {k} n {n} (packed by columns)");
         }
     }
 
