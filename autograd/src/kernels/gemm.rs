@@ -5,8 +5,9 @@
 //! products of convolutions (16 output channels, K = 144), and here a
 //! convolution writes its im2col columns straight into the packed layout
 //! (see [`pack_b_row`]). Column edges use narrower variants and masked
-//! stores, so a 16-channel layer wastes little. Other CPUs (and f64) fall
-//! back to `matrixmultiply`.
+//! stores. Measured on this project's AVX2 machine, the kernels did not beat
+//! `matrixmultiply` end to end, so they are opt-in (see [`isa`]); f64 always
+//! uses `matrixmultiply`.
 
 use std::sync::OnceLock;
 
@@ -49,8 +50,12 @@ impl Isa {
     }
 }
 
-/// The best kernel family this CPU runs (checked once); `AUTOGRAD_GEMM=avx2`
-/// or `=fallback` forces a lesser one (for testing every path).
+/// The kernel family in use (checked once). By default none: on the AVX2
+/// machines this project runs on, `matrixmultiply` measured as fast or
+/// faster (benches/gemm.rs), so it does the work. `AUTOGRAD_GEMM=avx2`
+/// selects our AVX2 kernels (tested on every run, tests/gemm_avx2.rs);
+/// `AUTOGRAD_GEMM=avx512` the AVX-512 ones (experimental: no AVX-512 machine
+/// was available to test them).
 fn isa() -> Option<Isa> {
     static ISA: OnceLock<Option<Isa>> = OnceLock::new();
     *ISA.get_or_init(|| {
@@ -58,14 +63,10 @@ fn isa() -> Option<Isa> {
         {
             let force = std::env::var("AUTOGRAD_GEMM").unwrap_or_default();
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            if force == "fallback" {
-                None
-            } else if force != "avx2" && is_x86_feature_detected!("avx512f") {
-                Some(Isa::Avx512)
-            } else if avx2 {
-                Some(Isa::Avx2)
-            } else {
-                None
+            match force.as_str() {
+                "avx512" if is_x86_feature_detected!("avx512f") => Some(Isa::Avx512),
+                "avx2" if avx2 => Some(Isa::Avx2),
+                _ => None,
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -73,6 +74,11 @@ fn isa() -> Option<Isa> {
             None
         }
     })
+}
+
+/// Whether our micro-kernels are in use (else `matrixmultiply`).
+pub(crate) fn kernels_enabled() -> bool {
+    isa().is_some()
 }
 
 /// A strided matrix operand.
