@@ -1,15 +1,20 @@
 //! What the example training scripts share, as `torchvision.utils` and the
 //! usual helpers of a PyTorch training script: command-line options, a
-//! progress bar, evaluation, metrics as CSV, and pictures as PNG (training
-//! curves, image grids with captions).
+//! progress bar, a training epoch, evaluation, metrics as CSV, pictures as
+//! PNG (training curves, image grids with captions), and an error type that
+//! prints well when `main` returns it.
 
 pub mod args;
+pub mod error;
+pub mod fit;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod train;
 
 pub use args::Args;
+pub use error::Failure;
+pub use fit::train_epoch;
 pub use metrics::MetricsCsv;
 pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
 pub use progress::EpochProgress;

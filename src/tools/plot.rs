@@ -133,6 +133,20 @@ pub struct GridImage {
     pub caption: String,
 }
 
+impl GridImage {
+    /// A cell from a dataset's image (values in `[0, 1]`) and its caption.
+    pub fn from_image(image: models::data::Image, caption: impl Into<String>) -> Self {
+        let [channels, height, width] = image.shape();
+        GridImage {
+            values: image.into_vec(),
+            channels,
+            height,
+            width,
+            caption: caption.into(),
+        }
+    }
+}
+
 /// Draws images in a grid of `cols` columns, each scaled by `scale`
 /// (nearest neighbour) with its caption underneath, to `path` as PNG.
 pub fn image_grid_png(path: &Path, title: &str, images: &[GridImage], cols: usize, scale: usize) -> Result<(), PlotError> {

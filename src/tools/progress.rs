@@ -71,6 +71,12 @@ impl EpochProgress {
         self.start.elapsed().as_secs_f64()
     }
 
+    /// Prints a line to stdout above the bar (the bar is redrawn under it);
+    /// printed whether or not the bar is shown.
+    pub fn println(&self, line: impl AsRef<str>) {
+        self.bar.suspend(|| println!("{}", line.as_ref()));
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

@@ -132,8 +132,45 @@ pub(crate) unsafe fn sgemm(
             let (a, b, c) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb }, MatMut { ptr: c, rs: rsc });
             blocked(isa, m, k, n, alpha, a, BSource::Strided(b), beta, c, threads);
         }
-        _ => matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc),
+        _ => {
+            // Raw pointers are not Sync; the row ranges are disjoint, so share them as addresses.
+            let (ap, bp, cp) = (a as usize, b as usize, c as usize);
+            split_rows(m, threads, |r0, rows| {
+                matrixmultiply::sgemm(
+                    rows,
+                    k,
+                    n,
+                    alpha,
+                    (ap as *const f32).offset(r0 as isize * rsa),
+                    rsa,
+                    csa,
+                    bp as *const f32,
+                    rsb,
+                    csb,
+                    beta,
+                    (cp as *mut f32).offset(r0 as isize * rsc),
+                    rsc,
+                    csc,
+                )
+            })
+        }
     }
+}
+
+/// Runs `f(first row, rows)` over `threads` row ranges of an `m`-row product
+/// in parallel (`matrixmultiply` itself is single-threaded here).
+unsafe fn split_rows(m: usize, threads: usize, f: impl Fn(usize, usize) + Sync) {
+    let parts = threads.max(1).min(m / 16).max(1);
+    if parts == 1 {
+        return f(0, m);
+    }
+    let per = m.div_ceil(parts).div_ceil(8) * 8;
+    (0..parts).into_par_iter().for_each(|t| {
+        let r0 = t * per;
+        if r0 < m {
+            f(r0, per.min(m - r0));
+        }
+    });
 }
 
 /// Where the B operand comes from: a strided matrix, packed per block here,

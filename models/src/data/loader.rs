@@ -233,7 +233,7 @@ impl DataLoader {
     }
 }
 
-impl<'a> IntoIterator for &'a DataLoader {
+impl IntoIterator for &DataLoader {
     type Item = Batch;
     type IntoIter = Batches;
 

@@ -356,47 +356,66 @@ impl Transform for RandomAffine {
 /// returns the image unchanged.
 pub fn affine(image: &Image, angle: f32, (tx, ty): (f32, f32), scale: f32, fill: f32) -> Image {
     let [c, h, w] = image.shape();
+    let plane = h * w;
     let (sin, cos) = angle.to_radians().sin_cos();
     let (cx, cy) = ((w as f32 - 1.0) * 0.5, (h as f32 - 1.0) * 0.5);
     // Output pixel p reads the input at C + R(-angle) (p - C - t) / scale:
     // the inverse of "scale, rotate, then translate".
     let (a, b) = (cos / scale, -sin / scale);
     let (d, e) = (sin / scale, cos / scale);
+    let src = image.data();
     let mut out = Image::full([c, h, w], fill);
+    let dst = out.data_mut();
+    let inside =
+        |yy: isize, xx: isize| yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w;
     for y in 0..h {
         let dy = y as f32 - cy - ty;
         for x in 0..w {
             let dx = x as f32 - cx - tx;
             let sx = cx + a * dx + b * dy;
             let sy = cy + d * dx + e * dy;
-            let (fx, fy) = (sx.floor(), sy.floor());
-            let (wx, wy) = (sx - fx, sy - fy);
-            let (x0, y0) = (fx as isize, fy as isize);
-            // The four neighbours, each replaced by `fill` outside the image.
-            let inside =
-                |yy: isize, xx: isize| yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w;
-            let corners = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)];
+            // No neighbour inside the image (or NaN): the fill stays.
+            if !(sx > -1.0 && sy > -1.0 && sx < w as f32 && sy < h as f32) {
+                continue;
+            }
+            // floor() without its libm call on baseline x86-64: for values
+            // above -1, truncation is floor except on (-1, 0).
+            let x0 = if sx < 0.0 { -1 } else { sx as isize };
+            let y0 = if sy < 0.0 { -1 } else { sy as isize };
+            let (wx, wy) = (sx - x0 as f32, sy - y0 as f32);
             let weights = [
                 (1.0 - wy) * (1.0 - wx),
                 (1.0 - wy) * wx,
                 wy * (1.0 - wx),
                 wy * wx,
             ];
-            if corners.iter().all(|&(yy, xx)| !inside(yy, xx)) {
+            let k = y * w + x;
+            if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h {
+                // All four neighbours inside: the common case, no checks.
+                let i = y0 as usize * w + x0 as usize;
+                for ch in 0..c {
+                    let s = &src[ch * plane..(ch + 1) * plane];
+                    dst[ch * plane + k] = weights[0] * s[i]
+                        + weights[1] * s[i + 1]
+                        + weights[2] * s[i + w]
+                        + weights[3] * s[i + w + 1];
+                }
                 continue;
             }
+            // On the border: each neighbour outside the image reads `fill`.
+            let corners = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)];
             for ch in 0..c {
-                let src = image.channel(ch);
+                let s = &src[ch * plane..(ch + 1) * plane];
                 let mut v = 0.0;
                 for (&(yy, xx), &wt) in corners.iter().zip(&weights) {
-                    let s = if inside(yy, xx) {
-                        src[yy as usize * w + xx as usize]
-                    } else {
-                        fill
-                    };
-                    v += wt * s;
+                    v += wt
+                        * if inside(yy, xx) {
+                            s[yy as usize * w + xx as usize]
+                        } else {
+                            fill
+                        };
                 }
-                out.channel_mut(ch)[y * w + x] = v;
+                dst[ch * plane + k] = v;
             }
         }
     }
