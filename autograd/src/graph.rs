@@ -29,6 +29,9 @@ pub struct BackwardCtx<'a, T: Float> {
 pub(crate) type BackwardFn<T> =
     Arc<dyn Fn(&BackwardCtx<'_, T>) -> Result<Vec<Option<Tensor<T>>>> + Send + Sync>;
 
+/// A node's inputs and backward closure, taken out for one backward step.
+type Fetched<T> = (Vec<Option<Tensor<T>>>, BackwardFn<T>);
+
 pub(crate) struct NodeState<T: Float> {
     /// One entry per op input: `None` where the input needs no gradient.
     inputs: Vec<Option<Tensor<T>>>,
@@ -88,7 +91,7 @@ impl<T: Float> Node<T> {
         }
     }
 
-    fn fetch(&self, free: bool) -> Result<(Vec<Option<Tensor<T>>>, BackwardFn<T>)> {
+    fn fetch(&self, free: bool) -> Result<Fetched<T>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let taken = if free {
             let s = st.take();

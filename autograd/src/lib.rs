@@ -46,6 +46,7 @@ pub use ndarray;
 #[doc(hidden)]
 pub mod bench_api {
     /// `C = A B` with our blocked kernels (row-major, contiguous), on `threads` threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], trans_a: bool, trans_b: bool, threads: usize) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
         let (rsa, csa) = if trans_a { (1, m as isize) } else { (k as isize, 1) };

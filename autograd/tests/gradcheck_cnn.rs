@@ -313,6 +313,7 @@ fn conv_transpose_case() -> impl Strategy<Value = ConvCase> {
                         - 2 * padding[a] as isize
                 };
                 let mut size = size;
+                #[allow(clippy::needless_range_loop)] // `a` is the axis, used by `out` too
                 for a in 0..2 {
                     while out(a, size[a]) <= 0 {
                         size[a] += 1;

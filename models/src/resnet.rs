@@ -120,7 +120,7 @@ pub fn resnet(config: ResNetConfig) -> ResNet {
 /// # Panics
 /// If `depth` is not of the form `6n + 2`.
 pub fn cifar_resnet(depth: usize, num_classes: usize, in_channels: usize) -> ResNet {
-    assert!(depth >= 8 && (depth - 2) % 6 == 0, "CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}");
+    assert!(depth >= 8 && (depth - 2).is_multiple_of(6), "CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}");
     ResNet::build(ResNetConfig::new(ResNetKind::Cifar(depth)).num_classes(num_classes).in_channels(in_channels))
 }
 

@@ -96,7 +96,7 @@ impl<T: Float> ConvTranspose2d<T> {
     pub fn build(config: ConvTranspose2dConfig) -> Self {
         let c = &config;
         assert!(
-            c.groups > 0 && c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0,
+            c.groups > 0 && c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
             "ConvTranspose2d: groups {} must divide in_channels {} and out_channels {}",
             c.groups,
             c.in_channels,

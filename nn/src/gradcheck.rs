@@ -17,6 +17,7 @@ use crate::Module;
 /// Checks `d sum(module(x) * v) / d x` and `/ d p` for every parameter `p`
 /// that requires grad, for a fixed random `v`. Randomness inside the module
 /// (dropout) is reseeded before every evaluation so it is the same each time.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a <= b)` also fails on NaN
 pub fn gradcheck_module(module: &dyn Module<f64>, input: &Tensor<f64>, opts: &GradcheckOptions) -> Result<(), GradcheckError> {
     let failed = |message: String| GradcheckError::Failed { order: "first order", message };
     let run = |x: &Tensor<f64>| {

@@ -41,6 +41,7 @@ impl<T: Float> Sequential<T> {
     }
 
     /// Appends a module (builder style).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, m: impl Module<T> + 'static) -> Self {
         self.layers.push(Box::new(m));
         self

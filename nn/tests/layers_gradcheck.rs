@@ -50,7 +50,7 @@ fn away_from_zero(shape: &[usize]) -> T64 {
 fn distinct(shape: &[usize]) -> T64 {
     let n: usize = shape.iter().product();
     // 7919 is prime, so k -> 7919 k mod n is a permutation when n is not a multiple of it.
-    assert!(n % 7919 != 0);
+    assert!(!n.is_multiple_of(7919));
     let vals: Vec<f64> = (0..n)
         .map(|k| ((k * 7919) % n) as f64 * 0.1 - n as f64 * 0.05)
         .collect();

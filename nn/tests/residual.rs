@@ -254,7 +254,7 @@ fn decomposes<T: Float, B: Block<T>>(block: &B, shape: [usize; 4], what: &str) {
         "{what}: the branch should carry a real gradient"
     );
     assert!(
-        mask.iter().any(|&m| m == 0.0) && mask.iter().any(|&m| m == 1.0),
+        mask.contains(&0.0) && mask.contains(&1.0),
         "{what}: the ReLU mask should be mixed"
     );
 }

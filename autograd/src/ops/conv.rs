@@ -116,6 +116,7 @@ fn conv_error(op: &'static str, x: &[usize], w: &[usize], reason: String) -> Err
 }
 
 /// Output size along one axis, or an error if the window does not fit.
+#[allow(clippy::too_many_arguments)]
 fn out_size(op: &'static str, x: &[usize], w: &[usize], size: usize, k: usize, s: usize, p: usize, d: usize) -> Result<usize> {
     let span = d * (k - 1) + 1;
     if size + 2 * p < span {
@@ -138,7 +139,7 @@ fn forward_geom(op: &'static str, xs: &[usize], ws: &[usize], o: &ConvOptions) -
         return Err(conv_error(op, xs, ws, format!("(stride {:?}, dilation {:?} and groups {} must be positive)", o.stride, o.dilation, o.groups)));
     }
     let (c, g) = (xs[1], o.groups);
-    if c % g != 0 || ws[0] % g != 0 {
+    if !c.is_multiple_of(g) || !ws[0].is_multiple_of(g) {
         return Err(conv_error(op, xs, ws, format!("(groups {g} must divide the input channels {c} and the output channels {})", ws[0])));
     }
     if ws[1] * g != c {

@@ -94,6 +94,7 @@ fn per_channel_map<T: Float>(x: &[T], c: usize, s: usize, f: impl Fn(usize, T) -
     out
 }
 
+#[allow(clippy::type_complexity)]
 fn per_channel_map2<T: Float>(a: &[T], b: &[T], c: usize, s: usize, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::zero(); a.len()];
     let run = |(k, (o, (av, bv))): (usize, (&mut [T], (&[T], &[T])))| {

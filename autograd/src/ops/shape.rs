@@ -492,7 +492,7 @@ impl<T: Float> Tensor<T> {
     /// `[left, right, top, bottom, ...]`.
     pub fn try_pad(&self, pads: &[usize], value: T) -> Result<Tensor<T>> {
         let shape = self.shape();
-        if pads.len() % 2 != 0 || pads.len() / 2 > shape.len() {
+        if !pads.len().is_multiple_of(2) || pads.len() / 2 > shape.len() {
             return Err(invalid(
                 "pad",
                 &shape,

@@ -17,9 +17,9 @@ pub(crate) fn along_lanes<T: Float>(
     let mut out = ArrayD::<T>::zeros(x.raw_dim());
     let z = Zip::from(x.lanes(Axis(d))).and(out.lanes_mut(Axis(d)));
     if x.len() >= PAR_MIN {
-        z.par_for_each(|a, b| f(a, b));
+        z.par_for_each(f);
     } else {
-        z.for_each(|a, b| f(a, b));
+        z.for_each(f);
     }
     out
 }
