@@ -18,4 +18,4 @@ pub use fit::train_epoch;
 pub use metrics::MetricsCsv;
 pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
 pub use progress::EpochProgress;
-pub use train::{evaluate, predict, Evaluation};
+pub use train::{argmax, evaluate, predict, Evaluation};

@@ -2,7 +2,8 @@
 //! images per second and time left (indicatif). Hidden when stderr is not a
 //! terminal (CI logs stay short); a summary line is printed either way.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -10,6 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct EpochProgress {
     bar: ProgressBar,
     start: Instant,
+    /// Set by `finish`: the epoch's duration stops growing.
+    stopped: Cell<Option<Duration>>,
     images: usize,
     loss_sum: f64,
     correct: usize,
@@ -29,6 +32,7 @@ impl EpochProgress {
         EpochProgress {
             bar,
             start: Instant::now(),
+            stopped: Cell::new(None),
             images: 0,
             loss_sum: 0.0,
             correct: 0,
@@ -61,14 +65,14 @@ impl EpochProgress {
         100.0 * self.correct as f64 / self.images.max(1) as f64
     }
 
-    /// Throughput so far.
+    /// Throughput so far (until [`finish`](Self::finish)).
     pub fn images_per_second(&self) -> f64 {
-        self.images as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
+        self.images as f64 / self.seconds().max(1e-9)
     }
 
-    /// Seconds since the epoch started.
+    /// Seconds since the epoch started (until [`finish`](Self::finish)).
     pub fn seconds(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.stopped.get().unwrap_or_else(|| self.start.elapsed()).as_secs_f64()
     }
 
     /// Prints a line to stdout above the bar (the bar is redrawn under it);
@@ -77,8 +81,10 @@ impl EpochProgress {
         self.bar.suspend(|| println!("{}", line.as_ref()));
     }
 
-    /// Clears the bar.
+    /// Clears the bar and stops the clock: `seconds()` and
+    /// `images_per_second()` then stay the epoch's.
     pub fn finish(&self) {
+        self.stopped.set(Some(self.start.elapsed()));
         self.bar.finish_and_clear();
     }
 }

@@ -44,6 +44,22 @@ pub fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
     logits.argmax(1, false).iter().zip(labels).filter(|(p, l)| p == l).count()
 }
 
+/// The index of the largest value (the first of equal ones): the predicted
+/// class of one row of [`predict`]'s probabilities.
+///
+/// ```
+/// assert_eq!(dlfs::tools::argmax(&[0.1, 0.7, 0.2]), 1);
+/// ```
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Softmax probabilities `[N, classes]` of every example, in loader order (eval mode).
 pub fn predict(model: &dyn Module, loader: &DataLoader) -> (Vec<Vec<f32>>, Vec<usize>) {
     model.eval();

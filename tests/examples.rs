@@ -1,0 +1,504 @@
+//! Every numbered example, run as a user runs it (`cargo run --release
+//! --example NAME -- --quick --out DIR`), one at a time, and what it writes
+//! checked: CSV headers and numeric rows, valid PNGs, and weights that load
+//! back (strictly) and give the same predictions.
+//!
+//! The examples run through the same `cargo` that runs this test (so the
+//! same target directory, profile and flags); their outputs go under
+//! `CARGO_TARGET_TMPDIR`. A lock runs them in sequence even when the test
+//! harness runs these tests on several threads.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use autograd::no_grad;
+use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::{DeepConvNet, DeepConvNetConfig};
+use nn::{Flatten, Linear, LinearConfig, LoadReport, Module, ReLU, Sequential};
+
+/// One example at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A fresh output directory for one run.
+fn out_dir(run: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("examples")
+        .join(run);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `cargo run --release --example NAME -- ARGS`, waiting for the others.
+fn cargo_run(name: &str, args: &[&str]) -> Output {
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--release", "--quiet", "--example", name, "--"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start cargo for example {name}: {e}"))
+}
+
+/// Runs an example in quick mode into `out` and returns its stdout; panics
+/// with its output if it fails.
+fn run_quick(name: &str, out: &Path, extra: &[&str]) -> String {
+    let out = out.to_str().expect("a UTF-8 temporary path");
+    let mut args = vec!["--quick", "--out", out];
+    args.extend_from_slice(extra);
+    let start = std::time::Instant::now();
+    let output = cargo_run(name, &args);
+    eprintln!("{name} --quick: {:.1} s", start.elapsed().as_secs_f64());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "example {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    stdout.into_owned()
+}
+
+/// Runs an example expected to refuse its arguments: it must exit with an
+/// error (not a panic) whose message contains `expected`.
+fn assert_user_error(name: &str, args: &[&str], expected: &str) {
+    let output = cargo_run(name, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "example {name} {args:?} should fail with exit code 1; stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "example {name} {args:?} panicked instead of returning an error:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "example {name} {args:?}: the error should mention '{expected}':\n{stderr}"
+    );
+}
+
+/// Example 02's quick run, made once and shared by the examples that read its weights.
+fn ex02() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = out_dir("02_deep_convnet_mnist");
+        let stdout = run_quick("02_deep_convnet_mnist", &out, &[]);
+        assert!(
+            stdout.contains("final test accuracy"),
+            "02 printed:\n{stdout}"
+        );
+        out
+    })
+}
+
+/// A CSV's header and rows; every row must have the header's width and parse as numbers.
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|line| {
+            let row: Vec<f64> = line
+                .split(',')
+                .map(|v| {
+                    v.parse().unwrap_or_else(|_| {
+                        panic!("{}: '{v}' in row '{line}' is not a number", path.display())
+                    })
+                })
+                .collect();
+            assert_eq!(
+                row.len(),
+                header.len(),
+                "{}: row '{line}' does not fit header {header:?}",
+                path.display()
+            );
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Checks a CSV's header against `expected` and returns its rows (at least one).
+fn csv_rows(path: &Path, expected: &[&str]) -> Vec<Vec<f64>> {
+    let (header, rows) = read_csv(path);
+    assert_eq!(header, expected, "{}: header", path.display());
+    assert!(!rows.is_empty(), "{}: no rows", path.display());
+    rows
+}
+
+/// Column `name` of `rows` under `header`.
+fn column(rows: &[Vec<f64>], header: &[&str], name: &str) -> Vec<f64> {
+    let i = header
+        .iter()
+        .position(|h| *h == name)
+        .expect("a column of the header");
+    rows.iter().map(|r| r[i]).collect()
+}
+
+/// Checks the PNG signature and IHDR chunk; returns (width, height), both > 0.
+fn check_png(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.len() > 33,
+        "{}: {} bytes is too short for a PNG",
+        path.display(),
+        bytes.len()
+    );
+    assert_eq!(
+        bytes[..8],
+        [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'],
+        "{}: PNG signature",
+        path.display()
+    );
+    assert_eq!(&bytes[12..16], b"IHDR", "{}: first chunk", path.display());
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let (w, h) = (be(&bytes[16..20]), be(&bytes[20..24]));
+    assert!(w > 0 && h > 0, "{}: image of {w}x{h}", path.display());
+    (w, h)
+}
+
+/// The first `n` MNIST test images as one `[n, 1, 28, 28]` batch.
+fn mnist_test_images(n: usize) -> autograd::Tensor {
+    let test: Arc<dyn Dataset> =
+        Arc::new(Mnist::load_default(false).expect("the repository's MNIST"));
+    let batch = DataLoader::new(Arc::new(Subset::first(test, n)), n)
+        .epoch(0)
+        .next()
+        .expect("one batch");
+    batch.images
+}
+
+/// Evaluation-mode outputs of `model` on `x`.
+fn outputs(model: &dyn Module, x: &autograd::Tensor) -> Vec<f32> {
+    model.eval();
+    no_grad(|| model.forward(x).to_vec())
+}
+
+/// Loads `path` strictly (every name and shape must match, nothing skipped)
+/// into two fresh networks made by `make`, and checks that both give the
+/// same outputs on a few test digits; returns the first.
+fn loads_back<M: Module>(path: &Path, make: impl Fn() -> M) -> M {
+    let (a, b) = (make(), make());
+    for m in [&a, &b] {
+        let report = m
+            .load(path, true)
+            .unwrap_or_else(|e| panic!("strict load of {}: {e}", path.display()));
+        assert_eq!(
+            report,
+            LoadReport::default(),
+            "{}: a strict load skipped something",
+            path.display()
+        );
+    }
+    let x = mnist_test_images(8);
+    let (ya, yb) = (outputs(&a, &x), outputs(&b, &x));
+    assert!(
+        ya.iter().all(|v| v.is_finite()),
+        "{}: non-finite outputs",
+        path.display()
+    );
+    assert_eq!(
+        ya,
+        yb,
+        "{}: two loads of the same weights disagree",
+        path.display()
+    );
+    a
+}
+
+fn deep_convnet() -> DeepConvNet {
+    DeepConvNet::new(DeepConvNetConfig::default())
+}
+
+#[test]
+fn ex01_two_layer_mnist() {
+    let out = out_dir("01_two_layer_mnist");
+    let stdout = run_quick("01_two_layer_mnist", &out, &[]);
+    assert!(stdout.contains("test accuracy"), "{stdout}");
+    let header = ["epoch", "train_loss", "test_loss", "test_acc"];
+    let rows = csv_rows(&out.join("metrics.csv"), &header);
+    assert_eq!(column(&rows, &header, "epoch"), vec![1.0]);
+    assert!(column(&rows, &header, "test_acc")
+        .iter()
+        .all(|a| (0.0..=100.0).contains(a)));
+    loads_back(&out.join("two_layer_net.safetensors"), || {
+        Sequential::new()
+            .add(Flatten::default())
+            .add(Linear::new(LinearConfig::new(784, 50)))
+            .add(ReLU)
+            .add(Linear::new(LinearConfig::new(50, 10)))
+    });
+}
+
+#[test]
+fn ex02_deep_convnet_mnist() {
+    let out = ex02();
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "lr",
+        "epoch_seconds",
+        "images_per_second",
+        "wall_seconds",
+    ];
+    let rows = csv_rows(&out.join("metrics.csv"), &header);
+    assert_eq!(column(&rows, &header, "epoch"), vec![1.0]);
+    check_png(&out.join("curves.png"));
+    // The trained weights: strict loads into fresh networks agree, and are not a fresh network.
+    let trained = loads_back(&out.join("deep_convnet.safetensors"), deep_convnet);
+    let x = mnist_test_images(8);
+    assert_ne!(
+        outputs(&trained, &x),
+        outputs(&deep_convnet(), &x),
+        "the saved weights are those of an untrained network"
+    );
+}
+
+#[test]
+fn ex03_misclassified() {
+    let weights = ex02().join("deep_convnet.safetensors");
+    let out = out_dir("03_misclassified");
+    let stdout = run_quick(
+        "03_misclassified",
+        &out,
+        &["--weights", weights.to_str().expect("UTF-8")],
+    );
+    // "test accuracy 23.20%: 384 of 500 test images misclassified"
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("test accuracy"))
+        .unwrap_or_else(|| panic!("no accuracy line:\n{stdout}"));
+    let wrong: usize = line
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("the number misclassified");
+    let header = ["index", "label", "predicted", "confidence"];
+    let (found, rows) = read_csv(&out.join("misclassified.csv"));
+    assert_eq!(found, header);
+    assert_eq!(rows.len(), wrong, "one CSV row per misclassified digit");
+    for r in &rows {
+        assert!(
+            r[0] < 500.0 && r[1] != r[2] && (0.0..=1.0).contains(&r[3]),
+            "row {r:?}"
+        );
+    }
+    check_png(&out.join("misclassified.png"));
+}
+
+#[test]
+fn missing_weights_are_a_clear_error() {
+    let out = out_dir("03_missing_weights");
+    let args = [
+        "--weights",
+        "/nonexistent/deep_convnet.safetensors",
+        "--out",
+        out.to_str().expect("UTF-8"),
+    ];
+    assert_user_error("03_misclassified", &args, "--example 02_deep_convnet_mnist");
+    assert_user_error(
+        "06_reduced_precision",
+        &args,
+        "--example 02_deep_convnet_mnist",
+    );
+}
+
+#[test]
+fn ex04_augmentation() {
+    let out = out_dir("04_augmentation");
+    let stdout = run_quick("04_augmentation", &out, &[]);
+    assert!(
+        stdout.contains("test accuracy with augmentation"),
+        "{stdout}"
+    );
+    let (w, h) = check_png(&out.join("augmented.png"));
+    assert!(
+        w > 8 * 28 && h > 8 * 28,
+        "augmented.png is {w}x{h}: too small for 8 rows of 8 digits"
+    );
+    let header = [
+        "augmented",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+    ];
+    let rows = csv_rows(&out.join("metrics.csv"), &header);
+    assert_eq!(
+        column(&rows, &header, "augmented"),
+        vec![0.0, 1.0],
+        "one epoch without, then one with augmentation"
+    );
+    check_png(&out.join("curves.png"));
+}
+
+#[test]
+fn ex05_transfer_learning() {
+    let pretrained = ex02().join("deep_convnet.safetensors");
+    let out = out_dir("05_transfer_learning");
+    let stdout = run_quick(
+        "05_transfer_learning",
+        &out,
+        &["--pretrained", pretrained.to_str().expect("UTF-8")],
+    );
+    assert!(
+        stdout.contains(r#"kept freshly initialised: ["fc2.weight", "fc2.bias"]"#),
+        "{stdout}"
+    );
+    let header = [
+        "transfer",
+        "labelled_images",
+        "trainable_parameters",
+        "test_loss",
+        "test_acc",
+    ];
+    let rows = csv_rows(&out.join("results.csv"), &header);
+    assert_eq!(column(&rows, &header, "transfer"), vec![1.0, 0.0]);
+    assert_eq!(
+        column(&rows, &header, "labelled_images"),
+        vec![100.0, 100.0]
+    );
+    let trainable = column(&rows, &header, "trainable_parameters");
+    assert_eq!(trainable[1], 123_552.0, "from scratch, everything trains");
+    assert!(
+        trainable[0] < trainable[1],
+        "the transferred convolutions are frozen"
+    );
+    csv_rows(
+        &out.join("metrics.csv"),
+        &["transfer", "epoch", "train_loss", "train_acc"],
+    );
+    // Frozen convolutions are still MNIST's; the new head is not.
+    let tuned = loads_back(&out.join("transfer_fashion.safetensors"), deep_convnet);
+    let source = deep_convnet();
+    source.load(&pretrained, true).expect("02's weights");
+    assert_eq!(
+        tuned.conv1.weight.to_vec(),
+        source.conv1.weight.to_vec(),
+        "conv1 changed although frozen"
+    );
+    assert_eq!(
+        tuned.conv6.weight.to_vec(),
+        source.conv6.weight.to_vec(),
+        "conv6 changed although frozen"
+    );
+    assert_ne!(
+        tuned.fc2.weight.to_vec(),
+        source.fc2.weight.to_vec(),
+        "fc2 should be a new head"
+    );
+}
+
+#[test]
+fn ex06_reduced_precision() {
+    // Without weights, quick mode trains a throw-away model: the example runs on its own.
+    let out = out_dir("06_reduced_precision");
+    let stdout = run_quick(
+        "06_reduced_precision",
+        &out,
+        &["--weights", "/nonexistent/deep_convnet.safetensors"],
+    );
+    assert!(stdout.contains("throw-away"), "{stdout}");
+    let header = [
+        "bits",
+        "exponent_bits",
+        "mantissa_bits",
+        "file_bytes",
+        "test_acc",
+        "max_weight_error",
+        "predictions_changed",
+    ];
+    let rows = csv_rows(&out.join("precision.csv"), &header);
+    assert_eq!(column(&rows, &header, "bits"), vec![32.0, 16.0, 16.0]);
+    let bytes = column(&rows, &header, "file_bytes");
+    for (b, name) in bytes[1..].iter().zip(["f16", "bf16"]) {
+        assert!(
+            *b < 0.55 * bytes[0],
+            "{name} file of {b} bytes is not about half of f32's {}",
+            bytes[0]
+        );
+    }
+    let errors = column(&rows, &header, "max_weight_error");
+    assert!(
+        errors[0] == 0.0 && errors[1] < 1e-2 && errors[2] < 5e-2,
+        "weight errors {errors:?}"
+    );
+    for (name, size) in ["f32", "f16", "bf16"].into_iter().zip(&bytes) {
+        let path = out.join(format!("deep_convnet_{name}.safetensors"));
+        assert_eq!(
+            std::fs::metadata(&path).expect("the weights file").len() as f64,
+            *size,
+            "{name}: size in the CSV"
+        );
+        loads_back(&path, deep_convnet);
+    }
+}
+
+#[test]
+fn ex07_ensemble() {
+    let out = out_dir("07_ensemble");
+    let stdout = run_quick("07_ensemble", &out, &[]);
+    assert!(stdout.contains("ensemble of 3"), "{stdout}");
+    let header = ["model", "seed", "model_test_acc", "ensemble_test_acc"];
+    let rows = csv_rows(&out.join("ensemble.csv"), &header);
+    assert_eq!(column(&rows, &header, "model"), vec![1.0, 2.0, 3.0]);
+    assert_eq!(column(&rows, &header, "seed"), vec![0.0, 1.0, 2.0]);
+    assert_eq!(rows[0][2], rows[0][3], "an ensemble of one is that model");
+    for k in 1..=3 {
+        loads_back(&out.join(format!("model_{k}.safetensors")), deep_convnet);
+    }
+}
+
+#[test]
+fn ex08_resnet_vgg_googlenet() {
+    let out = out_dir("08_resnet_vgg_googlenet");
+    let stdout = run_quick("08_resnet_vgg_googlenet", &out, &[]);
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "epoch_seconds",
+        "images_per_second",
+    ];
+    for name in ["resnet20", "vgg11", "googlenet"] {
+        let logged = stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{name} epoch 1 batch")))
+            .count();
+        assert!(
+            logged >= 2,
+            "{name}: the loss should be printed every few batches:\n{stdout}"
+        );
+        let rows = csv_rows(&out.join(format!("{name}.csv")), &header);
+        assert!(
+            column(&rows, &header, "train_loss")
+                .iter()
+                .all(|l| l.is_finite()),
+            "{name}: loss {rows:?}"
+        );
+    }
+    check_png(&out.join("curves.png"));
+    assert_user_error(
+        "08_resnet_vgg_googlenet",
+        &["--quick", "--model", "alexnet"],
+        "unknown network 'alexnet'",
+    );
+}
