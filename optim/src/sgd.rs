@@ -1,0 +1,219 @@
+//! Stochastic gradient descent with momentum, dampening, Nesterov momentum
+//! and L2 weight decay, as `torch.optim.SGD`.
+//!
+//! ```
+//! use autograd::Tensor;
+//! use optim::{Optimizer, Sgd, SgdConfig};
+//!
+//! let w = Tensor::from_vec(vec![1.0f32, -2.0], [2]).requires_grad_();
+//! let b = Tensor::from_vec(vec![0.5f32], [1]).requires_grad_();
+//! let config = SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() };
+//! let mut opt = Sgd::new(vec![w.clone(), b.clone()], config);
+//! for _ in 0..2 {
+//!     opt.zero_grad();
+//!     let loss = w.square().sum() + b.sum() * 3.0; // dloss/db = 3
+//!     loss.backward();
+//!     opt.step();
+//! }
+//! // Step 1: buf = 3, b = 0.5 - 0.1 * 3 = 0.2. Step 2: buf = 0.9 * 3 + 3 = 5.7, b = 0.2 - 0.57.
+//! assert!((b.item() - -0.37).abs() < 1e-6);
+//! // w = 1: g = 2, w = 0.8; g = 1.6, buf = 0.9 * 2 + 1.6 = 3.4, w = 0.8 - 0.34.
+//! assert!((w.to_vec()[0] - 0.46).abs() < 1e-6);
+//! ```
+//!
+//! Update (PyTorch's): `g += wd * p`; with momentum, `buf = g` on the first
+//! step and `buf = momentum * buf + (1 - dampening) * g` after; Nesterov uses
+//! `g + momentum * buf`, plain momentum `buf`; then `p -= lr * g`.
+
+use autograd::{Float, Tensor};
+
+use crate::error::{ok, OptimError, Result};
+use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
+use crate::optimizer::{forward_to_core, BufferSpec, Core, GroupDefaults, GroupSpec, ParamGroup};
+use crate::Optimizer;
+
+const NAME: &str = "SGD";
+const BUFFERS: &[BufferSpec] = &[("momentum_buffer", false)];
+
+/// The settings of [`Sgd`]; `Default` gives PyTorch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate (PyTorch's default 1e-3).
+    pub lr: f64,
+    /// Momentum factor (0: none).
+    pub momentum: f64,
+    /// Dampening of the momentum's new gradient.
+    pub dampening: f64,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0).
+    pub nesterov: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
+    }
+}
+
+/// SGD over parameter groups; see the [module docs](self).
+pub struct Sgd<T: Float = f32> {
+    config: SgdConfig,
+    core: Core<T>,
+}
+
+impl<T: Float> Sgd<T> {
+    /// One group with the config's settings.
+    ///
+    /// # Panics
+    /// On an invalid config; see [`try_new`](Self::try_new).
+    #[track_caller]
+    pub fn new(params: Vec<Tensor<T>>, config: SgdConfig) -> Self {
+        ok(Self::try_new(params, config))
+    }
+
+    /// One group with the config's settings.
+    pub fn try_new(params: Vec<Tensor<T>>, config: SgdConfig) -> Result<Self> {
+        Self::try_with_groups(vec![GroupSpec::new(params)], config)
+    }
+
+    /// Several groups, each with its own settings where given.
+    ///
+    /// # Panics
+    /// On an invalid config; see [`try_with_groups`](Self::try_with_groups).
+    #[track_caller]
+    pub fn with_groups(groups: Vec<GroupSpec<T>>, config: SgdConfig) -> Self {
+        ok(Self::try_with_groups(groups, config))
+    }
+
+    /// Several groups, each with its own settings where given.
+    pub fn try_with_groups(groups: Vec<GroupSpec<T>>, config: SgdConfig) -> Result<Self> {
+        let core = Core::new(
+            NAME,
+            BUFFERS,
+            groups,
+            &Self::defaults_of(&config),
+            &Self::check(&config),
+        )?;
+        Ok(Sgd { config, core })
+    }
+
+    /// The settings shared by all groups.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    fn defaults_of(config: &SgdConfig) -> GroupDefaults {
+        GroupDefaults {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            momentum: Some(config.momentum),
+        }
+    }
+
+    fn check(config: &SgdConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
+        let (nesterov, dampening) = (config.nesterov, config.dampening);
+        move |g| {
+            let m = g.momentum.unwrap_or(0.0);
+            let reason = if m < 0.0 || m.is_nan() {
+                format!("invalid momentum {m} (must be >= 0)")
+            } else if nesterov && (m <= 0.0 || dampening != 0.0) {
+                "Nesterov momentum requires a momentum and zero dampening".to_string()
+            } else {
+                return Ok(());
+            };
+            Err(OptimError::InvalidConfig { what: NAME, reason })
+        }
+    }
+}
+
+impl<T: Float> Optimizer<T> for Sgd<T> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn try_step(&mut self) -> Result<()> {
+        let cfg = self.config;
+        self.core.for_each_grad(|group, p, g, slot| {
+            slot.step += 1;
+            let momentum = group.momentum.unwrap_or(0.0);
+            let dir = Direction::new(cfg.maximize, group.weight_decay);
+            let neg_lr: T = c(-group.lr);
+            with_slices(p, g, |p, g| {
+                if momentum == 0.0 {
+                    return par_apply(p, [], g, &Plain { dir, neg_lr });
+                }
+                // PyTorch's first momentum buffer is the gradient itself (no dampening).
+                let first = slot.bufs[0].is_none();
+                slot.ensure(0, p.len(), T::zero());
+                let buf = slot.bufs[0].as_mut().expect("created above");
+                let k = WithMomentum {
+                    dir,
+                    momentum: c(momentum),
+                    damp1: c(1.0 - cfg.dampening),
+                    neg_lr,
+                    first,
+                    nesterov: cfg.nesterov,
+                };
+                par_apply(p, [buf.as_mut_slice()], g, &k);
+            });
+        })
+    }
+
+    forward_to_core!();
+}
+
+/// Without momentum: `p -= lr * d`.
+#[derive(Clone, Copy)]
+struct Plain<T> {
+    dir: Direction<T>,
+    neg_lr: T,
+}
+
+impl<T: Float> Kernel<T, 0> for Plain<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], _: [&mut [T]; 0], g: &[T]) {
+        let k = *self; // the scalars in registers for the whole loop
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p += k.neg_lr * k.dir.of(g, *p);
+        }
+    }
+}
+
+/// With momentum (and dampening, or Nesterov).
+#[derive(Clone, Copy)]
+struct WithMomentum<T> {
+    dir: Direction<T>,
+    momentum: T,
+    damp1: T,
+    neg_lr: T,
+    first: bool,
+    nesterov: bool,
+}
+
+impl<T: Float> Kernel<T, 1> for WithMomentum<T> {
+    #[inline(always)]
+    fn run(&self, p: &mut [T], [buf]: [&mut [T]; 1], g: &[T]) {
+        let k = *self;
+        for ((p, b), &g) in p.iter_mut().zip(buf.iter_mut()).zip(g) {
+            let d = k.dir.of(g, *p);
+            let nb = if k.first {
+                d
+            } else {
+                *b * k.momentum + k.damp1 * d
+            };
+            *b = nb;
+            let s = if k.nesterov { d + k.momentum * nb } else { nb };
+            *p += k.neg_lr * s;
+        }
+    }
+}
