@@ -37,7 +37,10 @@ fn main() {
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 30));
     manual_seed(0);
     println!("threads {}", rayon::current_num_threads());
-    println!("{:<44} {:>9} {:>9} {:>9} {:>9}", "case", "median ms", "min", "max", "GFLOP/s");
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>9}",
+        "case", "median ms", "min", "max", "GFLOP/s"
+    );
     // (name, batch, cin, cout, size, kernel, pad)
     let cases = [
         ("conv1 b100 1->16 28x28 k3 p1", 100, 1, 16, 28, 3, 1),
@@ -86,5 +89,8 @@ fn main() {
         );
         assert!(g[0].is_some());
     });
-    println!("{:<44} {med:>9.2} {min:>9.2} {max:>9.2} {:>9}", "max_pool2d 2x2/2 100x16x28x28 fwd+bwd", "-");
+    println!(
+        "{:<44} {med:>9.2} {min:>9.2} {max:>9.2} {:>9}",
+        "max_pool2d 2x2/2 100x16x28x28 fwd+bwd", "-"
+    );
 }

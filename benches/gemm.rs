@@ -17,10 +17,17 @@ fn main() {
         ("conv2 dW gy@col^T 16x784x144", 16, 784, 144, false, true),
         ("square 256", 256, 256, 256, false, false),
     ];
-    println!("{:<34} {:>12} {:>16}", "shape (m x k x n)", "ours GF/s", "matrixmult GF/s");
+    println!(
+        "{:<34} {:>12} {:>16}",
+        "shape (m x k x n)", "ours GF/s", "matrixmult GF/s"
+    );
     for (name, m, k, n, ta, tb) in shapes {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
         let mut c = vec![0.0f32; m * n];
         let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
         let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
@@ -35,7 +42,24 @@ fn main() {
             let t0 = Instant::now();
             for _ in 0..reps {
                 // SAFETY: the slices hold the matrices described by the strides.
-                unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1) };
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa,
+                        csa,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                };
             }
             theirs.push(t0.elapsed().as_secs_f64() / reps as f64);
         }

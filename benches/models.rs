@@ -13,13 +13,20 @@
 use std::time::Instant;
 
 use autograd::{manual_seed, no_grad, Tensor};
-use models::{resnet, vgg, DeepConvNet, DeepConvNetConfig, GoogLeNet, GoogLeNetConfig, ResNetConfig, ResNetKind, VggConfig, VggKind};
+use models::{
+    resnet, vgg, DeepConvNet, DeepConvNetConfig, GoogLeNet, GoogLeNetConfig, ResNetConfig,
+    ResNetKind, VggConfig, VggKind,
+};
 use nn::Module;
 use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median_ms(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
@@ -39,10 +46,22 @@ fn median_ms(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64
 
 fn report(name: &str, batch: usize, (med, min, max): (f64, f64, f64)) {
     let ips = |ms: f64| batch as f64 / (ms / 1e3);
-    println!("{name:<44} {:>9.1} {:>9.1} {:>9.1} img/s   ({med:.1} ms/step)", ips(med), ips(max), ips(min));
+    println!(
+        "{name:<44} {:>9.1} {:>9.1} {:>9.1} img/s   ({med:.1} ms/step)",
+        ips(med),
+        ips(max),
+        ips(min)
+    );
 }
 
-fn train_case(name: &str, model: &dyn Module, opt: &mut dyn Optimizer, shape: [usize; 4], warmup: usize, iters: usize) {
+fn train_case(
+    name: &str,
+    model: &dyn Module,
+    opt: &mut dyn Optimizer,
+    shape: [usize; 4],
+    warmup: usize,
+    iters: usize,
+) {
     let x = Tensor::randn(shape);
     let labels: Vec<usize> = (0..shape[0]).map(|i| (i * 7 + 3) % 10).collect();
     model.train();
@@ -58,14 +77,30 @@ fn train_case(name: &str, model: &dyn Module, opt: &mut dyn Optimizer, shape: [u
 fn main() {
     drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 20));
-    let only = std::env::args().skip_while(|a| a != "--only").nth(1).unwrap_or_default();
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
     manual_seed(0);
     println!("threads {}", rayon::current_num_threads());
     println!("{:<44} {:>9} {:>9} {:>9}", "case", "median", "min", "max");
     if only.is_empty() || only == "deepconvnet" {
         let net = DeepConvNet::new(DeepConvNetConfig::default());
-        let mut opt = Adam::new(net.parameters(), AdamConfig { lr: 1e-3, ..Default::default() });
-        train_case("DeepConvNet train 1x28x28 b100 Adam", &net, &mut opt, [100, 1, 28, 28], warmup, iters);
+        let mut opt = Adam::new(
+            net.parameters(),
+            AdamConfig {
+                lr: 1e-3,
+                ..Default::default()
+            },
+        );
+        train_case(
+            "DeepConvNet train 1x28x28 b100 Adam",
+            &net,
+            &mut opt,
+            [100, 1, 28, 28],
+            warmup,
+            iters,
+        );
         net.eval();
         let x = Tensor::randn([100, 1, 28, 28]);
         let t = median_ms(warmup, iters, || {
@@ -73,20 +108,52 @@ fn main() {
         });
         report("DeepConvNet inference 1x28x28 b100", 100, t);
     }
-    let sgd = |params| Sgd::new(params, SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() });
+    let sgd = |params| {
+        Sgd::new(
+            params,
+            SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            },
+        )
+    };
     if only.is_empty() || only == "resnet18" {
         let net = resnet(ResNetConfig::new(ResNetKind::ResNet18).num_classes(10));
         let mut opt = sgd(net.parameters());
-        train_case("ResNet-18 train 3x32x32 b64 SGD", &net, &mut opt, [64, 3, 32, 32], warmup, iters);
+        train_case(
+            "ResNet-18 train 3x32x32 b64 SGD",
+            &net,
+            &mut opt,
+            [64, 3, 32, 32],
+            warmup,
+            iters,
+        );
     }
     if only.is_empty() || only == "vgg16bn" {
-        let net = vgg(VggConfig::new(VggKind::Vgg16, true).num_classes(10).compact_head());
+        let net = vgg(VggConfig::new(VggKind::Vgg16, true)
+            .num_classes(10)
+            .compact_head());
         let mut opt = sgd(net.parameters());
-        train_case("VGG-16-BN train 3x32x32 b32 SGD", &net, &mut opt, [32, 3, 32, 32], warmup, iters);
+        train_case(
+            "VGG-16-BN train 3x32x32 b32 SGD",
+            &net,
+            &mut opt,
+            [32, 3, 32, 32],
+            warmup,
+            iters,
+        );
     }
     if only.is_empty() || only == "googlenet" {
         let net = GoogLeNet::new(GoogLeNetConfig::default().num_classes(10).aux_logits(false));
         let mut opt = sgd(net.parameters());
-        train_case("GoogLeNet train 3x64x64 b16 SGD", &net, &mut opt, [16, 3, 64, 64], warmup, iters);
+        train_case(
+            "GoogLeNet train 3x64x64 b16 SGD",
+            &net,
+            &mut opt,
+            [16, 3, 64, 64],
+            warmup,
+            iters,
+        );
     }
 }

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use autograd::manual_seed;
-use dlfs::tools::{evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, MetricsCsv};
+use dlfs::tools::{
+    evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, MetricsCsv,
+};
 use models::data::transforms::{Compose, RandomAffine};
 use models::data::{DataLoader, Dataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
@@ -55,37 +57,78 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let augment = args.flag("--augment");
     let out = PathBuf::from(args.get("--out", "runs/deep_convnet".to_string()));
     if let Some(t) = args.value("--threads") {
-        rayon::ThreadPoolBuilder::new().num_threads(t.parse()?).build_global()?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.parse()?)
+            .build_global()?;
     }
     std::fs::create_dir_all(out.join("checkpoint"))?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).
     let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match args.value("--data") {
-        Some(dir) => (Arc::new(Mnist::load(dir, true)?), Arc::new(Mnist::load(dir, false)?)),
-        None => (Arc::new(Mnist::load_default(true)?), Arc::new(Mnist::load_default(false)?)),
+        Some(dir) => (
+            Arc::new(Mnist::load(dir, true)?),
+            Arc::new(Mnist::load(dir, false)?),
+        ),
+        None => (
+            Arc::new(Mnist::load_default(true)?),
+            Arc::new(Mnist::load_default(false)?),
+        ),
     };
     let train_n: usize = args.get("--train-subset", if quick { 600 } else { train.len() });
     let test_n: usize = args.get("--test-subset", if quick { 500 } else { test.len() });
-    let train: Arc<dyn Dataset> = if train_n < train.len() { Arc::new(Subset::first(train, train_n)) } else { train };
-    let test: Arc<dyn Dataset> = if test_n < test.len() { Arc::new(Subset::first(test, test_n)) } else { test };
-    let mut train_loader = DataLoader::new(train.clone(), batch).shuffle(true).seed(seed).drop_last(true);
+    let train: Arc<dyn Dataset> = if train_n < train.len() {
+        Arc::new(Subset::first(train, train_n))
+    } else {
+        train
+    };
+    let test: Arc<dyn Dataset> = if test_n < test.len() {
+        Arc::new(Subset::first(test, test_n))
+    } else {
+        test
+    };
+    let mut train_loader = DataLoader::new(train.clone(), batch)
+        .shuffle(true)
+        .seed(seed)
+        .drop_last(true);
     if augment {
         // Small rotations, shifts and zooms: digits stay digits.
-        train_loader = train_loader.transform(Compose::new().then(RandomAffine::new(10.0).translate(0.1, 0.1).scale(0.9, 1.1)));
+        train_loader = train_loader.transform(
+            Compose::new().then(RandomAffine::new(10.0).translate(0.1, 0.1).scale(0.9, 1.1)),
+        );
     }
     let test_loader = DataLoader::new(test.clone(), 500);
 
     // Model and optimizer: the book's network and recipe.
     manual_seed(seed);
     let model = DeepConvNet::new(DeepConvNetConfig::default());
-    let mut opt = Adam::new(model.parameters(), AdamConfig { lr, ..Default::default() });
+    let mut opt = Adam::new(
+        model.parameters(),
+        AdamConfig {
+            lr,
+            ..Default::default()
+        },
+    );
     let steps_per_epoch = train_loader.len();
     let mut sched: Option<Box<dyn LrScheduler>> = match schedule.as_str() {
         "none" => None,
-        "step" => Some(Box::new(StepLr::new(&mut opt, StepLrConfig::new((epochs / 3).max(1) * steps_per_epoch)))),
-        "cosine" => Some(Box::new(CosineAnnealingLr::new(&mut opt, CosineAnnealingLrConfig::new(epochs * steps_per_epoch)))),
-        "onecycle" => Some(Box::new(OneCycleLr::new(&mut opt, OneCycleLrConfig::new(vec![lr * 3.0], epochs * steps_per_epoch)))),
-        other => return Err(format!("--schedule: unknown schedule '{other}' (none, step, cosine, onecycle)").into()),
+        "step" => Some(Box::new(StepLr::new(
+            &mut opt,
+            StepLrConfig::new((epochs / 3).max(1) * steps_per_epoch),
+        ))),
+        "cosine" => Some(Box::new(CosineAnnealingLr::new(
+            &mut opt,
+            CosineAnnealingLrConfig::new(epochs * steps_per_epoch),
+        ))),
+        "onecycle" => Some(Box::new(OneCycleLr::new(
+            &mut opt,
+            OneCycleLrConfig::new(vec![lr * 3.0], epochs * steps_per_epoch),
+        ))),
+        other => {
+            return Err(format!(
+                "--schedule: unknown schedule '{other}' (none, step, cosine, onecycle)"
+            )
+            .into())
+        }
     };
     println!(
         "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; Adam lr {lr}, schedule {schedule}{}",
@@ -100,7 +143,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ckpt = out.join("checkpoint");
     let mut start = 1;
     if args.flag("--resume") && ckpt.join("epoch.txt").exists() {
-        let done: usize = std::fs::read_to_string(ckpt.join("epoch.txt"))?.trim().parse()?;
+        let done: usize = std::fs::read_to_string(ckpt.join("epoch.txt"))?
+            .trim()
+            .parse()?;
         model.load(&ckpt.join("model.safetensors"), true)?;
         opt.load(&ckpt.join("optimizer.safetensors"))?;
         if let Some(s) = sched.as_mut() {
@@ -115,7 +160,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         MetricsCsv::new(out.join("metrics.csv"), &HEADER)
     };
     let wall0 = std::time::Instant::now();
-    let wall_before = metrics.column("wall_seconds").last().copied().unwrap_or(0.0);
+    let wall_before = metrics
+        .column("wall_seconds")
+        .last()
+        .copied()
+        .unwrap_or(0.0);
 
     for epoch in start..=epochs {
         // One seed per epoch: dropout masks (and the shuffle) replay exactly on resume.
@@ -131,7 +180,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(s) = sched.as_mut() {
                 s.step(&mut opt);
             }
-            bar.batch(loss.item() as f64, count_correct(&logits, &b.labels), b.labels.len());
+            bar.batch(
+                loss.item() as f64,
+                count_correct(&logits, &b.labels),
+                b.labels.len(),
+            );
         }
         bar.finish();
         let secs = bar.seconds();
@@ -147,14 +200,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             secs,
             bar.images_per_second()
         );
-        metrics.push(&[epoch as f64, bar.mean_loss(), bar.accuracy(), ev.loss, ev.accuracy, lr_now, secs, bar.images_per_second(), wall])?;
-        let series = |name: &str| -> Vec<(f64, f64)> { metrics.column("epoch").into_iter().zip(metrics.column(name)).collect() };
+        metrics.push(&[
+            epoch as f64,
+            bar.mean_loss(),
+            bar.accuracy(),
+            ev.loss,
+            ev.accuracy,
+            lr_now,
+            secs,
+            bar.images_per_second(),
+            wall,
+        ])?;
+        let series = |name: &str| -> Vec<(f64, f64)> {
+            metrics
+                .column("epoch")
+                .into_iter()
+                .zip(metrics.column(name))
+                .collect()
+        };
         plot_curves_png(
             &out.join("curves.png"),
             "DeepConvNet on MNIST",
             &[
-                ("cross-entropy", vec![Curve::new("train", series("train_loss")), Curve::new("test", series("test_loss"))]),
-                ("accuracy (%)", vec![Curve::new("train", series("train_acc")), Curve::new("test", series("test_acc"))]),
+                (
+                    "cross-entropy",
+                    vec![
+                        Curve::new("train", series("train_loss")),
+                        Curve::new("test", series("test_loss")),
+                    ],
+                ),
+                (
+                    "accuracy (%)",
+                    vec![
+                        Curve::new("train", series("train_acc")),
+                        Curve::new("test", series("test_acc")),
+                    ],
+                ),
             ],
         )?;
         // Checkpoint: each file is written through a temporary file, the epoch marker last.

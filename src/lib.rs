@@ -6,8 +6,8 @@
 #![doc = include_str!("../README.md")]
 
 pub use autograd;
+pub use models;
 pub use nn;
 pub use optim;
-pub use models;
 
 pub mod tools;

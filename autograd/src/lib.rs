@@ -47,12 +47,48 @@ pub use ndarray;
 pub mod bench_api {
     /// `C = A B` with our blocked kernels (row-major, contiguous), on `threads` threads.
     #[allow(clippy::too_many_arguments)]
-    pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], trans_a: bool, trans_b: bool, threads: usize) {
+    pub fn sgemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        trans_a: bool,
+        trans_b: bool,
+        threads: usize,
+    ) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        let (rsa, csa) = if trans_a { (1, m as isize) } else { (k as isize, 1) };
-        let (rsb, csb) = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+        let (rsa, csa) = if trans_a {
+            (1, m as isize)
+        } else {
+            (k as isize, 1)
+        };
+        let (rsb, csb) = if trans_b {
+            (1, k as isize)
+        } else {
+            (n as isize, 1)
+        };
         // SAFETY: the slices hold the matrices described by the strides.
-        unsafe { crate::kernels::gemm::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1, threads) }
+        unsafe {
+            crate::kernels::gemm::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+                threads,
+            )
+        }
     }
 
     /// Whether our micro-kernels are in use (`AUTOGRAD_GEMM=avx2`), else `matrixmultiply`.

@@ -22,8 +22,12 @@ fn avx2_kernels_match_references() {
         for &k in &sizes[..6] {
             let n = sizes[(t + k) % sizes.len()];
             let (ta, tb) = (t % 2 == 0, k % 2 == 1);
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32) / 101.0 - 0.5).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32) / 97.0 - 0.5).collect();
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32) / 101.0 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53 % 97) as f32) / 97.0 - 0.5)
+                .collect();
             let mut c = vec![f32::NAN; m * n];
             autograd::bench_api::sgemm(m, k, n, &a, &b, &mut c, ta, tb, 1 + t % 2);
             for i in 0..m {
@@ -35,7 +39,10 @@ fn avx2_kernels_match_references() {
                             av as f64 * bv as f64
                         })
                         .sum();
-                    assert!((c[i * n + j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "m {m} k {k} n {n}: [{i},{j}]");
+                    assert!(
+                        (c[i * n + j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "m {m} k {k} n {n}: [{i},{j}]"
+                    );
                 }
             }
         }
@@ -55,24 +62,52 @@ fn avx2_kernels_match_references() {
         let w64 = Tensor::<f64>::randn([o, c / opts.groups, k, k]);
         let b64 = Tensor::<f64>::randn([o]);
         let run = |x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>| -> Vec<Vec<f64>> {
-            let (x32, w32, b32) = (x.cast::<f32>().requires_grad_(), w.cast::<f32>().requires_grad_(), b.cast::<f32>().requires_grad_());
+            let (x32, w32, b32) = (
+                x.cast::<f32>().requires_grad_(),
+                w.cast::<f32>().requires_grad_(),
+                b.cast::<f32>().requires_grad_(),
+            );
             let y = x32.conv2d(&w32, Some(&b32), opts);
             let gy = Tensor::<f32>::ones(y.shape());
-            let g = grad(&[y.clone()], &[x32, w32, b32], GradOptions { grad_outputs: Some(vec![gy]), ..Default::default() });
+            let g = grad(
+                &[y.clone()],
+                &[x32, w32, b32],
+                GradOptions {
+                    grad_outputs: Some(vec![gy]),
+                    ..Default::default()
+                },
+            );
             let mut out = vec![y.to_vec().iter().map(|&v| v as f64).collect::<Vec<f64>>()];
-            out.extend(g.into_iter().map(|t| t.unwrap().to_vec().iter().map(|&v| v as f64).collect()));
+            out.extend(
+                g.into_iter()
+                    .map(|t| t.unwrap().to_vec().iter().map(|&v| v as f64).collect()),
+            );
             out
         };
         let got = run(&x64, &w64, &b64);
-        let (x, w, b) = (x64.requires_grad_(), w64.requires_grad_(), b64.requires_grad_());
+        let (x, w, b) = (
+            x64.requires_grad_(),
+            w64.requires_grad_(),
+            b64.requires_grad_(),
+        );
         let y = x.conv2d(&w, Some(&b), opts);
-        let g = grad(&[y.clone()], &[x, w, b], GradOptions { grad_outputs: Some(vec![Tensor::ones(y.shape())]), ..Default::default() });
+        let g = grad(
+            &[y.clone()],
+            &[x, w, b],
+            GradOptions {
+                grad_outputs: Some(vec![Tensor::ones(y.shape())]),
+                ..Default::default()
+            },
+        );
         let mut want = vec![y.to_vec()];
         want.extend(g.into_iter().map(|t| t.unwrap().to_vec()));
         for (part, (gv, wv)) in got.iter().zip(&want).enumerate() {
             let scale = wv.iter().fold(1.0f64, |m, v| m.max(v.abs()));
             for (a, e) in gv.iter().zip(wv) {
-                assert!((a - e).abs() <= 1e-4 * scale, "conv {opts:?}: part {part}: {a} vs {e}");
+                assert!(
+                    (a - e).abs() <= 1e-4 * scale,
+                    "conv {opts:?}: part {part}: {a} vs {e}"
+                );
             }
         }
     }

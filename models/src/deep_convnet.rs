@@ -146,7 +146,10 @@ impl<T: Float> Module<T> for DeepConvNet<T> {
     }
 
     fn describe(&self) -> String {
-        format!("DeepConvNet(in_channels={}, num_classes={})", self.config.in_channels, self.config.num_classes)
+        format!(
+            "DeepConvNet(in_channels={}, num_classes={})",
+            self.config.in_channels, self.config.num_classes
+        )
     }
 
     fn as_dyn(&self) -> &dyn Module<T> {

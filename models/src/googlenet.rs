@@ -17,8 +17,8 @@
 use autograd::{Float, Tensor};
 use nn::init;
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BasicConv2d, Conv2dConfig, Dropout, Inception, InceptionConfig, Linear, LinearConfig, MaxPool2d, Module,
-    PoolConfig,
+    forward_recorded, AdaptiveAvgPool2d, BasicConv2d, Conv2dConfig, Dropout, Inception,
+    InceptionConfig, Linear, LinearConfig, MaxPool2d, Module, PoolConfig,
 };
 
 /// Options of [`GoogLeNet`]; torchvision's defaults (3 channels, 1000 classes, auxiliary heads).
@@ -88,7 +88,12 @@ impl<T: Float> Module<T> for InceptionAux<T> {
         forward_recorded(&self.fc2, &forward_recorded(&self.dropout, &h))
     }
     fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![("conv".into(), &self.conv), ("fc1".into(), &self.fc1), ("fc2".into(), &self.fc2), ("dropout".into(), &self.dropout)]
+        vec![
+            ("conv".into(), &self.conv),
+            ("fc1".into(), &self.fc1),
+            ("fc2".into(), &self.fc2),
+            ("dropout".into(), &self.dropout),
+        ]
     }
     fn describe(&self) -> String {
         "InceptionAux".into()
@@ -147,7 +152,11 @@ impl<T: Float> GoogLeNet<T> {
         let pool = |k: usize| MaxPool2d::new(PoolConfig::new(k).stride(2).ceil_mode(true));
         let inc = |a, b, c, d, e, f, g| Inception::build(InceptionConfig::new(a, b, c, d, e, f, g));
         let net = GoogLeNet {
-            conv1: BasicConv2d::build(Conv2dConfig::new(config.in_channels, 64, 7).stride(2).padding(3)),
+            conv1: BasicConv2d::build(
+                Conv2dConfig::new(config.in_channels, 64, 7)
+                    .stride(2)
+                    .padding(3),
+            ),
             maxpool1: pool(3),
             conv2: BasicConv2d::build(Conv2dConfig::new(64, 64, 1)),
             conv3: BasicConv2d::build(Conv2dConfig::new(64, 192, 3).padding(1)),
@@ -163,8 +172,12 @@ impl<T: Float> GoogLeNet<T> {
             maxpool4: pool(2),
             inception5a: inc(832, 256, 160, 320, 32, 128, 128),
             inception5b: inc(832, 384, 192, 384, 48, 128, 128),
-            aux1: config.aux_logits.then(|| InceptionAux::build(512, config.num_classes, config.dropout_aux)),
-            aux2: config.aux_logits.then(|| InceptionAux::build(528, config.num_classes, config.dropout_aux)),
+            aux1: config
+                .aux_logits
+                .then(|| InceptionAux::build(512, config.num_classes, config.dropout_aux)),
+            aux2: config
+                .aux_logits
+                .then(|| InceptionAux::build(528, config.num_classes, config.dropout_aux)),
             avgpool: AdaptiveAvgPool2d::new(1),
             dropout: Dropout::build(config.dropout),
             fc: Linear::build(LinearConfig::new(1024, config.num_classes)),
@@ -184,10 +197,16 @@ impl<T: Float> GoogLeNet<T> {
         let f = |m: &dyn Module<T>, h: &Tensor<T>| forward_recorded(m, h);
         let h = f(&self.maxpool1, &f(&self.conv1, x));
         let h = f(&self.maxpool2, &f(&self.conv3, &f(&self.conv2, &h)));
-        let h = f(&self.maxpool3, &f(&self.inception3b, &f(&self.inception3a, &h)));
+        let h = f(
+            &self.maxpool3,
+            &f(&self.inception3b, &f(&self.inception3a, &h)),
+        );
         let h = f(&self.inception4a, &h);
         let aux1 = self.aux1.as_ref().filter(|_| training).map(|a| f(a, &h));
-        let h = f(&self.inception4d, &f(&self.inception4c, &f(&self.inception4b, &h)));
+        let h = f(
+            &self.inception4d,
+            &f(&self.inception4c, &f(&self.inception4b, &h)),
+        );
         let aux2 = self.aux2.as_ref().filter(|_| training).map(|a| f(a, &h));
         let h = f(&self.maxpool4, &f(&self.inception4e, &h));
         let h = f(&self.inception5b, &f(&self.inception5a, &h));
@@ -200,9 +219,12 @@ impl<T: Float> GoogLeNet<T> {
 impl<T: Float> Module<T> for GoogLeNet<T> {
     /// The main logits (auxiliary heads are only run by [`GoogLeNet::forward_train`]).
     fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        let was = self.training.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let was = self
+            .training
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         let out = self.forward_train(x).logits;
-        self.training.store(was, std::sync::atomic::Ordering::Relaxed);
+        self.training
+            .store(was, std::sync::atomic::Ordering::Relaxed);
         out
     }
     fn children(&self) -> Vec<(String, &dyn Module<T>)> {
@@ -236,10 +258,14 @@ impl<T: Float> Module<T> for GoogLeNet<T> {
         v
     }
     fn set_own_training(&self, training: bool) {
-        self.training.store(training, std::sync::atomic::Ordering::Relaxed);
+        self.training
+            .store(training, std::sync::atomic::Ordering::Relaxed);
     }
     fn describe(&self) -> String {
-        format!("GoogLeNet(num_classes={}, aux_logits={})", self.config.num_classes, self.config.aux_logits)
+        format!(
+            "GoogLeNet(num_classes={}, aux_logits={})",
+            self.config.num_classes, self.config.aux_logits
+        )
     }
     fn as_dyn(&self) -> &dyn Module<T> {
         self

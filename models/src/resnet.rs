@@ -17,8 +17,9 @@
 use autograd::{Float, Tensor};
 use nn::init::{self, FanMode, Nonlinearity};
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, BatchNormConfig, BlockConfig, Bottleneck, Conv2d, Conv2dConfig, Linear,
-    LinearConfig, MaxPool2d, Module, PoolConfig, Sequential,
+    forward_recorded, AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, BatchNormConfig, BlockConfig,
+    Bottleneck, Conv2d, Conv2dConfig, Linear, LinearConfig, MaxPool2d, Module, PoolConfig,
+    Sequential,
 };
 
 /// Which residual network.
@@ -35,7 +36,10 @@ pub enum ResNetKind {
 
 impl ResNetKind {
     fn bottleneck(self) -> bool {
-        matches!(self, ResNetKind::ResNet50 | ResNetKind::ResNet101 | ResNetKind::ResNet152)
+        matches!(
+            self,
+            ResNetKind::ResNet50 | ResNetKind::ResNet101 | ResNetKind::ResNet152
+        )
     }
 
     /// Blocks per stage.
@@ -120,8 +124,15 @@ pub fn resnet(config: ResNetConfig) -> ResNet {
 /// # Panics
 /// If `depth` is not of the form `6n + 2`.
 pub fn cifar_resnet(depth: usize, num_classes: usize, in_channels: usize) -> ResNet {
-    assert!(depth >= 8 && (depth - 2).is_multiple_of(6), "CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}");
-    ResNet::build(ResNetConfig::new(ResNetKind::Cifar(depth)).num_classes(num_classes).in_channels(in_channels))
+    assert!(
+        depth >= 8 && (depth - 2).is_multiple_of(6),
+        "CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}"
+    );
+    ResNet::build(
+        ResNetConfig::new(ResNetKind::Cifar(depth))
+            .num_classes(num_classes)
+            .in_channels(in_channels),
+    )
 }
 
 impl<T: Float> ResNet<T> {
@@ -132,20 +143,39 @@ impl<T: Float> ResNet<T> {
         let widths = kind.widths();
         let stem = widths[0];
         let conv1 = if config.small_input_stem {
-            Conv2d::build(Conv2dConfig::new(config.in_channels, stem, 3).padding(1).bias(false))
+            Conv2d::build(
+                Conv2dConfig::new(config.in_channels, stem, 3)
+                    .padding(1)
+                    .bias(false),
+            )
         } else {
-            Conv2d::build(Conv2dConfig::new(config.in_channels, stem, 7).stride(2).padding(3).bias(false))
+            Conv2d::build(
+                Conv2dConfig::new(config.in_channels, stem, 7)
+                    .stride(2)
+                    .padding(3)
+                    .bias(false),
+            )
         };
         init::kaiming_normal_(&conv1.weight, FanMode::FanOut, Nonlinearity::Relu);
-        let expansion = if kind.bottleneck() { Bottleneck::<T>::EXPANSION } else { BasicBlock::<T>::EXPANSION };
+        let expansion = if kind.bottleneck() {
+            Bottleneck::<T>::EXPANSION
+        } else {
+            BasicBlock::<T>::EXPANSION
+        };
         let mut inplanes = stem;
         let mut layers = Vec::new();
         for (stage, (&planes, &n)) in widths.iter().zip(&kind.blocks()).enumerate() {
             let mut seq = Sequential::build();
             for b in 0..n {
                 let stride = if b == 0 && stage > 0 { 2 } else { 1 };
-                let cfg = BlockConfig::new(inplanes, planes).stride(stride).zero_init_residual(config.zero_init_residual);
-                seq = if kind.bottleneck() { seq.add(Bottleneck::<T>::build(cfg)) } else { seq.add(BasicBlock::<T>::build(cfg)) };
+                let cfg = BlockConfig::new(inplanes, planes)
+                    .stride(stride)
+                    .zero_init_residual(config.zero_init_residual);
+                seq = if kind.bottleneck() {
+                    seq.add(Bottleneck::<T>::build(cfg))
+                } else {
+                    seq.add(BasicBlock::<T>::build(cfg))
+                };
                 inplanes = planes * expansion;
             }
             layers.push(seq);
@@ -153,7 +183,8 @@ impl<T: Float> ResNet<T> {
         ResNet {
             conv1,
             bn1: BatchNorm2d::build(BatchNormConfig::new(stem)),
-            maxpool: (!config.small_input_stem).then(|| MaxPool2d::new(PoolConfig::new(3).stride(2).padding(1))),
+            maxpool: (!config.small_input_stem)
+                .then(|| MaxPool2d::new(PoolConfig::new(3).stride(2).padding(1))),
             layers,
             avgpool: AdaptiveAvgPool2d::new(1),
             fc: Linear::build(LinearConfig::new(inplanes, config.num_classes)),
@@ -180,7 +211,8 @@ impl<T: Float> Module<T> for ResNet<T> {
         forward_recorded(&self.fc, &h)
     }
     fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        let mut v: Vec<(String, &dyn Module<T>)> = vec![("conv1".into(), &self.conv1), ("bn1".into(), &self.bn1)];
+        let mut v: Vec<(String, &dyn Module<T>)> =
+            vec![("conv1".into(), &self.conv1), ("bn1".into(), &self.bn1)];
         if let Some(p) = &self.maxpool {
             v.push(("maxpool".into(), p));
         }
@@ -192,7 +224,10 @@ impl<T: Float> Module<T> for ResNet<T> {
         v
     }
     fn describe(&self) -> String {
-        format!("ResNet({:?}, num_classes={})", self.config.kind, self.config.num_classes)
+        format!(
+            "ResNet({:?}, num_classes={})",
+            self.config.kind, self.config.num_classes
+        )
     }
     fn as_dyn(&self) -> &dyn Module<T> {
         self

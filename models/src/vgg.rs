@@ -15,8 +15,8 @@
 use autograd::{Float, Tensor};
 use nn::init::{self, FanMode, Nonlinearity};
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, MaxPool2d, Module,
-    PoolConfig, ReLU, Sequential,
+    forward_recorded, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig,
+    Dropout, Linear, LinearConfig, MaxPool2d, Module, PoolConfig, ReLU, Sequential,
 };
 
 /// Depth of a VGG network (torchvision's configurations A, B, D, E).
@@ -33,9 +33,16 @@ impl VggKind {
     fn layers(self) -> &'static [usize] {
         match self {
             VggKind::Vgg11 => &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
-            VggKind::Vgg13 => &[64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
-            VggKind::Vgg16 => &[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0],
-            VggKind::Vgg19 => &[64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0],
+            VggKind::Vgg13 => &[
+                64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+            ],
+            VggKind::Vgg16 => &[
+                64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+            ],
+            VggKind::Vgg19 => &[
+                64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512,
+                512, 512, 0,
+            ],
         }
     }
 }
@@ -161,7 +168,10 @@ impl<T: Float> Module<T> for Vgg<T> {
         ]
     }
     fn describe(&self) -> String {
-        format!("VGG({:?}, batch_norm={}, num_classes={})", self.config.kind, self.config.batch_norm, self.config.num_classes)
+        format!(
+            "VGG({:?}, batch_norm={}, num_classes={})",
+            self.config.kind, self.config.batch_norm, self.config.num_classes
+        )
     }
     fn as_dyn(&self) -> &dyn Module<T> {
         self

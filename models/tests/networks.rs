@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 
 use autograd::{manual_seed, Tensor};
-use models::{cifar_resnet, resnet, vgg, DeepConvNet, DeepConvNetConfig, GoogLeNet, GoogLeNetConfig, ResNetConfig, ResNetKind, VggConfig, VggKind};
+use models::{
+    cifar_resnet, resnet, vgg, DeepConvNet, DeepConvNetConfig, GoogLeNet, GoogLeNetConfig,
+    ResNetConfig, ResNetKind, VggConfig, VggKind,
+};
 use nn::Module;
 
 /// `name -> (parameter count, state_dict keys)` from the fixture.
@@ -35,7 +38,9 @@ fn torchvision() -> HashMap<String, (usize, Vec<String>)> {
 
 fn check_against_torchvision(name: &str, net: &dyn Module) {
     let tv = torchvision();
-    let (count, keys) = tv.get(name).unwrap_or_else(|| panic!("fixture has no {name}"));
+    let (count, keys) = tv
+        .get(name)
+        .unwrap_or_else(|| panic!("fixture has no {name}"));
     assert_eq!(net.num_parameters(), *count, "{name}: parameter count");
     let ours: Vec<String> = net.state_dict().keys().cloned().collect();
     assert_eq!(ours.len(), keys.len(), "{name}: number of state_dict keys");
@@ -76,14 +81,21 @@ fn vggs_match_torchvision() {
 #[test]
 fn googlenets_match_torchvision() {
     check_against_torchvision("googlenet_aux", &GoogLeNet::new(GoogLeNetConfig::default()));
-    check_against_torchvision("googlenet", &GoogLeNet::new(GoogLeNetConfig::default().aux_logits(false)));
+    check_against_torchvision(
+        "googlenet",
+        &GoogLeNet::new(GoogLeNetConfig::default().aux_logits(false)),
+    );
 }
 
 #[test]
 fn deep_convnet_is_the_books_network() {
     let net = DeepConvNet::new(DeepConvNetConfig::default());
     assert_eq!(net.num_parameters(), 123_552);
-    let shapes: Vec<(String, Vec<usize>)> = net.named_parameters().into_iter().map(|(n, p)| (n, p.shape())).collect();
+    let shapes: Vec<(String, Vec<usize>)> = net
+        .named_parameters()
+        .into_iter()
+        .map(|(n, p)| (n, p.shape()))
+        .collect();
     let want: Vec<(&str, Vec<usize>)> = vec![
         ("conv1.weight", vec![16, 1, 3, 3]),
         ("conv1.bias", vec![16]),
@@ -109,10 +121,26 @@ fn deep_convnet_is_the_books_network() {
     // He initialisation: std sqrt(2 / fan_in), zero biases.
     let w = net.conv6.weight.to_vec();
     let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
-    assert!((std - (2.0f32 / 576.0).sqrt()).abs() < 0.004, "conv6 std {std}");
-    assert!(net.fc1.bias.as_ref().unwrap().to_vec().iter().all(|&b| b == 0.0));
+    assert!(
+        (std - (2.0f32 / 576.0).sqrt()).abs() < 0.004,
+        "conv6 std {std}"
+    );
+    assert!(net
+        .fc1
+        .bias
+        .as_ref()
+        .unwrap()
+        .to_vec()
+        .iter()
+        .all(|&b| b == 0.0));
     let s = nn::summary(&net, &[1, 1, 28, 28]);
-    for needle in ["[1, 16, 28, 28]", "[1, 32, 16, 16]", "[1, 64, 8, 8]", "[1, 10]", "123,552"] {
+    for needle in [
+        "[1, 16, 28, 28]",
+        "[1, 32, 16, 16]",
+        "[1, 64, 8, 8]",
+        "[1, 10]",
+        "123,552",
+    ] {
         assert!(s.contains(needle), "summary lacks {needle}:\n{s}");
     }
 }
@@ -121,13 +149,28 @@ fn deep_convnet_is_the_books_network() {
 fn cifar_resnets_have_the_papers_size() {
     // 6n + 2 layers: n blocks per stage of 16/32/64 channels.
     let r20 = cifar_resnet(20, 10, 3);
-    assert_eq!(r20.layers.iter().map(|l| l.len()).collect::<Vec<_>>(), vec![3, 3, 3]);
-    assert!((260_000..280_000).contains(&r20.num_parameters()), "{}", r20.num_parameters());
+    assert_eq!(
+        r20.layers.iter().map(|l| l.len()).collect::<Vec<_>>(),
+        vec![3, 3, 3]
+    );
+    assert!(
+        (260_000..280_000).contains(&r20.num_parameters()),
+        "{}",
+        r20.num_parameters()
+    );
     for (depth, n) in [(32, 5), (44, 7), (56, 9), (110, 18)] {
         let r = cifar_resnet(depth, 10, 3);
         assert_eq!(r.layers[0].len(), n);
-        let convs = r.named_parameters().iter().filter(|(name, p)| p.ndim() == 4 && !name.contains("downsample")).count();
-        assert_eq!(convs + 1, depth, "ResNet-{depth}: weighted layers (convs + fc)");
+        let convs = r
+            .named_parameters()
+            .iter()
+            .filter(|(name, p)| p.ndim() == 4 && !name.contains("downsample"))
+            .count();
+        assert_eq!(
+            convs + 1,
+            depth,
+            "ResNet-{depth}: weighted layers (convs + fc)"
+        );
     }
 }
 
@@ -136,10 +179,18 @@ fn assert_all_params_learn(name: &str, net: &dyn Module, loss: Tensor) {
     assert!(loss.item().is_finite(), "{name}: loss {}", loss.item());
     loss.backward();
     for (pname, p) in net.named_parameters() {
-        let g = p.grad().unwrap_or_else(|| panic!("{name}: {pname} got no gradient"));
+        let g = p
+            .grad()
+            .unwrap_or_else(|| panic!("{name}: {pname} got no gradient"));
         let g = g.to_vec();
-        assert!(g.iter().all(|v| v.is_finite()), "{name}: {pname} has a non-finite gradient");
-        assert!(g.iter().any(|&v| v != 0.0), "{name}: {pname} has an all-zero gradient");
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{name}: {pname} has a non-finite gradient"
+        );
+        assert!(
+            g.iter().any(|&v| v != 0.0),
+            "{name}: {pname} has an all-zero gradient"
+        );
     }
 }
 
@@ -162,7 +213,13 @@ fn deep_convnet_forward_backward() {
 #[test]
 fn resnets_forward_backward() {
     manual_seed(2);
-    for kind in [ResNetKind::ResNet18, ResNetKind::ResNet34, ResNetKind::ResNet50, ResNetKind::ResNet101, ResNetKind::ResNet152] {
+    for kind in [
+        ResNetKind::ResNet18,
+        ResNetKind::ResNet34,
+        ResNetKind::ResNet50,
+        ResNetKind::ResNet101,
+        ResNetKind::ResNet152,
+    ] {
         let net = resnet(ResNetConfig::new(kind).num_classes(10));
         let y = net.forward(&Tensor::randn([2, 3, 32, 32]));
         assert_eq!(y.shape(), vec![2, 10]);
@@ -172,11 +229,22 @@ fn resnets_forward_backward() {
         let net = cifar_resnet(depth, 10, 1);
         let y = net.forward(&Tensor::randn([2, 1, 32, 32]));
         assert_eq!(y.shape(), vec![2, 10]);
-        assert_all_params_learn(&format!("ResNet-{depth}"), &net, y.cross_entropy(&labels(2, 10)));
+        assert_all_params_learn(
+            &format!("ResNet-{depth}"),
+            &net,
+            y.cross_entropy(&labels(2, 10)),
+        );
     }
-    let small = resnet(ResNetConfig::new(ResNetKind::ResNet18).num_classes(10).small_input_stem(true));
+    let small = resnet(
+        ResNetConfig::new(ResNetKind::ResNet18)
+            .num_classes(10)
+            .small_input_stem(true),
+    );
     assert!(small.maxpool.is_none());
-    assert_eq!(small.forward(&Tensor::randn([2, 3, 32, 32])).shape(), vec![2, 10]);
+    assert_eq!(
+        small.forward(&Tensor::randn([2, 3, 32, 32])).shape(),
+        vec![2, 10]
+    );
 }
 
 #[test]
@@ -190,12 +258,24 @@ fn vggs_forward_backward() {
     assert_all_params_learn("VGG-11", &full, y.cross_entropy(&labels(2, 10)));
     drop(full);
     // ...and every depth, with and without batch norm (in training mode), with the compact head.
-    for kind in [VggKind::Vgg11, VggKind::Vgg13, VggKind::Vgg16, VggKind::Vgg19] {
+    for kind in [
+        VggKind::Vgg11,
+        VggKind::Vgg13,
+        VggKind::Vgg16,
+        VggKind::Vgg19,
+    ] {
         for bn in [false, true] {
-            let net = vgg(VggConfig::new(kind, bn).num_classes(10).compact_head().in_channels(1));
+            let net = vgg(VggConfig::new(kind, bn)
+                .num_classes(10)
+                .compact_head()
+                .in_channels(1));
             let y = net.forward(&Tensor::randn([2, 1, 32, 32]));
             assert_eq!(y.shape(), vec![2, 10]);
-            assert_all_params_learn(&format!("{kind:?} bn={bn}"), &net, y.cross_entropy(&labels(2, 10)));
+            assert_all_params_learn(
+                &format!("{kind:?} bn={bn}"),
+                &net,
+                y.cross_entropy(&labels(2, 10)),
+            );
         }
     }
 }
@@ -208,7 +288,9 @@ fn googlenet_forward_backward_with_aux_heads() {
     let out = net.forward_train(&x);
     let t = labels(2, 10);
     // torchvision's training loss: main + 0.3 * each auxiliary loss.
-    let loss = out.logits.cross_entropy(&t) + out.aux1.unwrap().cross_entropy(&t) * 0.3 + out.aux2.unwrap().cross_entropy(&t) * 0.3;
+    let loss = out.logits.cross_entropy(&t)
+        + out.aux1.unwrap().cross_entropy(&t) * 0.3
+        + out.aux2.unwrap().cross_entropy(&t) * 0.3;
     // Dropout zeroes whole rows of the small heads at batch 2: check in eval-mode dropout.
     net.dropout.eval();
     for aux in [net.aux1.as_ref().unwrap(), net.aux2.as_ref().unwrap()] {
@@ -216,7 +298,9 @@ fn googlenet_forward_backward_with_aux_heads() {
     }
     drop(loss);
     let out = net.forward_train(&x);
-    let loss = out.logits.cross_entropy(&t) + out.aux1.unwrap().cross_entropy(&t) * 0.3 + out.aux2.unwrap().cross_entropy(&t) * 0.3;
+    let loss = out.logits.cross_entropy(&t)
+        + out.aux1.unwrap().cross_entropy(&t) * 0.3
+        + out.aux2.unwrap().cross_entropy(&t) * 0.3;
     assert_all_params_learn("GoogLeNet", &net, loss);
     // In eval mode the auxiliary heads are skipped.
     net.eval();

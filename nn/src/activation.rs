@@ -33,9 +33,19 @@ macro_rules! simple {
 }
 
 simple!(ReLU, "`max(x, 0)`.", |x| x.relu(), "ReLU()");
-simple!(Sigmoid, "`1 / (1 + exp(-x))`.", |x| x.sigmoid(), "Sigmoid()");
+simple!(
+    Sigmoid,
+    "`1 / (1 + exp(-x))`.",
+    |x| x.sigmoid(),
+    "Sigmoid()"
+);
 simple!(Tanh, "Hyperbolic tangent.", |x| x.tanh(), "Tanh()");
-simple!(Identity, "Returns its input (a placeholder, e.g. a removed head).", |x| x.clone(), "Identity()");
+simple!(
+    Identity,
+    "Returns its input (a placeholder, e.g. a removed head).",
+    |x| x.clone(),
+    "Identity()"
+);
 
 /// `x` for `x > 0`, else `negative_slope * x` (default 0.01).
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +55,9 @@ pub struct LeakyReLU {
 
 impl Default for LeakyReLU {
     fn default() -> Self {
-        LeakyReLU { negative_slope: 0.01 }
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
     }
 }
 
@@ -122,7 +134,10 @@ pub struct Flatten {
 
 impl Default for Flatten {
     fn default() -> Self {
-        Flatten { start_dim: 1, end_dim: -1 }
+        Flatten {
+            start_dim: 1,
+            end_dim: -1,
+        }
     }
 }
 
@@ -131,7 +146,10 @@ impl<T: Float> Module<T> for Flatten {
         x.flatten(self.start_dim, self.end_dim)
     }
     fn describe(&self) -> String {
-        format!("Flatten(start_dim={}, end_dim={})", self.start_dim, self.end_dim)
+        format!(
+            "Flatten(start_dim={}, end_dim={})",
+            self.start_dim, self.end_dim
+        )
     }
     crate::impl_as_dyn!();
 }

@@ -65,7 +65,9 @@ impl BlockConfig {
 /// The projection shortcut: 1x1 conv (stride, no bias) + batch norm, named `0` and `1`.
 pub(crate) fn projection<T: Float>(inplanes: usize, out: usize, stride: usize) -> Sequential<T> {
     Sequential::build()
-        .add(resnet_conv::<T>(Conv2dConfig::new(inplanes, out, 1).stride(stride)))
+        .add(resnet_conv::<T>(
+            Conv2dConfig::new(inplanes, out, 1).stride(stride),
+        ))
         .add(BatchNorm2d::build(BatchNormConfig::new(out)))
 }
 
@@ -102,18 +104,31 @@ impl<T: Float> BasicBlock<T> {
     /// # Panics
     /// With groups other than 1 or base width other than 64 (as torchvision).
     pub fn build(c: BlockConfig) -> Self {
-        assert!(c.groups == 1 && c.base_width == 64, "BasicBlock only supports groups=1 and base_width=64");
+        assert!(
+            c.groups == 1 && c.base_width == 64,
+            "BasicBlock only supports groups=1 and base_width=64"
+        );
         let d = c.dilation;
         let bn2 = BatchNorm2d::<T>::build(BatchNormConfig::new(c.planes));
         if c.zero_init_residual {
             init::zeros_(bn2.weight.as_ref().expect("affine"));
         }
         BasicBlock {
-            conv1: resnet_conv(Conv2dConfig::new(c.inplanes, c.planes, 3).stride(c.stride).padding(d).dilation(d)),
+            conv1: resnet_conv(
+                Conv2dConfig::new(c.inplanes, c.planes, 3)
+                    .stride(c.stride)
+                    .padding(d)
+                    .dilation(d),
+            ),
             bn1: BatchNorm2d::build(BatchNormConfig::new(c.planes)),
-            conv2: resnet_conv(Conv2dConfig::new(c.planes, c.planes, 3).padding(d).dilation(d)),
+            conv2: resnet_conv(
+                Conv2dConfig::new(c.planes, c.planes, 3)
+                    .padding(d)
+                    .dilation(d),
+            ),
             bn2,
-            downsample: (c.stride != 1 || c.inplanes != c.planes).then(|| projection(c.inplanes, c.planes, c.stride)),
+            downsample: (c.stride != 1 || c.inplanes != c.planes)
+                .then(|| projection(c.inplanes, c.planes, c.stride)),
             config: c,
         }
     }
@@ -146,7 +161,10 @@ impl<T: Float> Module<T> for BasicBlock<T> {
         v
     }
     fn describe(&self) -> String {
-        format!("BasicBlock({} -> {}, stride={})", self.config.inplanes, self.config.planes, self.config.stride)
+        format!(
+            "BasicBlock({} -> {}, stride={})",
+            self.config.inplanes, self.config.planes, self.config.stride
+        )
     }
     crate::impl_as_dyn!();
 }

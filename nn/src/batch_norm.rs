@@ -101,7 +101,9 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         let training = self.is_training();
         let track = self.config.track_running_stats;
         if training && track {
-            self.num_batches_tracked.write().mapv_inplace(|v| v + T::one());
+            self.num_batches_tracked
+                .write()
+                .mapv_inplace(|v| v + T::one());
         }
         let opts = BatchNormOptions {
             // Without running statistics, evaluation also uses batch statistics (as PyTorch).
@@ -109,18 +111,29 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             momentum: self.config.momentum,
             eps: self.config.eps,
         };
-        let (rm, rv) = if track { (Some(&self.running_mean), Some(&self.running_var)) } else { (None, None) };
+        let (rm, rv) = if track {
+            (Some(&self.running_mean), Some(&self.running_var))
+        } else {
+            (None, None)
+        };
         x.batch_norm(self.weight.as_ref(), self.bias.as_ref(), rm, rv, opts)
     }
 
     fn own_tensors(&self) -> Vec<NamedTensor<T>> {
         let mut v = Vec::new();
-        v.extend(self.weight.as_ref().map(|w| NamedTensor::param("weight", w)));
+        v.extend(
+            self.weight
+                .as_ref()
+                .map(|w| NamedTensor::param("weight", w)),
+        );
         v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
         if self.config.track_running_stats {
             v.push(NamedTensor::buffer("running_mean", &self.running_mean));
             v.push(NamedTensor::buffer("running_var", &self.running_var));
-            v.push(NamedTensor::buffer("num_batches_tracked", &self.num_batches_tracked));
+            v.push(NamedTensor::buffer(
+                "num_batches_tracked",
+                &self.num_batches_tracked,
+            ));
         }
         v
     }
@@ -132,7 +145,12 @@ impl<T: Float> Module<T> for BatchNorm<T> {
     fn describe(&self) -> String {
         format!(
             "{}({}, eps={}, momentum={}, affine={}, track_running_stats={})",
-            self.name, self.config.num_features, self.config.eps, self.config.momentum, self.config.affine, self.config.track_running_stats
+            self.name,
+            self.config.num_features,
+            self.config.eps,
+            self.config.momentum,
+            self.config.affine,
+            self.config.track_running_stats
         )
     }
 
@@ -183,5 +201,13 @@ macro_rules! batch_norm_type {
     };
 }
 
-batch_norm_type!(BatchNorm1d, &[2, 3], "Batch normalisation of `[N, C]` or `[N, C, L]` inputs.");
-batch_norm_type!(BatchNorm2d, &[4], "Batch normalisation of `[N, C, H, W]` inputs, per channel.");
+batch_norm_type!(
+    BatchNorm1d,
+    &[2, 3],
+    "Batch normalisation of `[N, C]` or `[N, C, L]` inputs."
+);
+batch_norm_type!(
+    BatchNorm2d,
+    &[4],
+    "Batch normalisation of `[N, C, H, W]` inputs, per channel."
+);

@@ -53,11 +53,18 @@ impl<T: Float> Bottleneck<T> {
         Bottleneck {
             conv1: resnet_conv(Conv2dConfig::new(c.inplanes, width, 1)),
             bn1: BatchNorm2d::build(BatchNormConfig::new(width)),
-            conv2: resnet_conv(Conv2dConfig::new(width, width, 3).stride(c.stride).padding(d).dilation(d).groups(c.groups)),
+            conv2: resnet_conv(
+                Conv2dConfig::new(width, width, 3)
+                    .stride(c.stride)
+                    .padding(d)
+                    .dilation(d)
+                    .groups(c.groups),
+            ),
             bn2: BatchNorm2d::build(BatchNormConfig::new(width)),
             conv3: resnet_conv(Conv2dConfig::new(width, out, 1)),
             bn3,
-            downsample: (c.stride != 1 || c.inplanes != out).then(|| projection(c.inplanes, out, c.stride)),
+            downsample: (c.stride != 1 || c.inplanes != out)
+                .then(|| projection(c.inplanes, out, c.stride)),
             config: c,
         }
     }
@@ -93,7 +100,10 @@ impl<T: Float> Module<T> for Bottleneck<T> {
         v
     }
     fn describe(&self) -> String {
-        format!("Bottleneck({} -> {}x4, stride={})", self.config.inplanes, self.config.planes, self.config.stride)
+        format!(
+            "Bottleneck({} -> {}x4, stride={})",
+            self.config.inplanes, self.config.planes, self.config.stride
+        )
     }
     crate::impl_as_dyn!();
 }

@@ -98,17 +98,26 @@ impl<T: Float> Conv2d<T> {
     pub fn build(config: Conv2dConfig) -> Self {
         let c = &config;
         assert!(
-            c.groups > 0 && c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
+            c.groups > 0
+                && c.in_channels.is_multiple_of(c.groups)
+                && c.out_channels.is_multiple_of(c.groups),
             "Conv2d: groups {} must divide in_channels {} and out_channels {}",
             c.groups,
             c.in_channels,
             c.out_channels
         );
         let [kh, kw] = c.kernel_size;
-        let weight = Tensor::zeros([c.out_channels, c.in_channels / c.groups, kh, kw]).requires_grad_();
-        let bias = c.bias.then(|| Tensor::zeros([c.out_channels]).requires_grad_());
+        let weight =
+            Tensor::zeros([c.out_channels, c.in_channels / c.groups, kh, kw]).requires_grad_();
+        let bias = c
+            .bias
+            .then(|| Tensor::zeros([c.out_channels]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
-        Conv2d { weight, bias, config }
+        Conv2d {
+            weight,
+            bias,
+            config,
+        }
     }
 
     /// The configuration it was built with.

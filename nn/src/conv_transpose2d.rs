@@ -96,17 +96,26 @@ impl<T: Float> ConvTranspose2d<T> {
     pub fn build(config: ConvTranspose2dConfig) -> Self {
         let c = &config;
         assert!(
-            c.groups > 0 && c.in_channels.is_multiple_of(c.groups) && c.out_channels.is_multiple_of(c.groups),
+            c.groups > 0
+                && c.in_channels.is_multiple_of(c.groups)
+                && c.out_channels.is_multiple_of(c.groups),
             "ConvTranspose2d: groups {} must divide in_channels {} and out_channels {}",
             c.groups,
             c.in_channels,
             c.out_channels
         );
         let [kh, kw] = c.kernel_size;
-        let weight = Tensor::zeros([c.in_channels, c.out_channels / c.groups, kh, kw]).requires_grad_();
-        let bias = c.bias.then(|| Tensor::zeros([c.out_channels]).requires_grad_());
+        let weight =
+            Tensor::zeros([c.in_channels, c.out_channels / c.groups, kh, kw]).requires_grad_();
+        let bias = c
+            .bias
+            .then(|| Tensor::zeros([c.out_channels]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
-        ConvTranspose2d { weight, bias, config }
+        ConvTranspose2d {
+            weight,
+            bias,
+            config,
+        }
     }
 }
 

@@ -40,7 +40,10 @@ impl<T: Float> Dropout<T> {
     /// # Panics
     /// If `p` is outside `[0, 1]`.
     pub fn build(p: f64) -> Self {
-        assert!((0.0..=1.0).contains(&p), "Dropout: probability {p} is outside [0, 1]");
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "Dropout: probability {p} is outside [0, 1]"
+        );
         Dropout {
             p,
             training: AtomicBool::new(true),

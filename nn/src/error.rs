@@ -36,10 +36,16 @@ pub enum NnError {
 }
 
 fn source_note(path: &Option<PathBuf>) -> String {
-    path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default()
+    path.as_ref()
+        .map(|p| format!(" ({})", p.display()))
+        .unwrap_or_default()
 }
 
-fn mismatch_list(missing: &[String], unexpected: &[String], mismatched: &[(String, Vec<usize>, Vec<usize>)]) -> String {
+fn mismatch_list(
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[(String, Vec<usize>, Vec<usize>)],
+) -> String {
     let mut s = String::new();
     if !missing.is_empty() {
         s += &format!(" missing keys {missing:?};");

@@ -18,8 +18,15 @@ use crate::Module;
 /// that requires grad, for a fixed random `v`. Randomness inside the module
 /// (dropout) is reseeded before every evaluation so it is the same each time.
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a <= b)` also fails on NaN
-pub fn gradcheck_module(module: &dyn Module<f64>, input: &Tensor<f64>, opts: &GradcheckOptions) -> Result<(), GradcheckError> {
-    let failed = |message: String| GradcheckError::Failed { order: "first order", message };
+pub fn gradcheck_module(
+    module: &dyn Module<f64>,
+    input: &Tensor<f64>,
+    opts: &GradcheckOptions,
+) -> Result<(), GradcheckError> {
+    let failed = |message: String| GradcheckError::Failed {
+        order: "first order",
+        message,
+    };
     let run = |x: &Tensor<f64>| {
         autograd::manual_seed(opts.seed);
         module.forward(x)
@@ -30,18 +37,28 @@ pub fn gradcheck_module(module: &dyn Module<f64>, input: &Tensor<f64>, opts: &Gr
         let mut rng = autograd::rng::generator(opts.seed ^ 0x5151);
         Tensor::randn_with(out.shape(), &mut rng)
     };
-    let params: Vec<Tensor<f64>> = module.parameters().into_iter().filter(|p| p.requires_grad()).collect();
+    let params: Vec<Tensor<f64>> = module
+        .parameters()
+        .into_iter()
+        .filter(|p| p.requires_grad())
+        .collect();
     for p in &params {
         p.zero_grad();
     }
-    out.mul(&v).sum().try_backward().map_err(|e| failed(e.to_string()))?;
+    out.mul(&v)
+        .sum()
+        .try_backward()
+        .map_err(|e| failed(e.to_string()))?;
     let scalar = |x: &Tensor<f64>| no_grad(|| run(x).mul(&v).sum().item());
 
     // Slot 0 is the input, then the parameters in order.
     let mut targets = vec![x.clone()];
     targets.extend(params.iter().cloned());
     for (slot, t) in targets.iter().enumerate() {
-        let analytic = t.grad().map(|g| g.to_vec()).unwrap_or_else(|| vec![0.0; t.numel()]);
+        let analytic = t
+            .grad()
+            .map(|g| g.to_vec())
+            .unwrap_or_else(|| vec![0.0; t.numel()]);
         for (j, &a) in analytic.iter().enumerate() {
             let probe = |delta: f64| {
                 let original = t.to_array();

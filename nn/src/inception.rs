@@ -32,7 +32,15 @@ pub struct InceptionConfig {
 
 impl InceptionConfig {
     /// In torchvision's order: in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool projection.
-    pub fn new(in_channels: usize, ch1x1: usize, ch3x3red: usize, ch3x3: usize, ch5x5red: usize, ch5x5: usize, pool_proj: usize) -> Self {
+    pub fn new(
+        in_channels: usize,
+        ch1x1: usize,
+        ch3x3red: usize,
+        ch3x3: usize,
+        ch5x5red: usize,
+        ch5x5: usize,
+        pool_proj: usize,
+    ) -> Self {
         InceptionConfig {
             in_channels,
             ch1x1,
@@ -72,14 +80,32 @@ impl<T: Float> Inception<T> {
         Inception {
             branch1: BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch1x1, 1)),
             branch2: Sequential::build()
-                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch3x3red, 1)))
-                .add(BasicConv2d::build(Conv2dConfig::new(c.ch3x3red, c.ch3x3, 3).padding(1))),
+                .add(BasicConv2d::build(Conv2dConfig::new(
+                    c.in_channels,
+                    c.ch3x3red,
+                    1,
+                )))
+                .add(BasicConv2d::build(
+                    Conv2dConfig::new(c.ch3x3red, c.ch3x3, 3).padding(1),
+                )),
             branch3: Sequential::build()
-                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch5x5red, 1)))
-                .add(BasicConv2d::build(Conv2dConfig::new(c.ch5x5red, c.ch5x5, 3).padding(1))),
+                .add(BasicConv2d::build(Conv2dConfig::new(
+                    c.in_channels,
+                    c.ch5x5red,
+                    1,
+                )))
+                .add(BasicConv2d::build(
+                    Conv2dConfig::new(c.ch5x5red, c.ch5x5, 3).padding(1),
+                )),
             branch4: Sequential::build()
-                .add(MaxPool2d::new(PoolConfig::new(3).stride(1).padding(1).ceil_mode(true)))
-                .add(BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.pool_proj, 1))),
+                .add(MaxPool2d::new(
+                    PoolConfig::new(3).stride(1).padding(1).ceil_mode(true),
+                ))
+                .add(BasicConv2d::build(Conv2dConfig::new(
+                    c.in_channels,
+                    c.pool_proj,
+                    1,
+                ))),
             config: c,
         }
     }

@@ -45,7 +45,10 @@ pub fn calculate_gain(n: Nonlinearity) -> f64 {
 
 /// `(fan_in, fan_out)` of a weight: dims 1 and 0 times the receptive field.
 pub fn fans(shape: &[usize]) -> (usize, usize) {
-    assert!(shape.len() >= 2, "fan in and fan out need at least 2 dims, got {shape:?}");
+    assert!(
+        shape.len() >= 2,
+        "fan in and fan out need at least 2 dims, got {shape:?}"
+    );
     let receptive: usize = shape[2..].iter().product();
     (shape[1] * receptive, shape[0] * receptive)
 }
@@ -120,7 +123,11 @@ pub fn pytorch_default_<T: Float>(weight: &Tensor<T>, bias: Option<&Tensor<T>>) 
     kaiming_uniform_(weight, FanMode::FanIn, Nonlinearity::LeakyRelu(5f64.sqrt()));
     if let Some(b) = bias {
         let (fi, _) = fans(&weight.shape());
-        let bound = if fi > 0 { 1.0 / (fi as f64).sqrt() } else { 0.0 };
+        let bound = if fi > 0 {
+            1.0 / (fi as f64).sqrt()
+        } else {
+            0.0
+        };
         uniform_(b, -bound, bound);
     }
 }

@@ -60,9 +60,15 @@ impl<T: Float> Linear<T> {
     /// PyTorch's default initialisation (`U(-1/sqrt(in), 1/sqrt(in))`).
     pub fn build(config: LinearConfig) -> Self {
         let weight = Tensor::zeros([config.out_features, config.in_features]).requires_grad_();
-        let bias = config.bias.then(|| Tensor::zeros([config.out_features]).requires_grad_());
+        let bias = config
+            .bias
+            .then(|| Tensor::zeros([config.out_features]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
-        Linear { weight, bias, config }
+        Linear {
+            weight,
+            bias,
+            config,
+        }
     }
 
     /// The configuration it was built with.

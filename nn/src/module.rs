@@ -88,7 +88,10 @@ pub trait Module<T: Float = f32>: Send + Sync {
 
     /// All parameters, in order (what an optimizer takes).
     fn parameters(&self) -> Vec<Tensor<T>> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Buffers with their dotted names.
@@ -107,7 +110,11 @@ pub trait Module<T: Float = f32>: Send + Sync {
 
     /// Number of parameter values that currently require grad.
     fn num_trainable_parameters(&self) -> usize {
-        self.parameters().iter().filter(|p| p.requires_grad()).map(|p| p.numel()).sum()
+        self.parameters()
+            .iter()
+            .filter(|p| p.requires_grad())
+            .map(|p| p.numel())
+            .sum()
     }
 
     /// Training (`true`: batch statistics, dropout on) or evaluation mode, here and in every child.
@@ -152,7 +159,12 @@ pub trait Module<T: Float = f32>: Send + Sync {
 
     /// Parameters and buffers by dotted name (values shared, not copied).
     fn state_dict(&self) -> StateDict {
-        StateDict::from_pairs(self.named_tensors().into_iter().map(|(n, t)| (n, to_f32(&t.tensor))).collect())
+        StateDict::from_pairs(
+            self.named_tensors()
+                .into_iter()
+                .map(|(n, t)| (n, to_f32(&t.tensor)))
+                .collect(),
+        )
     }
 
     /// Copies values from `sd` into this module. Strict: every key must
@@ -193,7 +205,12 @@ fn collect<T: Float>(m: &dyn Module<T>, prefix: &str, out: &mut Vec<(String, Nam
     }
 }
 
-fn load_into<T: Float>(m: &dyn Module<T>, sd: &StateDict, strict: bool, path: Option<&std::path::Path>) -> Result<LoadReport> {
+fn load_into<T: Float>(
+    m: &dyn Module<T>,
+    sd: &StateDict,
+    strict: bool,
+    path: Option<&std::path::Path>,
+) -> Result<LoadReport> {
     let own = m.named_tensors();
     let mut report = LoadReport::default();
     let mut assign = Vec::new();
@@ -211,8 +228,13 @@ fn load_into<T: Float>(m: &dyn Module<T>, sd: &StateDict, strict: bool, path: Op
         }
     }
     let names: std::collections::HashSet<&str> = own.iter().map(|(n, _)| n.as_str()).collect();
-    report.unexpected = sd.keys().filter(|k| !names.contains(k.as_str())).cloned().collect();
-    let clean = report.missing.is_empty() && report.unexpected.is_empty() && report.mismatched.is_empty();
+    report.unexpected = sd
+        .keys()
+        .filter(|k| !names.contains(k.as_str()))
+        .cloned()
+        .collect();
+    let clean =
+        report.missing.is_empty() && report.unexpected.is_empty() && report.mismatched.is_empty();
     if strict && !clean {
         return Err(NnError::Mismatch {
             path: path.map(|p| p.to_path_buf()),

@@ -83,7 +83,11 @@ impl<T: Float> Module<T> for Sequential<T> {
     }
 
     fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        self.layers.iter().enumerate().map(|(i, m)| (i.to_string(), m.as_ref())).collect()
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i.to_string(), m.as_ref()))
+            .collect()
     }
 
     fn describe(&self) -> String {

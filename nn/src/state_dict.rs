@@ -82,19 +82,42 @@ impl StateDict {
             let t = &self.map[name];
             let vals = t.to_vec();
             let (dt, bytes) = if name.ends_with("num_batches_tracked") {
-                (StDtype::I64, vals.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+                (
+                    StDtype::I64,
+                    vals.iter()
+                        .flat_map(|&v| (v as i64).to_le_bytes())
+                        .collect(),
+                )
             } else {
                 match dtype {
-                    Dtype::F32 => (StDtype::F32, vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
-                    Dtype::F16 => (StDtype::F16, vals.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()),
-                    Dtype::BF16 => (StDtype::BF16, vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect()),
+                    Dtype::F32 => (
+                        StDtype::F32,
+                        vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ),
+                    Dtype::F16 => (
+                        StDtype::F16,
+                        vals.iter()
+                            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                            .collect(),
+                    ),
+                    Dtype::BF16 => (
+                        StDtype::BF16,
+                        vals.iter()
+                            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                            .collect(),
+                    ),
                 }
             };
             bufs.push((name.clone(), dt, t.shape(), bytes));
         }
         let views: Vec<(String, TensorView<'_>)> = bufs
             .iter()
-            .map(|(n, dt, shape, b)| (n.clone(), TensorView::new(*dt, shape.clone(), b).expect("sizes agree")))
+            .map(|(n, dt, shape, b)| {
+                (
+                    n.clone(),
+                    TensorView::new(*dt, shape.clone(), b).expect("sizes agree"),
+                )
+            })
             .collect();
         safetensors::serialize(views, None).expect("valid tensors serialise")
     }
@@ -119,12 +142,30 @@ impl StateDict {
         for (name, view) in tensors {
             let data = view.data();
             let vals: Vec<f32> = match view.dtype() {
-                StDtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-                StDtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-                StDtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                StDtype::BF16 => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                StDtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-                StDtype::I32 => data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+                StDtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                StDtype::F64 => data
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
+                StDtype::F16 => data
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                StDtype::BF16 => data
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                StDtype::I64 => data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
+                StDtype::I32 => data
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 other => {
                     return Err(NnError::Dtype {
                         path: path.to_path_buf(),
@@ -158,8 +199,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         path: p.to_path_buf(),
         source: e,
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
     // Unique per process and per call: concurrent saves (threads of one
     // process) to the same path must not share, and clobber, one temporary file.
     static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

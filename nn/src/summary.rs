@@ -43,7 +43,12 @@ fn addr<T: Float>(m: &dyn Module<T>) -> usize {
 
 /// Runs `m` on `x`, noting the output shape when a summary is being taken.
 pub fn forward_recorded<T: Float>(m: &dyn Module<T>, x: &Tensor<T>) -> Tensor<T> {
-    let recording = RECORD.with(|r| r.borrow_mut().as_mut().map(|rec| rec.stack.push(addr(m))).is_some());
+    let recording = RECORD.with(|r| {
+        r.borrow_mut()
+            .as_mut()
+            .map(|rec| rec.stack.push(addr(m)))
+            .is_some()
+    });
     let y = m.forward(x);
     if recording {
         RECORD.with(|r| {
@@ -60,9 +65,19 @@ pub fn forward_recorded<T: Float>(m: &dyn Module<T>, x: &Tensor<T>) -> Tensor<T>
 /// A summary row: dotted name, depth, the module, and its address path.
 type Row<'a, T> = (String, usize, &'a dyn Module<T>, Vec<usize>);
 
-fn walk<'a, T: Float>(m: &'a dyn Module<T>, prefix: &str, depth: usize, path: &[usize], out: &mut Vec<Row<'a, T>>) {
+fn walk<'a, T: Float>(
+    m: &'a dyn Module<T>,
+    prefix: &str,
+    depth: usize,
+    path: &[usize],
+    out: &mut Vec<Row<'a, T>>,
+) {
     for (name, c) in m.children() {
-        let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
         let mut p = path.to_vec();
         p.push(addr(c));
         out.push((full.clone(), depth, c, p.clone()));
@@ -86,11 +101,22 @@ fn group(n: usize) -> String {
 /// an input of `input_shape` and its parameter count, then the totals.
 /// Buffers (running statistics) are restored afterwards.
 pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String {
-    let saved: Vec<(Tensor<T>, autograd::ndarray::ArrayD<T>)> =
-        model.named_buffers().into_iter().map(|(_, t)| (t.clone(), t.to_array())).collect();
-    RECORD.with(|r| *r.borrow_mut() = Some(Recording { stack: Vec::new(), shapes: Vec::new() }));
+    let saved: Vec<(Tensor<T>, autograd::ndarray::ArrayD<T>)> = model
+        .named_buffers()
+        .into_iter()
+        .map(|(_, t)| (t.clone(), t.to_array()))
+        .collect();
+    RECORD.with(|r| {
+        *r.borrow_mut() = Some(Recording {
+            stack: Vec::new(),
+            shapes: Vec::new(),
+        })
+    });
     let out = no_grad(|| model.forward(&Tensor::<T>::zeros(input_shape)));
-    let rec = RECORD.with(|r| r.borrow_mut().take()).map(|r| r.shapes).unwrap_or_default();
+    let rec = RECORD
+        .with(|r| r.borrow_mut().take())
+        .map(|r| r.shapes)
+        .unwrap_or_default();
     for (t, v) in saved {
         t.set_data(v);
     }
@@ -109,7 +135,12 @@ pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String
     s += &"=".repeat(94);
     s.push('\n');
     for (name, depth, m, path) in rows {
-        let own: usize = m.own_tensors().iter().filter(|t| t.kind == crate::TensorKind::Parameter).map(|t| t.tensor.numel()).sum();
+        let own: usize = m
+            .own_tensors()
+            .iter()
+            .filter(|t| t.kind == crate::TensorKind::Parameter)
+            .map(|t| t.tensor.numel())
+            .sum();
         let shape = by_path
             .get_mut(&path)
             .and_then(|q| q.pop_front())
@@ -117,7 +148,11 @@ pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String
             .map(|v| format!("{v:?}"))
             .unwrap_or_else(|| "-".into());
         let label = format!("{}{name}: {}", "  ".repeat(depth), m.describe());
-        let label: String = if label.chars().count() > 60 { label.chars().take(57).collect::<String>() + "..." } else { label };
+        let label: String = if label.chars().count() > 60 {
+            label.chars().take(57).collect::<String>() + "..."
+        } else {
+            label
+        };
         let params = if own > 0 { group(own) } else { "-".into() };
         s += &format!("{label:<60} {shape:>20} {params:>12}\n");
     }

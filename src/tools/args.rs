@@ -38,9 +38,12 @@ impl Args {
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
         match self.value(name) {
             None => default,
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("option {name}: cannot parse '{v}' as {}", std::any::type_name::<T>())),
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                panic!(
+                    "option {name}: cannot parse '{v}' as {}",
+                    std::any::type_name::<T>()
+                )
+            }),
         }
     }
 

@@ -51,7 +51,12 @@ impl MetricsCsv {
     /// # Panics
     /// If the row's length differs from the header's.
     pub fn push(&mut self, row: &[f64]) -> std::io::Result<()> {
-        assert_eq!(row.len(), self.header.len(), "metrics row {row:?} does not fit header {:?}", self.header);
+        assert_eq!(
+            row.len(),
+            self.header.len(),
+            "metrics row {row:?} does not fit header {:?}",
+            self.header
+        );
         self.rows.push(row.to_vec());
         let mut text = self.header.join(",");
         text.push('\n');

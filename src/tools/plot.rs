@@ -11,19 +11,27 @@ use plotters::style::{register_font, FontStyle};
 /// Why a picture could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("{0}: no font for captions (install fonts-dejavu-core or set DLFS_FONT to a .ttf file)")]
+    #[error(
+        "{0}: no font for captions (install fonts-dejavu-core or set DLFS_FONT to a .ttf file)"
+    )]
     Font(String),
     #[error("{path}: {message}")]
     Draw { path: String, message: String },
 }
 
-const FONT_PATHS: [&str; 2] = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
+const FONT_PATHS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
 
 /// Registers the caption font once; the error names where it looked.
 fn ensure_font() -> Result<(), PlotError> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        let candidates: Vec<String> = std::env::var("DLFS_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string())).collect();
+        let candidates: Vec<String> = std::env::var("DLFS_FONT")
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(|s| s.to_string()))
+            .collect();
         for p in &candidates {
             if let Ok(bytes) = std::fs::read(p) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -64,14 +72,25 @@ impl Curve {
 
 /// Side-by-side panels (e.g. loss and accuracy per epoch), each with its
 /// curves and legend, written to `path` as PNG.
-pub fn plot_curves_png(path: &Path, title: &str, panels: &[(&str, Vec<Curve>)]) -> Result<(), PlotError> {
+pub fn plot_curves_png(
+    path: &Path,
+    title: &str,
+    panels: &[(&str, Vec<Curve>)],
+) -> Result<(), PlotError> {
     ensure_font()?;
     let width = 560 * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (width, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| draw_err(path, e))?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| draw_err(path, e))?;
     let areas = root.split_evenly((1, panels.len().max(1)));
-    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+    ];
     for (area, (ylabel, curves)) in areas.iter().zip(panels) {
         let pts = curves.iter().flat_map(|c| c.points.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -104,10 +123,15 @@ pub fn plot_curves_png(path: &Path, title: &str, panels: &[(&str, Vec<Curve>)]) 
         for (i, c) in curves.iter().enumerate() {
             let color = colors[i % colors.len()];
             chart
-                .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    c.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| draw_err(path, e))?
                 .label(c.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             chart
                 .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| draw_err(path, e))?;
@@ -149,7 +173,13 @@ impl GridImage {
 
 /// Draws images in a grid of `cols` columns, each scaled by `scale`
 /// (nearest neighbour) with its caption underneath, to `path` as PNG.
-pub fn image_grid_png(path: &Path, title: &str, images: &[GridImage], cols: usize, scale: usize) -> Result<(), PlotError> {
+pub fn image_grid_png(
+    path: &Path,
+    title: &str,
+    images: &[GridImage],
+    cols: usize,
+    scale: usize,
+) -> Result<(), PlotError> {
     ensure_font()?;
     let cols = cols.max(1);
     let rows = images.len().div_ceil(cols).max(1);
@@ -159,19 +189,33 @@ pub fn image_grid_png(path: &Path, title: &str, images: &[GridImage], cols: usiz
     let (w, h) = (cell_w * cols as u32 + 16, cell_h * rows as u32 + 44);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-    root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 20).into_font()))
-        .map_err(|e| draw_err(path, e))?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (10, 10),
+        ("sans-serif", 20).into_font(),
+    ))
+    .map_err(|e| draw_err(path, e))?;
     for (k, img) in images.iter().enumerate() {
         let (r, c) = (k / cols, k % cols);
         let x0 = 8 + c as i32 * cell_w as i32 + 8;
         let y0 = 40 + r as i32 * cell_h as i32;
         for y in 0..img.height {
             for x in 0..img.width {
-                let at = |ch: usize| (img.values[(ch * img.height + y) * img.width + x].clamp(0.0, 1.0) * 255.0) as u8;
-                let color = if img.channels >= 3 { RGBColor(at(0), at(1), at(2)) } else { RGBColor(at(0), at(0), at(0)) };
+                let at = |ch: usize| {
+                    (img.values[(ch * img.height + y) * img.width + x].clamp(0.0, 1.0) * 255.0)
+                        as u8
+                };
+                let color = if img.channels >= 3 {
+                    RGBColor(at(0), at(1), at(2))
+                } else {
+                    RGBColor(at(0), at(0), at(0))
+                };
                 let (px, py) = (x0 + (x * scale) as i32, y0 + (y * scale) as i32);
-                root.draw(&Rectangle::new([(px, py), (px + scale as i32, py + scale as i32)], color.filled()))
-                    .map_err(|e| draw_err(path, e))?;
+                root.draw(&Rectangle::new(
+                    [(px, py), (px + scale as i32, py + scale as i32)],
+                    color.filled(),
+                ))
+                .map_err(|e| draw_err(path, e))?;
             }
         }
         root.draw(&Text::new(

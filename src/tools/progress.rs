@@ -72,7 +72,10 @@ impl EpochProgress {
 
     /// Seconds since the epoch started (until [`finish`](Self::finish)).
     pub fn seconds(&self) -> f64 {
-        self.stopped.get().unwrap_or_else(|| self.start.elapsed()).as_secs_f64()
+        self.stopped
+            .get()
+            .unwrap_or_else(|| self.start.elapsed())
+            .as_secs_f64()
     }
 
     /// Prints a line to stdout above the bar (the bar is redrawn under it);

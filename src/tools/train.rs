@@ -24,7 +24,9 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader, restore_train: bool) ->
     no_grad(|| {
         for batch in loader.epoch(0) {
             let logits = model.forward(&batch.images);
-            loss += logits.cross_entropy_with(&batch.labels, autograd::Reduction::Sum, 0.0).item() as f64;
+            loss += logits
+                .cross_entropy_with(&batch.labels, autograd::Reduction::Sum, 0.0)
+                .item() as f64;
             correct += count_correct(&logits, &batch.labels);
             count += batch.labels.len();
         }
@@ -41,7 +43,12 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader, restore_train: bool) ->
 
 /// How many rows of `logits` have their maximum at the label.
 pub fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
-    logits.argmax(1, false).iter().zip(labels).filter(|(p, l)| p == l).count()
+    logits
+        .argmax(1, false)
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count()
 }
 
 /// The index of the largest value (the first of equal ones): the predicted

@@ -132,7 +132,11 @@ fn im2col_row<T: Float>(x: &[T], g: &ConvGeom, row: usize, dst: &mut [T]) {
         } else {
             for (ox, v) in d.iter_mut().enumerate() {
                 let ix = (ox * sw) as isize + ix0;
-                *v = if ix >= 0 && ix < w as isize { src[ix as usize] } else { T::zero() };
+                *v = if ix >= 0 && ix < w as isize {
+                    src[ix as usize]
+                } else {
+                    T::zero()
+                };
             }
         }
     }
@@ -142,7 +146,9 @@ fn im2col_row<T: Float>(x: &[T], g: &ConvGeom, row: usize, dst: &mut [T]) {
 /// are written straight into the GEMM's packed layout (no second copy).
 fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, t: usize) {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
-    if let (Some(x32), Some(w32), Some(y32)) = (T::f32_slice(xg), T::f32_slice(wg), T::f32_slice_mut(yg)) {
+    if let (Some(x32), Some(w32), Some(y32)) =
+        (T::f32_slice(xg), T::f32_slice(wg), T::f32_slice_mut(yg))
+    {
         if gemm::can_prepack(ohw) && !g.is_pointwise() {
             with_scratch(gemm::packed_b_len(k, ohw), |bp: &mut [f32]| {
                 with_scratch(ohw, |row: &mut [f32]| {
@@ -152,7 +158,21 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
                     }
                 });
                 // SAFETY: w32 is og x k row-major, y32 is og x ohw row-major.
-                unsafe { gemm::sgemm_packed_b(og, k, ohw, w32.as_ptr(), k as isize, 1, bp, 0.0, y32.as_mut_ptr(), ohw as isize, t) };
+                unsafe {
+                    gemm::sgemm_packed_b(
+                        og,
+                        k,
+                        ohw,
+                        w32.as_ptr(),
+                        k as isize,
+                        1,
+                        bp,
+                        0.0,
+                        y32.as_mut_ptr(),
+                        ohw as isize,
+                        t,
+                    )
+                };
             });
             return;
         }
@@ -215,21 +235,36 @@ fn col2im<T: Float>(col: &[T], g: &ConvGeom, x: &mut [T]) {
 /// Runs `f(sample index, chunk, GEMM threads)` over the per-sample chunks of
 /// `out`: samples in parallel (single-threaded GEMMs) when there are enough
 /// of them, else one after another with multi-threaded GEMMs.
-fn per_sample<T: Float>(out: &mut [T], per: usize, n: usize, work: usize, f: impl Fn(usize, &mut [T], usize) + Sync + Send) {
+fn per_sample<T: Float>(
+    out: &mut [T],
+    per: usize,
+    n: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T], usize) + Sync + Send,
+) {
     if per == 0 {
         return;
     }
     let threads = rayon::current_num_threads();
     if n >= threads && work >= 1 << 15 && threads > 1 {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o, 1));
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o, 1));
     } else {
         let inner = if work >= 1 << 18 { threads } else { 1 };
-        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o, inner));
+        out.chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o, inner));
     }
 }
 
 /// `y = conv2d(x, w) + bias`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
-pub(crate) fn conv2d_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
+pub(crate) fn conv2d_forward<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+) -> Vec<T> {
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
@@ -323,7 +358,10 @@ fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvG
         oh: g.h,
         ow: g.w,
         stride: [1, 1],
-        padding: [g.dilation[0] * (g.kh - 1) - g.padding[0], g.dilation[1] * (g.kw - 1) - g.padding[1]],
+        padding: [
+            g.dilation[0] * (g.kh - 1) - g.padding[0],
+            g.dilation[1] * (g.kw - 1) - g.padding[1],
+        ],
         dilation: g.dilation,
         groups: g.groups,
     };
@@ -344,7 +382,9 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                 let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
                 let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
                 let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
-                if let (Some(x32), Some(gy32), Some(dw32)) = (T::f32_slice(xg), T::f32_slice(gyg), T::f32_slice_mut(dwg)) {
+                if let (Some(x32), Some(gy32), Some(dw32)) =
+                    (T::f32_slice(xg), T::f32_slice(gyg), T::f32_slice_mut(dwg))
+                {
                     if gemm::can_prepack(k) && !g.is_pointwise() {
                         // col^T (OHW x K) packed column by column from im2col rows.
                         with_scratch(gemm::packed_b_len(ohw, k), |bp: &mut [f32]| {
@@ -356,7 +396,21 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                                 }
                             });
                             // SAFETY: gy32 is og x ohw row-major, dw32 og x k row-major.
-                            unsafe { gemm::sgemm_packed_b(og, ohw, k, gy32.as_ptr(), ohw as isize, 1, bp, 1.0, dw32.as_mut_ptr(), k as isize, t) };
+                            unsafe {
+                                gemm::sgemm_packed_b(
+                                    og,
+                                    ohw,
+                                    k,
+                                    gy32.as_ptr(),
+                                    ohw as isize,
+                                    1,
+                                    bp,
+                                    1.0,
+                                    dw32.as_mut_ptr(),
+                                    k as isize,
+                                    t,
+                                )
+                            };
                         });
                         continue;
                     }
@@ -376,7 +430,11 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let work = og * k * ohw * g.groups * g.n;
     if threads == 1 || work < 1 << 16 {
         let mut dw = vec![T::zero(); wsize];
-        let inner = if work >= 1 << 18 { rayon::current_num_threads() } else { 1 };
+        let inner = if work >= 1 << 18 {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
         accumulate_range(0..g.n, &mut dw, inner);
         return dw;
     }

@@ -129,8 +129,31 @@ pub(crate) unsafe fn sgemm(
     }
     match isa() {
         Some(isa) if csc == 1 && k > 0 => {
-            let (a, b, c) = (Mat { ptr: a, rs: rsa, cs: csa }, Mat { ptr: b, rs: rsb, cs: csb }, MatMut { ptr: c, rs: rsc });
-            blocked(isa, m, k, n, alpha, a, BSource::Strided(b), beta, c, threads);
+            let (a, b, c) = (
+                Mat {
+                    ptr: a,
+                    rs: rsa,
+                    cs: csa,
+                },
+                Mat {
+                    ptr: b,
+                    rs: rsb,
+                    cs: csb,
+                },
+                MatMut { ptr: c, rs: rsc },
+            );
+            blocked(
+                isa,
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                BSource::Strided(b),
+                beta,
+                c,
+                threads,
+            );
         }
         _ => {
             // Raw pointers are not Sync; the row ranges are disjoint, so share them as addresses.
@@ -255,11 +278,37 @@ pub(crate) unsafe fn sgemm_packed_b(
         return;
     }
     let isa = isa().expect("checked by can_prepack");
-    blocked(isa, m, k, n, 1.0, Mat { ptr: a, rs: rsa, cs: csa }, BSource::Packed(bp), beta, MatMut { ptr: c, rs: rsc }, threads);
+    blocked(
+        isa,
+        m,
+        k,
+        n,
+        1.0,
+        Mat {
+            ptr: a,
+            rs: rsa,
+            cs: csa,
+        },
+        BSource::Packed(bp),
+        beta,
+        MatMut { ptr: c, rs: rsc },
+        threads,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn blocked(isa: Isa, m: usize, k: usize, n: usize, alpha: f32, a: Mat, b: BSource<'_>, beta: f32, c: MatMut, threads: usize) {
+unsafe fn blocked(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat,
+    b: BSource<'_>,
+    beta: f32,
+    c: MatMut,
+    threads: usize,
+) {
     let mr = isa.mr();
     let threads = threads.max(1).min(m.div_ceil(mr));
     for jc in (0..n).step_by(NC) {
@@ -312,7 +361,9 @@ unsafe fn pack_b(isa: Isa, b: Mat, pc: usize, kc: usize, jc: usize, nc: usize, b
         let wp = w.div_ceil(vw) * vw;
         for p in 0..kc {
             let dst = &mut bp[off + p * wp..off + (p + 1) * wp];
-            let row = b.ptr.offset((pc + p) as isize * b.rs + (jc + j0) as isize * b.cs);
+            let row = b
+                .ptr
+                .offset((pc + p) as isize * b.rs + (jc + j0) as isize * b.cs);
             if b.cs == 1 {
                 std::ptr::copy_nonoverlapping(row, dst.as_mut_ptr(), w);
             } else {
@@ -346,9 +397,15 @@ unsafe fn pack_a(mr: usize, a: Mat, ic: usize, mc: usize, pc: usize, kc: usize, 
             }
         } else {
             for p in 0..kc {
-                let col = a.ptr.offset((ic + i0) as isize * a.rs + (pc + p) as isize * a.cs);
+                let col = a
+                    .ptr
+                    .offset((ic + i0) as isize * a.rs + (pc + p) as isize * a.cs);
                 for r in 0..mr {
-                    panel[p * mr + r] = if r < rows { *col.offset(r as isize * a.rs) } else { 0.0 };
+                    panel[p * mr + r] = if r < rows {
+                        *col.offset(r as isize * a.rs)
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -356,7 +413,19 @@ unsafe fn pack_a(mr: usize, a: Mat, ic: usize, mc: usize, pc: usize, kc: usize, 
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn macro_block(isa: Isa, mc: usize, nc: usize, kc: usize, ap: &[f32], bp: &[f32], c: MatMut, ic: usize, jc: usize, alpha: f32, beta: f32) {
+unsafe fn macro_block(
+    isa: Isa,
+    mc: usize,
+    nc: usize,
+    kc: usize,
+    ap: &[f32],
+    bp: &[f32],
+    c: MatMut,
+    ic: usize,
+    jc: usize,
+    alpha: f32,
+    beta: f32,
+) {
     let (mr, nr, vw) = (isa.mr(), isa.nr(), isa.vw());
     let mut boff = 0;
     for j0 in (0..nc).step_by(nr) {
@@ -421,7 +490,11 @@ mod x86 {
                     break;
                 }
                 let left = cols - col0;
-                let mask: __mmask16 = if left >= 16 { 0xFFFF } else { (1u16 << left) - 1 };
+                let mask: __mmask16 = if left >= 16 {
+                    0xFFFF
+                } else {
+                    (1u16 << left) - 1
+                };
                 let cp = c.offset(r as isize * rsc + col0 as isize);
                 let mut out = _mm512_mul_ps(val, alpha_v);
                 if beta != 0.0 {
@@ -513,11 +586,55 @@ mod tests {
                 let col: Vec<f32> = (0..k).map(|p| b[p * n + j]).collect();
                 pack_b_col(j, k, n, &col, &mut bq);
             }
-            let (mut c1, mut c2, mut c3) = (vec![0.0f32; m * n], vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            let (mut c1, mut c2, mut c3) = (
+                vec![0.0f32; m * n],
+                vec![0.0f32; m * n],
+                vec![0.0f32; m * n],
+            );
             unsafe {
-                sgemm(m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), n as isize, 1, 0.0, c1.as_mut_ptr(), n as isize, 1, 1);
-                sgemm_packed_b(m, k, n, a.as_ptr(), k as isize, 1, &bp, 0.0, c2.as_mut_ptr(), n as isize, 2);
-                sgemm_packed_b(m, k, n, a.as_ptr(), k as isize, 1, &bq, 0.0, c3.as_mut_ptr(), n as isize, 1);
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    c1.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    1,
+                );
+                sgemm_packed_b(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    &bp,
+                    0.0,
+                    c2.as_mut_ptr(),
+                    n as isize,
+                    2,
+                );
+                sgemm_packed_b(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    &bq,
+                    0.0,
+                    c3.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
             }
             assert_eq!(c1, c2, "m {m} k {k} n {n}");
             assert_eq!(c1, c3, "m {m} k {k} n {n} (packed by columns)");
@@ -541,11 +658,35 @@ mod tests {
             let a: Vec<f32> = (0..m * k).map(|_| rng.random::<f32>() - 0.5).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rng.random::<f32>() - 0.5).collect();
             let c0: Vec<f32> = (0..m * n).map(|_| rng.random::<f32>() - 0.5).collect();
-            let (rsa, csa) = if trans_a { (1, m as isize) } else { (k as isize, 1) };
-            let (rsb, csb) = if trans_b { (1, k as isize) } else { (n as isize, 1) };
+            let (rsa, csa) = if trans_a {
+                (1, m as isize)
+            } else {
+                (k as isize, 1)
+            };
+            let (rsb, csb) = if trans_b {
+                (1, k as isize)
+            } else {
+                (n as isize, 1)
+            };
             let mut c = c0.clone();
             unsafe {
-                sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1, threads);
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    beta,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    threads,
+                );
             }
             for i in 0..m {
                 for j in 0..n {

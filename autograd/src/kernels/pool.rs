@@ -24,7 +24,15 @@ impl Windows {
     /// Sliding windows as PyTorch's pooling: kernel `k`, stride `s`, padding
     /// `p`, dilation `d`, `out` outputs; `div` counts the padded window
     /// (`count_include_pad`) or only the positions inside the input.
-    pub fn sliding(size: usize, k: usize, s: usize, p: usize, d: usize, out: usize, count_pad: bool) -> Windows {
+    pub fn sliding(
+        size: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+        out: usize,
+        count_pad: bool,
+    ) -> Windows {
         let mut w = Windows {
             lo: Vec::with_capacity(out),
             hi: Vec::with_capacity(out),
@@ -36,9 +44,17 @@ impl Windows {
             // Padded extent (for the divisor), clipped at size + padding as PyTorch does.
             let end_pad = (start + ((k - 1) * d + 1) as isize).min((size + p) as isize);
             // First tap at or after 0.
-            let first = if start < 0 { start + ((-start) as usize).div_ceil(d) as isize * d as isize } else { start };
+            let first = if start < 0 {
+                start + ((-start) as usize).div_ceil(d) as isize * d as isize
+            } else {
+                start
+            };
             let end = end_pad.min(size as isize);
-            let (lo, hi) = if first < end { (first as usize, end as usize) } else { (0, 0) };
+            let (lo, hi) = if first < end {
+                (first as usize, end as usize)
+            } else {
+                (0, 0)
+            };
             let inside = if hi > lo { (hi - lo).div_ceil(d) } else { 0 };
             let padded = ((end_pad - start).max(0) as usize).div_ceil(d);
             w.lo.push(lo);
@@ -53,7 +69,12 @@ impl Windows {
         let lo: Vec<usize> = (0..out).map(|i| i * size / out).collect();
         let hi: Vec<usize> = (0..out).map(|i| ((i + 1) * size).div_ceil(out)).collect();
         let div = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
-        Windows { lo, hi, div, step: 1 }
+        Windows {
+            lo,
+            hi,
+            div,
+            step: 1,
+        }
     }
 }
 
@@ -78,7 +99,11 @@ fn for_planes<T: Float, U: Send>(
             .enumerate()
             .for_each(|(i, (o, e))| f(i, o, e));
     } else {
-        for (i, (o, e)) in out.chunks_mut(per).zip(extra.chunks_mut(per_extra)).enumerate() {
+        for (i, (o, e)) in out
+            .chunks_mut(per)
+            .zip(extra.chunks_mut(per_extra))
+            .enumerate()
+        {
             f(i, o, e);
         }
     }
@@ -86,7 +111,14 @@ fn for_planes<T: Float, U: Send>(
 
 /// Max over each window, with the flat in-plane index of the maximum (the
 /// first one in row-major order; NaN wins, as in PyTorch).
-pub(crate) fn max_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> (Vec<T>, Vec<u32>) {
+pub(crate) fn max_pool<T: Float>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+) -> (Vec<T>, Vec<u32>) {
     let (oh, ow) = (wh.len(), ww.len());
     let mut out = vec![T::zero(); planes * oh * ow];
     let mut idx = vec![0u32; planes * oh * ow];
@@ -115,12 +147,20 @@ pub(crate) fn max_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh:
 }
 
 /// Adds each output gradient into the input position its maximum came from.
-pub(crate) fn scatter_max<T: Float>(g: &[T], idx: &[u32], planes: usize, plane_in: usize) -> Vec<T> {
+pub(crate) fn scatter_max<T: Float>(
+    g: &[T],
+    idx: &[u32],
+    planes: usize,
+    plane_in: usize,
+) -> Vec<T> {
     let plane_out = g.len() / planes.max(1);
     let mut dx = vec![T::zero(); planes * plane_in];
     let mut none: Vec<u8> = vec![0; planes];
     for_planes(&mut dx, &mut none, plane_in, |p, d, _| {
-        let (gp, ip) = (&g[p * plane_out..(p + 1) * plane_out], &idx[p * plane_out..(p + 1) * plane_out]);
+        let (gp, ip) = (
+            &g[p * plane_out..(p + 1) * plane_out],
+            &idx[p * plane_out..(p + 1) * plane_out],
+        );
         for (&gv, &i) in gp.iter().zip(ip) {
             d[i as usize] += gv;
         }
@@ -138,7 +178,14 @@ pub(crate) fn gather_max<T: Float>(g: &[T], idx: &[u32], planes: usize, plane_in
 }
 
 /// Window sums divided by the windows' divisors.
-pub(crate) fn avg_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> Vec<T> {
+pub(crate) fn avg_pool<T: Float>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+) -> Vec<T> {
     let (oh, ow) = (wh.len(), ww.len());
     let mut out = vec![T::zero(); planes * oh * ow];
     let mut none: Vec<u8> = vec![0; planes];
@@ -161,7 +208,14 @@ pub(crate) fn avg_pool<T: Float>(x: &[T], planes: usize, h: usize, w: usize, wh:
 }
 
 /// The adjoint of [`avg_pool`]: spreads `g / divisor` over each window.
-pub(crate) fn avg_pool_adjoint<T: Float>(g: &[T], planes: usize, h: usize, w: usize, wh: &Windows, ww: &Windows) -> Vec<T> {
+pub(crate) fn avg_pool_adjoint<T: Float>(
+    g: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+) -> Vec<T> {
     let (oh, ow) = (wh.len(), ww.len());
     let mut dx = vec![T::zero(); planes * h * w];
     let mut none: Vec<u8> = vec![0; planes];

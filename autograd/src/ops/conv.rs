@@ -117,14 +117,25 @@ fn conv_error(op: &'static str, x: &[usize], w: &[usize], reason: String) -> Err
 
 /// Output size along one axis, or an error if the window does not fit.
 #[allow(clippy::too_many_arguments)]
-fn out_size(op: &'static str, x: &[usize], w: &[usize], size: usize, k: usize, s: usize, p: usize, d: usize) -> Result<usize> {
+fn out_size(
+    op: &'static str,
+    x: &[usize],
+    w: &[usize],
+    size: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+) -> Result<usize> {
     let span = d * (k - 1) + 1;
     if size + 2 * p < span {
         return Err(conv_error(
             op,
             x,
             w,
-            format!("(input of size {size} padded by {p} is smaller than the kernel's span {span})"),
+            format!(
+                "(input of size {size} padded by {p} is smaller than the kernel's span {span})"
+            ),
         ));
     }
     Ok((size + 2 * p - span) / s + 1)
@@ -133,14 +144,35 @@ fn out_size(op: &'static str, x: &[usize], w: &[usize], size: usize, k: usize, s
 /// Checks shapes and options of `conv2d(x [N,C,H,W], w [O,C/G,KH,KW])`.
 fn forward_geom(op: &'static str, xs: &[usize], ws: &[usize], o: &ConvOptions) -> Result<ConvGeom> {
     if xs.len() != 4 || ws.len() != 4 {
-        return Err(conv_error(op, xs, ws, "(input must be [N, C, H, W] and weight [O, C/groups, KH, KW])".into()));
+        return Err(conv_error(
+            op,
+            xs,
+            ws,
+            "(input must be [N, C, H, W] and weight [O, C/groups, KH, KW])".into(),
+        ));
     }
     if o.stride.contains(&0) || o.dilation.contains(&0) || o.groups == 0 {
-        return Err(conv_error(op, xs, ws, format!("(stride {:?}, dilation {:?} and groups {} must be positive)", o.stride, o.dilation, o.groups)));
+        return Err(conv_error(
+            op,
+            xs,
+            ws,
+            format!(
+                "(stride {:?}, dilation {:?} and groups {} must be positive)",
+                o.stride, o.dilation, o.groups
+            ),
+        ));
     }
     let (c, g) = (xs[1], o.groups);
     if !c.is_multiple_of(g) || !ws[0].is_multiple_of(g) {
-        return Err(conv_error(op, xs, ws, format!("(groups {g} must divide the input channels {c} and the output channels {})", ws[0])));
+        return Err(conv_error(
+            op,
+            xs,
+            ws,
+            format!(
+                "(groups {g} must divide the input channels {c} and the output channels {})",
+                ws[0]
+            ),
+        ));
     }
     if ws[1] * g != c {
         return Err(conv_error(op, xs, ws, format!("(the weight expects {} input channels ({} per group x {g} groups), the input has {c})", ws[1] * g, ws[1])));
@@ -148,8 +180,26 @@ fn forward_geom(op: &'static str, xs: &[usize], ws: &[usize], o: &ConvOptions) -
     if ws[2] == 0 || ws[3] == 0 {
         return Err(conv_error(op, xs, ws, "(empty kernel)".into()));
     }
-    let oh = out_size(op, xs, ws, xs[2], ws[2], o.stride[0], o.padding[0], o.dilation[0])?;
-    let ow = out_size(op, xs, ws, xs[3], ws[3], o.stride[1], o.padding[1], o.dilation[1])?;
+    let oh = out_size(
+        op,
+        xs,
+        ws,
+        xs[2],
+        ws[2],
+        o.stride[0],
+        o.padding[0],
+        o.dilation[0],
+    )?;
+    let ow = out_size(
+        op,
+        xs,
+        ws,
+        xs[3],
+        ws[3],
+        o.stride[1],
+        o.padding[1],
+        o.dilation[1],
+    )?;
     Ok(ConvGeom {
         n: xs[0],
         c,
@@ -178,11 +228,21 @@ impl<T: Float> Tensor<T> {
     /// let y = x.conv2d(&w, None, ConvOptions::new().padding(1));
     /// assert_eq!(y.shape(), vec![2, 4, 8, 8]);
     /// ```
-    pub fn try_conv2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Result<Tensor<T>> {
+    pub fn try_conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Result<Tensor<T>> {
         let g = forward_geom("conv2d", &self.shape(), &weight.shape(), &opts)?;
         if let Some(b) = bias {
             if b.shape() != [g.o] {
-                return Err(conv_error("conv2d", &weight.shape(), &b.shape(), format!("(bias must be [{}])", g.o)));
+                return Err(conv_error(
+                    "conv2d",
+                    &weight.shape(),
+                    &b.shape(),
+                    format!("(bias must be [{}])", g.o),
+                ));
             }
         }
         Ok(conv_op(self, weight, bias, g))
@@ -190,7 +250,12 @@ impl<T: Float> Tensor<T> {
 
     /// 2-D convolution; see [`try_conv2d`](Self::try_conv2d).
     #[track_caller]
-    pub fn conv2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Tensor<T> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Tensor<T> {
         ok(self.try_conv2d(weight, bias, opts))
     }
 
@@ -198,33 +263,75 @@ impl<T: Float> Tensor<T> {
     /// its input) of `self` `[N, Cin, H, W]` with `weight`
     /// `[Cin, Cout/groups, KH, KW]` (PyTorch's layout), plus an optional `bias`
     /// `[Cout]`. Output size `(H - 1) * stride - 2 * padding + dilation * (KH - 1) + output_padding + 1`.
-    pub fn try_conv_transpose2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Result<Tensor<T>> {
+    pub fn try_conv_transpose2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Result<Tensor<T>> {
         const OP: &str = "conv_transpose2d";
         let (xs, ws) = (self.shape(), weight.shape());
         if xs.len() != 4 || ws.len() != 4 {
-            return Err(conv_error(OP, &xs, &ws, "(input must be [N, Cin, H, W] and weight [Cin, Cout/groups, KH, KW])".into()));
+            return Err(conv_error(
+                OP,
+                &xs,
+                &ws,
+                "(input must be [N, Cin, H, W] and weight [Cin, Cout/groups, KH, KW])".into(),
+            ));
         }
         let gr = opts.groups.max(1);
         if xs[1] != ws[0] || ws[0] % gr != 0 {
-            return Err(conv_error(OP, &xs, &ws, format!("(the weight expects {} input channels in {gr} groups, the input has {})", ws[0], xs[1])));
+            return Err(conv_error(
+                OP,
+                &xs,
+                &ws,
+                format!(
+                    "(the weight expects {} input channels in {gr} groups, the input has {})",
+                    ws[0], xs[1]
+                ),
+            ));
         }
         for a in 0..2 {
             if opts.output_padding[a] >= opts.stride[a].max(opts.dilation[a]) {
-                return Err(conv_error(OP, &xs, &ws, format!("(output_padding {:?} must be smaller than stride or dilation)", opts.output_padding)));
+                return Err(conv_error(
+                    OP,
+                    &xs,
+                    &ws,
+                    format!(
+                        "(output_padding {:?} must be smaller than stride or dilation)",
+                        opts.output_padding
+                    ),
+                ));
             }
         }
         let size = |a: usize| -> Result<usize> {
-            let full = (xs[2 + a] as isize - 1) * opts.stride[a] as isize + (opts.dilation[a] * (ws[2 + a] - 1)) as isize + opts.output_padding[a] as isize + 1;
+            let full = (xs[2 + a] as isize - 1) * opts.stride[a] as isize
+                + (opts.dilation[a] * (ws[2 + a] - 1)) as isize
+                + opts.output_padding[a] as isize
+                + 1;
             let s = full - 2 * opts.padding[a] as isize;
             if s <= 0 {
-                return Err(conv_error(OP, &xs, &ws, format!("(the output would have size {s} along dim {})", 2 + a)));
+                return Err(conv_error(
+                    OP,
+                    &xs,
+                    &ws,
+                    format!("(the output would have size {s} along dim {})", 2 + a),
+                ));
             }
             Ok(s as usize)
         };
         let (h, w) = (size(0)?, size(1)?);
         let cout = ws[1] * gr;
         // The convolution whose input gradient this is: [N, Cout, h, w] -> [N, Cin, H, W].
-        let mut g = forward_geom(OP, &[xs[0], cout, h, w], &[ws[0], ws[1], ws[2], ws[3]], &ConvOptions { output_padding: [0, 0], ..opts })?;
+        let mut g = forward_geom(
+            OP,
+            &[xs[0], cout, h, w],
+            &[ws[0], ws[1], ws[2], ws[3]],
+            &ConvOptions {
+                output_padding: [0, 0],
+                ..opts
+            },
+        )?;
         // An output_padding of at least the stride (allowed below the
         // dilation) gives that convolution more output positions than the
         // input has: only the first H x W are the input's.
@@ -235,7 +342,12 @@ impl<T: Float> Tensor<T> {
             None => Ok(y),
             Some(b) => {
                 if b.shape() != [cout] {
-                    return Err(conv_error(OP, &ws, &b.shape(), format!("(bias must be [{cout}])")));
+                    return Err(conv_error(
+                        OP,
+                        &ws,
+                        &b.shape(),
+                        format!("(bias must be [{cout}])"),
+                    ));
                 }
                 y.try_add(&b.try_reshape([1, cout, 1, 1])?)
             }
@@ -244,13 +356,23 @@ impl<T: Float> Tensor<T> {
 
     /// Transposed 2-D convolution; see [`try_conv_transpose2d`](Self::try_conv_transpose2d).
     #[track_caller]
-    pub fn conv_transpose2d(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>, opts: ConvOptions) -> Tensor<T> {
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Tensor<T> {
         ok(self.try_conv_transpose2d(weight, bias, opts))
     }
 }
 
 /// `conv(x, w) + bias` with checked geometry.
-fn conv_op<T: Float>(x: &Tensor<T>, w: &Tensor<T>, bias: Option<&Tensor<T>>, g: ConvGeom) -> Tensor<T> {
+fn conv_op<T: Float>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    g: ConvGeom,
+) -> Tensor<T> {
     let y = with_slice(x, |xs| {
         with_slice(w, |ws| match bias {
             Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g)),
@@ -289,7 +411,8 @@ fn conv_input_grad_op<T: Float>(gy: &Tensor<T>, w: &Tensor<T>, g: ConvGeom) -> T
 /// The weight gradient of `conv(x, w)` for output gradient `gy`.
 fn conv_weight_grad_op<T: Float>(x: &Tensor<T>, gy: &Tensor<T>, g: ConvGeom) -> Tensor<T> {
     let dw = with_slice(x, |xs| with_slice(gy, |gs| conv2d_weight_grad(xs, gs, &g)));
-    let dw = ArrayD::from_shape_vec(IxDyn(&[g.o, g.cg(), g.kh, g.kw]), dw).expect("conv weight size");
+    let dw =
+        ArrayD::from_shape_vec(IxDyn(&[g.o, g.cg(), g.kh, g.kw]), dw).expect("conv weight size");
     let (xc, gyc) = (x.clone(), gy.clone());
     Tensor::from_op(dw, "conv_weight_grad", &[x, gy], move |c| {
         Ok(vec![

@@ -25,7 +25,12 @@ impl<T: Float> Tensor<T> {
     }
 
     /// Inverted dropout with the given generator.
-    pub fn try_dropout_with<R: Rng + ?Sized>(&self, p: f64, training: bool, rng: &mut R) -> Result<Tensor<T>> {
+    pub fn try_dropout_with<R: Rng + ?Sized>(
+        &self,
+        p: f64,
+        training: bool,
+        rng: &mut R,
+    ) -> Result<Tensor<T>> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::InvalidArgument {
                 op: "dropout",
@@ -36,10 +41,20 @@ impl<T: Float> Tensor<T> {
         if !training || p == 0.0 {
             return Ok(self.clone());
         }
-        let scale = if p < 1.0 { T::of(1.0 / (1.0 - p)) } else { T::zero() };
+        let scale = if p < 1.0 {
+            T::of(1.0 / (1.0 - p))
+        } else {
+            T::zero()
+        };
         let shape = self.shape();
         let mask: Vec<T> = (0..self.numel())
-            .map(|_| if rng.random::<f64>() >= p { scale } else { T::zero() })
+            .map(|_| {
+                if rng.random::<f64>() >= p {
+                    scale
+                } else {
+                    T::zero()
+                }
+            })
             .collect();
         self.try_mul(&Tensor::from_vec(mask, shape))
     }

@@ -37,7 +37,13 @@ impl Default for BatchNormOptions {
 }
 
 /// Per-channel sums over `[N, C, S]` data: `f(channel, value)` summed.
-fn channel_sums<T: Float>(x: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+fn channel_sums<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, T) -> T + Sync,
+) -> Vec<T> {
     let sum_one = |ch: usize| {
         let mut acc = T::zero();
         for i in 0..n {
@@ -56,7 +62,14 @@ fn channel_sums<T: Float>(x: &[T], n: usize, c: usize, s: usize, f: impl Fn(usiz
 }
 
 /// Per-channel sums of `f(channel, a, b)` over two `[N, C, S]` arrays.
-fn channel_sums2<T: Float>(a: &[T], b: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
+fn channel_sums2<T: Float>(
+    a: &[T],
+    b: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, T, T) -> T + Sync,
+) -> Vec<T> {
     let sum_one = |ch: usize| {
         let mut acc = T::zero();
         for i in 0..n {
@@ -75,7 +88,12 @@ fn channel_sums2<T: Float>(a: &[T], b: &[T], n: usize, c: usize, s: usize, f: im
 }
 
 /// `out[n, c, s] = f(c, x[n, c, s])` (and a second input with `g`).
-fn per_channel_map<T: Float>(x: &[T], c: usize, s: usize, f: impl Fn(usize, T) -> T + Sync) -> Vec<T> {
+fn per_channel_map<T: Float>(
+    x: &[T],
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, T) -> T + Sync,
+) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     let run = |(k, (o, xv)): (usize, (&mut [T], &[T]))| {
         let ch = k % c;
@@ -87,7 +105,10 @@ fn per_channel_map<T: Float>(x: &[T], c: usize, s: usize, f: impl Fn(usize, T) -
         return out;
     }
     if x.len() >= 1 << 15 {
-        out.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(run);
+        out.par_chunks_mut(s)
+            .zip(x.par_chunks(s))
+            .enumerate()
+            .for_each(run);
     } else {
         out.chunks_mut(s).zip(x.chunks(s)).enumerate().for_each(run);
     }
@@ -95,7 +116,13 @@ fn per_channel_map<T: Float>(x: &[T], c: usize, s: usize, f: impl Fn(usize, T) -
 }
 
 #[allow(clippy::type_complexity)]
-fn per_channel_map2<T: Float>(a: &[T], b: &[T], c: usize, s: usize, f: impl Fn(usize, T, T) -> T + Sync) -> Vec<T> {
+fn per_channel_map2<T: Float>(
+    a: &[T],
+    b: &[T],
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, T, T) -> T + Sync,
+) -> Vec<T> {
     let mut out = vec![T::zero(); a.len()];
     let run = |(k, (o, (av, bv))): (usize, (&mut [T], (&[T], &[T])))| {
         let ch = k % c;
@@ -107,9 +134,15 @@ fn per_channel_map2<T: Float>(a: &[T], b: &[T], c: usize, s: usize, f: impl Fn(u
         return out;
     }
     if a.len() >= 1 << 15 {
-        out.par_chunks_mut(s).zip(a.par_chunks(s).zip(b.par_chunks(s))).enumerate().for_each(run);
+        out.par_chunks_mut(s)
+            .zip(a.par_chunks(s).zip(b.par_chunks(s)))
+            .enumerate()
+            .for_each(run);
     } else {
-        out.chunks_mut(s).zip(a.chunks(s).zip(b.chunks(s))).enumerate().for_each(run);
+        out.chunks_mut(s)
+            .zip(a.chunks(s).zip(b.chunks(s)))
+            .enumerate()
+            .for_each(run);
     }
     out
 }
@@ -145,45 +178,74 @@ impl<T: Float> Tensor<T> {
         }
         let (n, c) = (shape[0], shape[1]);
         let s: usize = shape[2..].iter().product();
-        for (name, t) in [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)] {
+        for (name, t) in [
+            ("weight", weight),
+            ("bias", bias),
+            ("running_mean", running_mean),
+            ("running_var", running_var),
+        ] {
             if let Some(t) = t {
                 if t.shape() != [c] {
-                    return Err(bad(format!("{name} has shape {:?}, expected [{c}]", t.shape())));
+                    return Err(bad(format!(
+                        "{name} has shape {:?}, expected [{c}]",
+                        t.shape()
+                    )));
                 }
             }
         }
         if running_mean.is_some() != running_var.is_some() {
-            return Err(bad("give both running_mean and running_var, or neither".into()));
+            return Err(bad(
+                "give both running_mean and running_var, or neither".into()
+            ));
         }
         let m = n * s;
         let eps = T::of(opts.eps);
         let (mean, var) = if opts.training {
             if m <= 1 {
-                return Err(bad(format!("training needs more than one value per channel, got {m}")));
+                return Err(bad(format!(
+                    "training needs more than one value per channel, got {m}"
+                )));
             }
             let (mean, var) = with_slice(self, |x| {
                 let sums = channel_sums(x, n, c, s, |_, v| v);
                 let mean: Vec<T> = sums.iter().map(|&v| v / T::of(m as f64)).collect();
                 let sq = channel_sums(x, n, c, s, |ch, v| (v - mean[ch]) * (v - mean[ch]));
-                (mean, sq.iter().map(|&v| v / T::of(m as f64)).collect::<Vec<T>>())
+                (
+                    mean,
+                    sq.iter().map(|&v| v / T::of(m as f64)).collect::<Vec<T>>(),
+                )
             });
             if let (Some(rm), Some(rv)) = (running_mean, running_var) {
                 let mo = T::of(opts.momentum);
                 let unbias = T::of(m as f64 / (m as f64 - 1.0));
-                rm.write().iter_mut().zip(&mean).for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b);
-                rv.write().iter_mut().zip(&var).for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b * unbias);
+                rm.write()
+                    .iter_mut()
+                    .zip(&mean)
+                    .for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b);
+                rv.write()
+                    .iter_mut()
+                    .zip(&var)
+                    .for_each(|(r, &b)| *r = (T::one() - mo) * *r + mo * b * unbias);
             }
             (mean, var)
         } else {
             match (running_mean, running_var) {
                 (Some(rm), Some(rv)) => (rm.to_vec(), rv.to_vec()),
-                _ => return Err(bad("evaluation mode needs running_mean and running_var".into())),
+                _ => {
+                    return Err(bad(
+                        "evaluation mode needs running_mean and running_var".into()
+                    ))
+                }
             }
         };
         let invstd: Vec<T> = var.iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
         let gamma: Vec<T> = weight.map_or_else(|| vec![T::one(); c], |w| w.to_vec());
         let beta: Vec<T> = bias.map_or_else(|| vec![T::zero(); c], |b| b.to_vec());
-        let y = with_slice(self, |x| per_channel_map(x, c, s, |ch, v| (v - mean[ch]) * invstd[ch] * gamma[ch] + beta[ch]));
+        let y = with_slice(self, |x| {
+            per_channel_map(x, c, s, |ch, v| {
+                (v - mean[ch]) * invstd[ch] * gamma[ch] + beta[ch]
+            })
+        });
         let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same size");
 
         let x = self.clone();
@@ -221,12 +283,17 @@ impl<T: Float> Tensor<T> {
                     if training {
                         let a = dxhat.try_mean_dim(axes.clone(), true)?;
                         let b = dxhat.try_mul(&xhat)?.try_mean_dim(axes.clone(), true)?;
-                        dxhat.try_sub(&a)?.try_sub(&xhat.try_mul(&b)?)?.try_mul(&inv)
+                        dxhat
+                            .try_sub(&a)?
+                            .try_sub(&xhat.try_mul(&b)?)?
+                            .try_mul(&inv)
                     } else {
                         dxhat.try_mul(&inv)
                     }
                 })?;
-                let dw = need(needs_w, || g.try_mul(&xhat)?.try_sum_dim(axes.clone(), false))?;
+                let dw = need(needs_w, || {
+                    g.try_mul(&xhat)?.try_sum_dim(axes.clone(), false)
+                })?;
                 let db = need(needs_b, || g.try_sum_dim(axes.clone(), false))?;
                 (dx, dw, db)
             } else {
@@ -234,7 +301,9 @@ impl<T: Float> Tensor<T> {
                 let (sum_g, sum_gx) = with_slice(ctx.grad, |g| {
                     with_slice(&x, |xv| {
                         let sg = channel_sums(g, n, c, s, |_, v| v);
-                        let sgx = channel_sums2(g, xv, n, c, s, |ch, gv, v| gv * (v - mean[ch]) * invstd[ch]);
+                        let sgx = channel_sums2(g, xv, n, c, s, |ch, gv, v| {
+                            gv * (v - mean[ch]) * invstd[ch]
+                        });
                         (sg, sgx)
                     })
                 });
@@ -253,7 +322,9 @@ impl<T: Float> Tensor<T> {
                             })
                         })
                     });
-                    Ok(Tensor::from_array(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("same size")))
+                    Ok(Tensor::from_array(
+                        ArrayD::from_shape_vec(IxDyn(&shape), v).expect("same size"),
+                    ))
                 })?;
                 let dw = need(needs_w, || Ok(Tensor::from_vec(sum_gx.clone(), [c])))?;
                 let db = need(needs_b, || Ok(Tensor::from_vec(sum_g.clone(), [c])))?;

@@ -10,7 +10,9 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
-use crate::kernels::pool::{avg_pool, avg_pool_adjoint, gather_max, max_pool, scatter_max, Windows};
+use crate::kernels::pool::{
+    avg_pool, avg_pool_adjoint, gather_max, max_pool, scatter_max, Windows,
+};
 use crate::ops::conv::{with_slice, Pair};
 use crate::tensor::Tensor;
 
@@ -115,26 +117,73 @@ fn pooled_size(size: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) 
     Some(out)
 }
 
-fn sliding_plan(op: &'static str, shape: &[usize], o: &PoolOptions, count_pad: bool) -> Result<PoolPlan> {
+fn sliding_plan(
+    op: &'static str,
+    shape: &[usize],
+    o: &PoolOptions,
+    count_pad: bool,
+) -> Result<PoolPlan> {
     if shape.len() != 3 && shape.len() != 4 {
-        return Err(bad(op, shape, "input must be [N, C, H, W] or [C, H, W]".into()));
+        return Err(bad(
+            op,
+            shape,
+            "input must be [N, C, H, W] or [C, H, W]".into(),
+        ));
     }
     if o.kernel.contains(&0) || o.stride.contains(&0) || o.dilation.contains(&0) {
-        return Err(bad(op, shape, format!("kernel {:?}, stride {:?} and dilation {:?} must be positive", o.kernel, o.stride, o.dilation)));
+        return Err(bad(
+            op,
+            shape,
+            format!(
+                "kernel {:?}, stride {:?} and dilation {:?} must be positive",
+                o.kernel, o.stride, o.dilation
+            ),
+        ));
     }
     for a in 0..2 {
         if o.padding[a] > o.kernel[a] / 2 {
-            return Err(bad(op, shape, format!("padding {:?} must be at most half the kernel {:?}", o.padding, o.kernel)));
+            return Err(bad(
+                op,
+                shape,
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    o.padding, o.kernel
+                ),
+            ));
         }
     }
     let n = shape.len();
     let mut wins = Vec::new();
     for a in 0..2 {
         let size = shape[n - 2 + a];
-        let out = pooled_size(size, o.kernel[a], o.stride[a], o.padding[a], o.dilation[a], o.ceil_mode)
-            .filter(|&v| v > 0)
-            .ok_or_else(|| bad(op, shape, format!("kernel {:?} (dilation {:?}) is larger than the padded input", o.kernel, o.dilation)))?;
-        wins.push(Windows::sliding(size, o.kernel[a], o.stride[a], o.padding[a], o.dilation[a], out, count_pad));
+        let out = pooled_size(
+            size,
+            o.kernel[a],
+            o.stride[a],
+            o.padding[a],
+            o.dilation[a],
+            o.ceil_mode,
+        )
+        .filter(|&v| v > 0)
+        .ok_or_else(|| {
+            bad(
+                op,
+                shape,
+                format!(
+                    "kernel {:?} (dilation {:?}) is larger than the padded input",
+                    o.kernel, o.dilation
+                ),
+            )
+        })?;
+        wins.push(Windows::sliding(
+            size,
+            o.kernel[a],
+            o.stride[a],
+            o.padding[a],
+            o.dilation[a],
+            out,
+            count_pad,
+        ));
     }
     let ww = wins.pop().expect("two axes");
     let wh = wins.pop().expect("two axes");
@@ -148,11 +197,19 @@ fn sliding_plan(op: &'static str, shape: &[usize], o: &PoolOptions, count_pad: b
 
 fn adaptive_plan(op: &'static str, shape: &[usize], out: [usize; 2]) -> Result<PoolPlan> {
     if shape.len() != 3 && shape.len() != 4 {
-        return Err(bad(op, shape, "input must be [N, C, H, W] or [C, H, W]".into()));
+        return Err(bad(
+            op,
+            shape,
+            "input must be [N, C, H, W] or [C, H, W]".into(),
+        ));
     }
     let n = shape.len();
     if out.contains(&0) || shape[n - 2] == 0 || shape[n - 1] == 0 {
-        return Err(bad(op, shape, format!("output size {out:?} and input size must be positive")));
+        return Err(bad(
+            op,
+            shape,
+            format!("output size {out:?} and input size must be positive"),
+        ));
     }
     Ok(PoolPlan {
         shape: shape.to_vec(),
@@ -178,7 +235,11 @@ impl<T: Float> Tensor<T> {
     /// Average pooling over `[N, C, H, W]` (or `[C, H, W]`); no dilation.
     pub fn try_avg_pool2d(&self, opts: PoolOptions) -> Result<Tensor<T>> {
         if opts.dilation != [1, 1] {
-            return Err(bad("avg_pool2d", &self.shape(), "average pooling has no dilation".into()));
+            return Err(bad(
+                "avg_pool2d",
+                &self.shape(),
+                "average pooling has no dilation".into(),
+            ));
         }
         let plan = sliding_plan("avg_pool2d", &self.shape(), &opts, opts.count_include_pad)?;
         Ok(avg_pool_op(self, Arc::new(plan), "avg_pool2d"))
@@ -227,11 +288,23 @@ fn max_pool_op<T: Float>(x: &Tensor<T>, plan: PoolPlan, name: &'static str) -> T
     let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
     let idx = Arc::new(idx);
     let (shape, planes) = (plan.shape.clone(), plan.planes);
-    Tensor::from_op(y, name, &[x], move |c| Ok(vec![Some(max_scatter_op(c.grad, idx.clone(), shape.clone(), planes))]))
+    Tensor::from_op(y, name, &[x], move |c| {
+        Ok(vec![Some(max_scatter_op(
+            c.grad,
+            idx.clone(),
+            shape.clone(),
+            planes,
+        ))])
+    })
 }
 
 /// Gradient of max pooling: each output gradient goes to its argmax.
-fn max_scatter_op<T: Float>(g: &Tensor<T>, idx: Arc<Vec<u32>>, shape: Vec<usize>, planes: usize) -> Tensor<T> {
+fn max_scatter_op<T: Float>(
+    g: &Tensor<T>,
+    idx: Arc<Vec<u32>>,
+    shape: Vec<usize>,
+    planes: usize,
+) -> Tensor<T> {
     let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
     let dx = with_slice(g, |gs| scatter_max(gs, &idx, planes, h * w));
     let dx = ArrayD::from_shape_vec(IxDyn(&shape), dx).expect("input size");
@@ -239,16 +312,33 @@ fn max_scatter_op<T: Float>(g: &Tensor<T>, idx: Arc<Vec<u32>>, shape: Vec<usize>
     // Linear with a fixed routing: its gradient is the gather, and the
     // gather's is this scatter again.
     Tensor::from_op(dx, "max_pool2d_backward", &[g], move |c| {
-        Ok(vec![Some(max_gather_op(c.grad, idx.clone(), out_shape.clone(), planes, h * w))])
+        Ok(vec![Some(max_gather_op(
+            c.grad,
+            idx.clone(),
+            out_shape.clone(),
+            planes,
+            h * w,
+        ))])
     })
 }
 
-fn max_gather_op<T: Float>(g: &Tensor<T>, idx: Arc<Vec<u32>>, out_shape: Vec<usize>, planes: usize, plane_in: usize) -> Tensor<T> {
+fn max_gather_op<T: Float>(
+    g: &Tensor<T>,
+    idx: Arc<Vec<u32>>,
+    out_shape: Vec<usize>,
+    planes: usize,
+    plane_in: usize,
+) -> Tensor<T> {
     let y = with_slice(g, |gs| gather_max(gs, &idx, planes, plane_in));
     let y = ArrayD::from_shape_vec(IxDyn(&out_shape), y).expect("output size");
     let in_shape = g.shape();
     Tensor::from_op(y, "max_pool2d_gather", &[g], move |c| {
-        Ok(vec![Some(max_scatter_op(c.grad, idx.clone(), in_shape.clone(), planes))])
+        Ok(vec![Some(max_scatter_op(
+            c.grad,
+            idx.clone(),
+            in_shape.clone(),
+            planes,
+        ))])
     })
 }
 
@@ -256,13 +346,19 @@ fn avg_pool_op<T: Float>(x: &Tensor<T>, plan: Arc<PoolPlan>, name: &'static str)
     let (h, w) = plan.hw();
     let y = with_slice(x, |xs| avg_pool(xs, plan.planes, h, w, &plan.wh, &plan.ww));
     let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
-    Tensor::from_op(y, name, &[x], move |c| Ok(vec![Some(avg_adjoint_op(c.grad, plan.clone()))]))
+    Tensor::from_op(y, name, &[x], move |c| {
+        Ok(vec![Some(avg_adjoint_op(c.grad, plan.clone()))])
+    })
 }
 
 /// Gradient of average pooling; its own gradient is the pooling again.
 fn avg_adjoint_op<T: Float>(g: &Tensor<T>, plan: Arc<PoolPlan>) -> Tensor<T> {
     let (h, w) = plan.hw();
-    let dx = with_slice(g, |gs| avg_pool_adjoint(gs, plan.planes, h, w, &plan.wh, &plan.ww));
+    let dx = with_slice(g, |gs| {
+        avg_pool_adjoint(gs, plan.planes, h, w, &plan.wh, &plan.ww)
+    });
     let dx = ArrayD::from_shape_vec(IxDyn(&plan.shape), dx).expect("input size");
-    Tensor::from_op(dx, "avg_pool2d_backward", &[g], move |c| Ok(vec![Some(avg_pool_op(c.grad, plan.clone(), "avg_pool2d"))]))
+    Tensor::from_op(dx, "avg_pool2d_backward", &[g], move |c| {
+        Ok(vec![Some(avg_pool_op(c.grad, plan.clone(), "avg_pool2d"))])
+    })
 }
