@@ -16,9 +16,11 @@ use crate::rng;
 
 /// Storage of a tensor: shared, copy-on-write, any strides.
 ///
-/// Sharing makes `reshape`, `permute`, `detach` and saving inputs for the
-/// backward pass free; copy-on-write keeps a saved value intact when an
-/// optimizer later updates a parameter in place.
+/// Sharing makes `reshape`, `permute` and `detach` free; copy-on-write keeps
+/// such a view (and any storage handle taken with [`Tensor::array`]) intact
+/// when the tensor is later updated in place. Ops save their input tensors,
+/// not storage snapshots, so an in-place update between forward and backward
+/// is seen by the backward pass (PyTorch would raise an error there).
 pub type Storage<T> = ArcArray<T, IxDyn>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
