@@ -19,12 +19,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autograd::manual_seed;
-use dlfs::tools::{argmax, image_grid_png, predict, train_epoch, Args, Failure, GridImage};
+use dlfs::tools::{
+    argmax, image_grid_png, predict, trained_deep_convnet, Args, Failure, GridImage,
+};
 use models::data::{DataLoader, Dataset, Mnist, Subset};
-use models::{DeepConvNet, DeepConvNetConfig};
-use nn::Module;
-use optim::{Adam, AdamConfig};
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
@@ -35,13 +33,6 @@ fn main() -> Result<(), Failure> {
     ));
     let max_shown: usize = args.get("--max", 100);
     let out = PathBuf::from(args.get("--out", "runs/misclassified".to_string()));
-    if !weights.exists() && !quick {
-        return Err(Failure::msg(format!(
-            "{}: no trained weights there. Train them first with\n    cargo run --release --example 02_deep_convnet_mnist\n\
-             (it writes runs/deep_convnet/deep_convnet.safetensors), or name a file with --weights PATH",
-            weights.display()
-        )));
-    }
     std::fs::create_dir_all(&out)?;
 
     // The test set (a part of it in a quick run).
@@ -54,27 +45,7 @@ fn main() -> Result<(), Failure> {
     let test_loader = DataLoader::new(test.clone(), 500);
 
     // The trained network: strict loading, every name and shape must match.
-    let model = DeepConvNet::new(DeepConvNetConfig::default());
-    if weights.exists() {
-        model.load(&weights, true)?;
-        println!("loaded {}", weights.display());
-    } else {
-        println!(
-            "quick run without {}: training a throw-away model on 600 images",
-            weights.display()
-        );
-        manual_seed(0);
-        let train: Arc<dyn Dataset> =
-            Arc::new(Subset::first(Arc::new(Mnist::load_default(true)?), 600));
-        let mut opt = Adam::new(model.parameters(), AdamConfig::default());
-        train_epoch(
-            &model,
-            &mut opt,
-            &DataLoader::new(train, 100).shuffle(true),
-            1,
-            1,
-        );
-    }
+    let model = trained_deep_convnet(&weights, quick)?;
 
     // Softmax probabilities of every test image, in dataset order.
     let (probs, labels) = predict(&model, &test_loader);

@@ -21,12 +21,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autograd::manual_seed;
-use dlfs::tools::{argmax, predict, train_epoch, Args, Failure, MetricsCsv};
+use dlfs::tools::{argmax, predict, trained_deep_convnet, Args, Failure, MetricsCsv};
 use models::data::{DataLoader, Dataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module};
-use optim::{Adam, AdamConfig};
 
 /// The predicted class of each row of probabilities.
 fn classes(probs: &[Vec<f32>]) -> Vec<usize> {
@@ -41,13 +39,6 @@ fn main() -> Result<(), Failure> {
         "runs/deep_convnet/deep_convnet.safetensors".to_string(),
     ));
     let out = PathBuf::from(args.get("--out", "runs/reduced_precision".to_string()));
-    if !weights.exists() && !quick {
-        return Err(Failure::msg(format!(
-            "{}: no trained weights there. Train them first with\n    cargo run --release --example 02_deep_convnet_mnist\n\
-             (it writes runs/deep_convnet/deep_convnet.safetensors), or name a file with --weights PATH",
-            weights.display()
-        )));
-    }
     std::fs::create_dir_all(&out)?;
     let test: Arc<dyn Dataset> = Arc::new(Mnist::load_default(false)?);
     let test: Arc<dyn Dataset> = if quick {
@@ -58,27 +49,7 @@ fn main() -> Result<(), Failure> {
     let test_loader = DataLoader::new(test.clone(), 500);
 
     // The trained f32 network.
-    let trained = DeepConvNet::new(DeepConvNetConfig::default());
-    if weights.exists() {
-        trained.load(&weights, true)?;
-        println!("loaded {}", weights.display());
-    } else {
-        println!(
-            "quick run without {}: training a throw-away model on 600 images",
-            weights.display()
-        );
-        manual_seed(0);
-        let train: Arc<dyn Dataset> =
-            Arc::new(Subset::first(Arc::new(Mnist::load_default(true)?), 600));
-        let mut opt = Adam::new(trained.parameters(), AdamConfig::default());
-        train_epoch(
-            &trained,
-            &mut opt,
-            &DataLoader::new(train, 100).shuffle(true),
-            1,
-            1,
-        );
-    }
+    let trained = trained_deep_convnet(&weights, quick)?;
     let (probs, labels) = predict(&trained, &test_loader);
     let reference_predictions = classes(&probs);
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fit;
 pub mod metrics;
 pub mod plot;
+pub mod pretrained;
 pub mod progress;
 pub mod train;
 
@@ -17,5 +18,6 @@ pub use error::Failure;
 pub use fit::train_epoch;
 pub use metrics::MetricsCsv;
 pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
+pub use pretrained::trained_deep_convnet;
 pub use progress::EpochProgress;
 pub use train::{argmax, evaluate, predict, Evaluation};
