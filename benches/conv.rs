@@ -33,6 +33,8 @@ fn time(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
 }
 
 fn main() {
+    // RAYON_NUM_THREADS threads, this one among them.
+    autograd::set_num_threads(0).expect("compute pool");
     drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 30));
     manual_seed(0);

@@ -39,6 +39,8 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    // RAYON_NUM_THREADS threads, this one among them.
+    autograd::set_num_threads(0).expect("compute pool");
     // Same malloc state as the PyTorch script's warm-up (see ../shared/bench/README.md).
     drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 100), arg("--iters", 500));

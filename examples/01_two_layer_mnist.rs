@@ -27,6 +27,7 @@ use optim::{Optimizer, Sgd, SgdConfig};
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 16 });
     let hidden: usize = args.get("--hidden", 50);

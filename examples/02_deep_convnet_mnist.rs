@@ -56,11 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schedule: String = args.get("--schedule", "none".to_string());
     let augment = args.flag("--augment");
     let out = PathBuf::from(args.get("--out", "runs/deep_convnet".to_string()));
-    if let Some(t) = args.value("--threads") {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t.parse()?)
-            .build_global()?;
-    }
+    // The compute threads, this one among them (0: every core).
+    autograd::set_num_threads(args.get("--threads", 0))?;
     std::fs::create_dir_all(out.join("checkpoint"))?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).

@@ -26,6 +26,7 @@ use models::data::{DataLoader, Dataset, Mnist, Subset};
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let weights = PathBuf::from(args.get(
         "--weights",

@@ -44,6 +44,7 @@ const HEADER: [&str; 6] = [
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 10 });
     let train_n: usize = args.get("--train-subset", if quick { 300 } else { 10_000 });

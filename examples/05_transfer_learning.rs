@@ -44,6 +44,7 @@ use optim::{Adam, AdamConfig};
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let pretrained = PathBuf::from(args.get(
         "--pretrained",

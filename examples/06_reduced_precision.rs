@@ -33,6 +33,7 @@ fn classes(probs: &[Vec<f32>]) -> Vec<usize> {
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let weights = PathBuf::from(args.get(
         "--weights",

@@ -38,6 +38,7 @@ fn accuracy(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let n_models: usize = args.get("--models", 3);
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 5 });

@@ -58,6 +58,7 @@ fn build(name: &str) -> Box<dyn Module> {
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
+    autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let which: String = args.get("--model", "all".to_string());
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 2 });

@@ -22,6 +22,7 @@ pub(crate) mod kernels;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
+pub mod threads;
 
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
@@ -37,6 +38,7 @@ pub use ops::norm::BatchNormOptions;
 pub use ops::pool::PoolOptions;
 pub use rng::manual_seed;
 pub use tensor::{BackwardOptions, Storage, Tensor};
+pub use threads::{num_threads, set_num_threads};
 
 /// Re-exported so users can build and read arrays without naming the version.
 pub use ndarray;
