@@ -33,9 +33,9 @@ fn time(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
 }
 
 fn main() {
-    // RAYON_NUM_THREADS threads, this one among them.
+    // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
+    // the PyTorch script (see ../shared/bench/README.md).
     autograd::set_num_threads(0).expect("compute pool");
-    drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 30));
     manual_seed(0);
     println!("threads {}", rayon::current_num_threads());

@@ -39,10 +39,9 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    // RAYON_NUM_THREADS threads, this one among them.
+    // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
+    // the PyTorch script (see ../shared/bench/README.md).
     autograd::set_num_threads(0).expect("compute pool");
-    // Same malloc state as the PyTorch script's warm-up (see ../shared/bench/README.md).
-    drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 100), arg("--iters", 500));
     manual_seed(0);
     let layers = [

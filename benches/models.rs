@@ -75,9 +75,9 @@ fn train_case(
 }
 
 fn main() {
-    // RAYON_NUM_THREADS threads, this one among them.
+    // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
+    // the PyTorch script (see ../shared/bench/README.md).
     autograd::set_num_threads(0).expect("compute pool");
-    drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 20));
     let only = std::env::args()
         .skip_while(|a| a != "--only")

@@ -80,10 +80,9 @@ fn parameters(shapes: &[Vec<usize>]) -> Vec<Tensor> {
 }
 
 fn main() {
-    // RAYON_NUM_THREADS threads, this one among them.
+    // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
+    // the PyTorch script (see ../shared/bench/README.md).
     autograd::set_num_threads(0).expect("compute pool");
-    // Same malloc state as the PyTorch script's warm-up (see ../shared/bench/README.md).
-    drop(vec![0u8; 30 << 20]);
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 30));
     let shapes = resnet18_shapes();
     let numel: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
