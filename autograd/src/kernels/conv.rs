@@ -236,8 +236,8 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
     }
 }
 
-/// Folds columns (`K x OH*OW`) back into one sample's group, adding.
-fn col2im<T: Float>(col: &[T], g: &ConvGeom, x: &mut [T]) {
+/// Folds columns (`K x OH*OW`, rows `rs` apart) back into one sample's group, adding.
+fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let [sh, sw] = g.stride;
     let [ph, pw] = g.padding;
@@ -248,7 +248,7 @@ fn col2im<T: Float>(col: &[T], g: &ConvGeom, x: &mut [T]) {
         let plane = &mut x[c * h * w..(c + 1) * h * w];
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let src = &col[row * ohw..(row + 1) * ohw];
+                let src = &col[row * rs..row * rs + ohw];
                 row += 1;
                 let ix0 = (kj * dw) as isize - pw as isize;
                 for oy in 0..oh {
@@ -319,6 +319,11 @@ pub(crate) fn conv2d_forward<T: Float>(
     let out_per = g.o * ohw;
     let mut y = vec![T::zero(); g.n * out_per];
     let work = og * k * ohw * g.groups;
+    let s = samples_per_chunk(g);
+    if s > 1 {
+        forward_chunked(x, wt, bias, g, s, &mut y);
+        return y;
+    }
     per_sample(&mut y, out_per, g.n, work, |i, yo, t| {
         let xs = &x[i * in_per..(i + 1) * in_per];
         for gi in 0..g.groups {
@@ -347,6 +352,11 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
     let out_per = g.o * ohw;
     let mut dx = vec![T::zero(); g.n * in_per];
     let work = og * k * ohw * g.groups;
+    let s = samples_per_chunk(g);
+    if s > 1 {
+        input_grad_chunked(gy, wt, g, s, &mut dx);
+        return dx;
+    }
     per_sample(&mut dx, in_per, g.n, work, |i, dxs, t| {
         // Written before col2im reads it: a fresh zeroed allocation read first
         // maps the shared zero page, and the copy-on-write fault on the first
@@ -363,7 +373,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
             } else {
                 with_scratch(k * ohw, |col: &mut [T]| {
                     gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, col, ohw, false, t);
-                    col2im(col, g, dxg);
+                    col2im(col, ohw, g, dxg);
                 });
             }
         }
@@ -424,12 +434,192 @@ fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvG
     Some((wf, gf))
 }
 
+/// Columns that one GEMM of a convolution should have at least: below this,
+/// per-sample products are dominated by packing the weights (ResNet-18's
+/// last stage on 32x32 inputs has 1x1 planes: one column per sample).
+const CHUNK_COLS: usize = 512;
+
+/// Samples per GEMM: 1 for planes of `CHUNK_COLS` pixels and more (each
+/// sample its own product), else enough samples side by side in one column
+/// matrix to reach `CHUNK_COLS` columns.
+fn samples_per_chunk(g: &ConvGeom) -> usize {
+    if g.ohw() >= CHUNK_COLS || g.n < 2 {
+        return 1;
+    }
+    let s = CHUNK_COLS.div_ceil(g.ohw()).min(g.n);
+    // Leave every thread a chunk when there are samples enough for it.
+    let threads = rayon::current_num_threads();
+    if g.n.div_ceil(s) < threads && g.n >= threads * CHUNK_COLS.div_ceil(2 * g.ohw()) {
+        return g.n.div_ceil(threads);
+    }
+    s
+}
+
+/// Runs `f(first sample, samples, chunk of out, GEMM threads)` over chunks of
+/// `s` samples (`per` values of `out` each): chunks in parallel with
+/// single-threaded GEMMs when there are enough, else one after another with
+/// GEMMs on every thread.
+fn per_chunk<T: Float>(
+    out: &mut [T],
+    per: usize,
+    n: usize,
+    s: usize,
+    f: impl Fn(usize, usize, &mut [T], usize) + Sync + Send,
+) {
+    let threads = rayon::current_num_threads();
+    if n.div_ceil(s) >= threads && threads > 1 {
+        out.par_chunks_mut(s * per)
+            .enumerate()
+            .for_each(|(c, o)| f(c * s, o.len() / per, o, 1));
+    } else {
+        for (c, o) in out.chunks_mut(s * per).enumerate() {
+            f(c * s, o.len() / per, o, threads);
+        }
+    }
+}
+
+/// Group `gi`'s columns of samples `i0..i0+ns` side by side: row r of the
+/// `K x ns*OHW` result holds row r of each sample's im2col in turn.
+fn im2col_chunk<T: Float>(x: &[T], g: &ConvGeom, gi: usize, i0: usize, ns: usize, col: &mut [T]) {
+    let (in_per, gsize, ohw, cols) = (g.c * g.h * g.w, g.cg() * g.h * g.w, g.ohw(), ns * g.ohw());
+    for si in 0..ns {
+        let xg = &x[(i0 + si) * in_per + gi * gsize..][..gsize];
+        for r in 0..g.k() {
+            im2col_row(xg, g, r, &mut col[r * cols + si * ohw..][..ohw]);
+        }
+    }
+}
+
+/// Group `gi`'s output gradients of samples `i0..i0+ns` as one `Og x ns*OHW` matrix.
+fn gather_gy<T: Float>(gy: &[T], g: &ConvGeom, gi: usize, i0: usize, ns: usize, out: &mut [T]) {
+    let (og, ohw, cols) = (g.og(), g.ohw(), ns * g.ohw());
+    for si in 0..ns {
+        let src = &gy[(i0 + si) * g.o * ohw + gi * og * ohw..][..og * ohw];
+        for o in 0..og {
+            out[o * cols + si * ohw..][..ohw].copy_from_slice(&src[o * ohw..][..ohw]);
+        }
+    }
+}
+
+/// [`conv2d_forward`] with `s` samples per GEMM.
+fn forward_chunked<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    s: usize,
+    y: &mut [T],
+) {
+    let (og, k, ohw) = (g.og(), g.k(), g.ohw());
+    let out_per = g.o * ohw;
+    per_chunk(y, out_per, g.n, s, |i0, ns, yc, t| {
+        let cols = ns * ohw;
+        for gi in 0..g.groups {
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            with_scratch(k * cols, |col: &mut [T]| {
+                im2col_chunk(x, g, gi, i0, ns, col);
+                with_scratch(og * cols, |tmp: &mut [T]| {
+                    gemm(og, k, cols, wg, k, 1, col, cols, 1, tmp, cols, false, t);
+                    for si in 0..ns {
+                        let dst = &mut yc[si * out_per + gi * og * ohw..][..og * ohw];
+                        for o in 0..og {
+                            dst[o * ohw..][..ohw]
+                                .copy_from_slice(&tmp[o * cols + si * ohw..][..ohw]);
+                        }
+                    }
+                });
+            });
+        }
+        if let Some(b) = bias {
+            for (j, plane) in yc.chunks_mut(ohw).enumerate() {
+                let bo = b[j % g.o];
+                plane.iter_mut().for_each(|v| *v += bo);
+            }
+        }
+    });
+}
+
+/// [`conv2d_input_grad`] (transposed GEMM + col2im) with `s` samples per GEMM.
+fn input_grad_chunked<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom, s: usize, dx: &mut [T]) {
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    per_chunk(dx, in_per, g.n, s, |i0, ns, dxc, t| {
+        // Written before col2im adds into it (see conv2d_input_grad).
+        dxc.fill(T::zero());
+        let cols = ns * ohw;
+        for gi in 0..g.groups {
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            with_scratch(og * cols, |gyc: &mut [T]| {
+                gather_gy(gy, g, gi, i0, ns, gyc);
+                with_scratch(k * cols, |col: &mut [T]| {
+                    // dcol = W^T (K x Og) @ gy (Og x cols)
+                    gemm(k, og, cols, wg, 1, k, gyc, cols, 1, col, cols, false, t);
+                    for si in 0..ns {
+                        let dxg = &mut dxc[si * in_per + gi * cg * g.h * g.w..][..cg * g.h * g.w];
+                        col2im(&col[si * ohw..], cols, g, dxg);
+                    }
+                });
+            });
+        }
+    });
+}
+
+/// [`conv2d_weight_grad`] with `s` samples per GEMM: chunks split over the
+/// threads (a partial sum each), or one chunk with GEMMs on every thread.
+fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> Vec<T> {
+    let (og, k, ohw) = (g.og(), g.k(), g.ohw());
+    let wsize = g.o * k;
+    let chunks = g.n.div_ceil(s);
+    let accumulate = |c0: usize, c1: usize, dw: &mut [T], t: usize| {
+        for c in c0..c1 {
+            let (i0, ns) = (c * s, s.min(g.n - c * s));
+            let cols = ns * ohw;
+            for gi in 0..g.groups {
+                let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
+                with_scratch(og * cols, |gyc: &mut [T]| {
+                    gather_gy(gy, g, gi, i0, ns, gyc);
+                    with_scratch(k * cols, |col: &mut [T]| {
+                        im2col_chunk(x, g, gi, i0, ns, col);
+                        // dW += gy (Og x cols) @ col^T (cols x K)
+                        gemm(og, cols, k, gyc, cols, 1, col, 1, cols, dwg, k, true, t);
+                    });
+                });
+            }
+        }
+    };
+    let threads = rayon::current_num_threads().min(chunks);
+    if threads <= 1 {
+        let mut dw = vec![T::zero(); wsize];
+        accumulate(0, chunks, &mut dw, rayon::current_num_threads());
+        return dw;
+    }
+    let per = chunks.div_ceil(threads);
+    let partials: Vec<Vec<T>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut dw = vec![T::zero(); wsize];
+            accumulate(t * per, ((t + 1) * per).min(chunks), &mut dw, 1);
+            dw
+        })
+        .collect();
+    let mut it = partials.into_iter();
+    let mut dw = it.next().expect("one partial");
+    for p in it {
+        dw.iter_mut().zip(&p).for_each(|(a, &b)| *a += b);
+    }
+    dw
+}
+
 /// The weight gradient of conv2d: sum over samples of gy (Og x OHW) @ col^T (OHW x K).
 pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     let wsize = g.o * k;
+    let s = samples_per_chunk(g);
+    if s > 1 {
+        return weight_grad_chunked(x, gy, g, s);
+    }
     let accumulate_range = |range: std::ops::Range<usize>, dw: &mut [T], t: usize| {
         for i in range {
             let xs = &x[i * in_per..(i + 1) * in_per];
@@ -565,5 +755,66 @@ mod tests {
             }
         }
         assert!(checked > 100, "{checked}");
+    }
+    /// Several samples per GEMM give what one sample at a time gives.
+    #[test]
+    fn chunked_paths_match_per_sample() {
+        // (c, h, w, o, k, stride, padding, dilation, groups)
+        let cases = [
+            (3, 5, 4, 4, 3, 1, 1, 1, 1),
+            (4, 6, 6, 6, 3, 2, 1, 1, 2),
+            (2, 7, 5, 3, 2, 1, 0, 2, 1),
+            (6, 3, 3, 4, 1, 1, 0, 1, 2),
+            (2, 4, 4, 2, 3, 2, 2, 1, 1),
+        ];
+        let n = 5;
+        for (c, h, w, o, k, st, p, d, gr) in cases {
+            let oh = (h + 2 * p - d * (k - 1) - 1) / st + 1;
+            let ow = (w + 2 * p - d * (k - 1) - 1) / st + 1;
+            let g = ConvGeom {
+                n,
+                c,
+                h,
+                w,
+                o,
+                kh: k,
+                kw: k,
+                oh,
+                ow,
+                stride: [st, st],
+                padding: [p, p],
+                dilation: [d, d],
+                groups: gr,
+            };
+            let one = ConvGeom { n: 1, ..g };
+            let val = |i: usize| ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+            let x: Vec<f64> = (0..n * c * h * w).map(val).collect();
+            let wt: Vec<f64> = (0..o * (c / gr) * k * k).map(|i| val(i + 3)).collect();
+            let b: Vec<f64> = (0..o).map(|i| val(i + 5)).collect();
+            let gy: Vec<f64> = (0..n * o * oh * ow).map(|i| val(i + 11)).collect();
+            let (xin, yout) = (c * h * w, o * oh * ow);
+            let mut y_ref = vec![];
+            let mut dx_ref = vec![];
+            let mut dw_ref = vec![0.0; wt.len()];
+            for i in 0..n {
+                y_ref.extend(conv2d_forward(&x[i * xin..][..xin], &wt, Some(&b), &one));
+                dx_ref.extend(conv2d_input_grad(&gy[i * yout..][..yout], &wt, &one));
+                let dw = conv2d_weight_grad(&x[i * xin..][..xin], &gy[i * yout..][..yout], &one);
+                dw_ref.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
+            }
+            for s in [2, 3, 5] {
+                let mut y = vec![0.0; n * yout];
+                forward_chunked(&x, &wt, Some(&b), &g, s, &mut y);
+                let mut dx = vec![f64::NAN; n * xin];
+                input_grad_chunked(&gy, &wt, &g, s, &mut dx);
+                let dw = weight_grad_chunked(&x, &gy, &g, s);
+                for (a, b) in [(&y, &y_ref), (&dx, &dx_ref), (&dw, &dw_ref)] {
+                    assert_eq!(a.len(), b.len());
+                    for (u, v) in a.iter().zip(b.iter()) {
+                        assert!((u - v).abs() < 1e-12, "{g:?} s={s}: {u} vs {v}");
+                    }
+                }
+            }
+        }
     }
 }
