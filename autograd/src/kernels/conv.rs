@@ -581,7 +581,7 @@ fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> V
                     with_scratch(k * cols, |col: &mut [T]| {
                         im2col_chunk(x, g, gi, i0, ns, col);
                         // dW += gy (Og x cols) @ col^T (cols x K)
-                        gemm(og, cols, k, gyc, cols, 1, col, 1, cols, dwg, k, true, t);
+                        gemm(og, cols, k, gyc, cols, 1, col, 1, cols, dwg, k, c > c0, t);
                     });
                 });
             }
@@ -621,6 +621,9 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
         return weight_grad_chunked(x, gy, g, s);
     }
     let accumulate_range = |range: std::ops::Range<usize>, dw: &mut [T], t: usize| {
+        // The first product writes (beta 0) rather than adds: reading the
+        // fresh zeroed buffer first would cost copy-on-write faults.
+        let first = range.start;
         for i in range {
             let xs = &x[i * in_per..(i + 1) * in_per];
             let gys = &gy[i * out_per..(i + 1) * out_per];
@@ -651,7 +654,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                                     ohw as isize,
                                     1,
                                     bp,
-                                    1.0,
+                                    if i > first { 1.0 } else { 0.0 },
                                     dw32.as_mut_ptr(),
                                     k as isize,
                                     t,
@@ -662,11 +665,11 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
                     }
                 }
                 if g.is_pointwise() {
-                    gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, true, t);
+                    gemm(og, ohw, k, gyg, ohw, 1, xg, 1, ohw, dwg, k, i > first, t);
                 } else {
                     with_scratch(k * ohw, |col: &mut [T]| {
                         im2col(xg, g, col);
-                        gemm(og, ohw, k, gyg, ohw, 1, col, 1, ohw, dwg, k, true, t);
+                        gemm(og, ohw, k, gyg, ohw, 1, col, 1, ohw, dwg, k, i > first, t);
                     });
                 }
             }
