@@ -26,10 +26,10 @@
 
 use autograd::{Float, Tensor};
 
-use crate::error::{ok, OptimError, Result};
+use crate::error::{OptimError, Result};
 use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
 use crate::optimizer::{
-    forward_to_core, BufferSpec, Core, GroupDefaults, GroupSpec, ParamGroup, Slot,
+    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup, Slot,
 };
 use crate::Optimizer;
 
@@ -77,45 +77,7 @@ pub struct Adam<T: Float = f32> {
 }
 
 impl<T: Float> Adam<T> {
-    /// One group with the config's settings.
-    ///
-    /// # Panics
-    /// On an invalid config; see [`try_new`](Self::try_new).
-    #[track_caller]
-    pub fn new(params: Vec<Tensor<T>>, config: AdamConfig) -> Self {
-        ok(Self::try_new(params, config))
-    }
-
-    /// One group with the config's settings.
-    pub fn try_new(params: Vec<Tensor<T>>, config: AdamConfig) -> Result<Self> {
-        Self::try_with_groups(vec![GroupSpec::new(params)], config)
-    }
-
-    /// Several groups, each with its own settings where given.
-    ///
-    /// # Panics
-    /// On an invalid config; see [`try_with_groups`](Self::try_with_groups).
-    #[track_caller]
-    pub fn with_groups(groups: Vec<GroupSpec<T>>, config: AdamConfig) -> Self {
-        ok(Self::try_with_groups(groups, config))
-    }
-
-    /// Several groups, each with its own settings where given.
-    pub fn try_with_groups(groups: Vec<GroupSpec<T>>, config: AdamConfig) -> Result<Self> {
-        let core = Core::new(
-            NAME,
-            BUFFERS,
-            groups,
-            &Self::defaults_of(&config),
-            &Self::check(&config),
-        )?;
-        Ok(Adam { config, core })
-    }
-
-    /// The settings shared by all groups.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
+    constructors!(Adam, AdamConfig);
 
     fn defaults_of(config: &AdamConfig) -> GroupDefaults {
         GroupDefaults {

@@ -22,8 +22,8 @@
 use autograd::{Float, Tensor};
 
 use crate::adam::{adam_step, check_adam, AdamRule, BUFFERS};
-use crate::error::{ok, Result};
-use crate::optimizer::{forward_to_core, Core, GroupDefaults, GroupSpec, ParamGroup};
+use crate::error::Result;
+use crate::optimizer::{constructors, forward_to_core, Core, GroupDefaults, ParamGroup};
 use crate::Optimizer;
 
 const NAME: &str = "AdamW";
@@ -65,45 +65,7 @@ pub struct AdamW<T: Float = f32> {
 }
 
 impl<T: Float> AdamW<T> {
-    /// One group with the config's settings.
-    ///
-    /// # Panics
-    /// On an invalid config; see [`try_new`](Self::try_new).
-    #[track_caller]
-    pub fn new(params: Vec<Tensor<T>>, config: AdamWConfig) -> Self {
-        ok(Self::try_new(params, config))
-    }
-
-    /// One group with the config's settings.
-    pub fn try_new(params: Vec<Tensor<T>>, config: AdamWConfig) -> Result<Self> {
-        Self::try_with_groups(vec![GroupSpec::new(params)], config)
-    }
-
-    /// Several groups, each with its own settings where given.
-    ///
-    /// # Panics
-    /// On an invalid config; see [`try_with_groups`](Self::try_with_groups).
-    #[track_caller]
-    pub fn with_groups(groups: Vec<GroupSpec<T>>, config: AdamWConfig) -> Self {
-        ok(Self::try_with_groups(groups, config))
-    }
-
-    /// Several groups, each with its own settings where given.
-    pub fn try_with_groups(groups: Vec<GroupSpec<T>>, config: AdamWConfig) -> Result<Self> {
-        let core = Core::new(
-            NAME,
-            BUFFERS,
-            groups,
-            &Self::defaults_of(&config),
-            &Self::check(&config),
-        )?;
-        Ok(AdamW { config, core })
-    }
-
-    /// The settings shared by all groups.
-    pub fn config(&self) -> &AdamWConfig {
-        &self.config
-    }
+    constructors!(AdamW, AdamWConfig);
 
     fn defaults_of(config: &AdamWConfig) -> GroupDefaults {
         GroupDefaults {

@@ -457,3 +457,54 @@ macro_rules! forward_to_core {
     };
 }
 pub(crate) use forward_to_core;
+
+/// The constructors every optimizer has (`new`, `try_new`, `with_groups`,
+/// `try_with_groups`) and `config()`, over its `NAME`, `BUFFERS`,
+/// `defaults_of` and `check`.
+macro_rules! constructors {
+    ($ty:ident, $config:ty) => {
+        /// One group with the config's settings.
+        ///
+        /// # Panics
+        /// On an invalid config; see [`try_new`](Self::try_new).
+        #[track_caller]
+        pub fn new(params: Vec<Tensor<T>>, config: $config) -> Self {
+            $crate::error::ok(Self::try_new(params, config))
+        }
+
+        /// One group with the config's settings.
+        pub fn try_new(params: Vec<Tensor<T>>, config: $config) -> $crate::Result<Self> {
+            Self::try_with_groups(vec![$crate::GroupSpec::new(params)], config)
+        }
+
+        /// Several groups, each with its own settings where given.
+        ///
+        /// # Panics
+        /// On an invalid config; see [`try_with_groups`](Self::try_with_groups).
+        #[track_caller]
+        pub fn with_groups(groups: Vec<$crate::GroupSpec<T>>, config: $config) -> Self {
+            $crate::error::ok(Self::try_with_groups(groups, config))
+        }
+
+        /// Several groups, each with its own settings where given.
+        pub fn try_with_groups(
+            groups: Vec<$crate::GroupSpec<T>>,
+            config: $config,
+        ) -> $crate::Result<Self> {
+            let core = $crate::optimizer::Core::new(
+                NAME,
+                BUFFERS,
+                groups,
+                &Self::defaults_of(&config),
+                &Self::check(&config),
+            )?;
+            Ok($ty { config, core })
+        }
+
+        /// The settings shared by all groups.
+        pub fn config(&self) -> &$config {
+            &self.config
+        }
+    };
+}
+pub(crate) use constructors;

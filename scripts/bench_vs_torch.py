@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Our benchmarks and PyTorch's (../shared/bench/torch_reference.py), side by side.
+
+The development machine's speed drifts by 20-30% over minutes (shared vCPUs), so
+a single run of each, one after the other, can flip a ratio. This script
+alternates them, ROUNDS times per case, and reports the median of each figure
+over the rounds with the ratio (ours / PyTorch for rates, PyTorch / ours for
+times: above 1 means we are faster).
+
+Run from the repository root, with nothing else running:
+
+    cargo build --release --benches
+    PY=$(bash ../shared/bench/setup.sh)
+    python3 scripts/bench_vs_torch.py --torch-python $PY --rounds 3 --case mlp conv models optim
+
+Only the standard library is used here; torch runs in its own interpreter.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+# Our figure names -> the torch script's figure names, per case.
+CONV_NAMES = {
+    "conv1": "conv1 ", "conv2": "conv2 ", "conv3": "conv3 ", "conv4": "conv4 ",
+    "conv5": "conv5 ", "conv6": "conv6 ", "resnet18": "resnet18 ", "1x1": "1x1 ", "max_pool2d": "max_pool2d",
+}
+
+
+def newest_bench(name):
+    """The newest bench binary (cargo leaves stale ones with other hashes)."""
+    paths = [p for p in glob.glob(f"target/release/deps/{name}-*") if not p.endswith(".d")]
+    if not paths:
+        sys.exit(f"no benchmark binary for {name}: run `cargo build --release --benches`")
+    return max(paths, key=os.path.getmtime)
+
+
+def run_ours(case, threads):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    out = subprocess.run([newest_bench(case)], env=env, capture_output=True, text=True, check=True).stdout
+    rows = {}
+    if case == "mlp":
+        m = re.search(r"median ([\d.]+) steps/s", out)
+        rows["mlp train step (steps/s)"] = float(m.group(1))
+    elif case == "conv":
+        for line in out.splitlines():
+            key = line.split(" ")[0]
+            if key in CONV_NAMES:
+                rows[f"{key} fwd+bwd (ms)"] = float(line.split()[-4])
+    elif case == "models":
+        for line in out.splitlines():
+            m = re.match(r"(\S+ (?:train|inference)) .*?\s([\d.]+)\s+[\d.]+\s+[\d.]+ img/s", line)
+            if m:
+                rows[f"{m.group(1)} (img/s)"] = float(m.group(2))
+    elif case == "optim":
+        for line in out.splitlines():
+            m = re.match(r"(Adam|SGD)\b.*?\s([\d.]+)\s+[\d.]+\s+[\d.]+$", line)
+            if m:
+                rows[f"{m.group(1)} step (ms)"] = float(m.group(2))
+    return rows
+
+
+def run_torch(python, case, threads):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        subprocess.run([python, "../shared/bench/torch_reference.py", "--case", case,
+                        "--threads", str(threads), "--json", f.name],
+                       capture_output=True, text=True, check=True)
+        data = json.load(open(f.name))
+    rows = {}
+    for r in data["rows"]:
+        fig, med = r["figure"], r["median"]
+        if case == "mlp":
+            rows["mlp train step (steps/s)"] = med
+        elif case == "conv":
+            for key, prefix in CONV_NAMES.items():
+                if fig.startswith(prefix) and r.get("unit", "ms") == "ms":
+                    rows[f"{key} fwd+bwd (ms)"] = med
+        elif case == "models":
+            name = fig.split(" ")[0] + (" train" if " train" in fig else " inference")
+            rows[f"{name} (img/s)"] = med
+        elif case == "optim":
+            # The torch script's "reference" row is its fastest variant.
+            if "reference" in fig:
+                rows[f"{fig.split(' ')[0]} step (ms)"] = med
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--torch-python", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--case", nargs="+", default=["mlp", "conv", "models", "optim"])
+    args = ap.parse_args()
+    ours, theirs = {}, {}
+    for case in args.case:
+        for rnd in range(args.rounds):
+            print(f"[{case} round {rnd + 1}/{args.rounds}]", file=sys.stderr, flush=True)
+            for k, v in run_torch(args.torch_python, case, args.threads).items():
+                theirs.setdefault(k, []).append(v)
+            for k, v in run_ours(case, args.threads).items():
+                ours.setdefault(k, []).append(v)
+    print(f"| figure | ours | PyTorch | ratio |  ({args.rounds} alternating rounds, medians, {args.threads} threads)")
+    print("|---|---:|---:|---:|")
+    for k in ours:
+        if k not in theirs:
+            continue
+        a, b = statistics.median(ours[k]), statistics.median(theirs[k])
+        ratio = b / a if "(ms)" in k else a / b
+        print(f"| {k} | {a:.4g} | {b:.4g} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
