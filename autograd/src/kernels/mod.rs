@@ -2,6 +2,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod gemm;
+pub(crate) mod im2col;
 pub(crate) mod pool;
 pub(crate) mod scratch;
 
