@@ -2,7 +2,7 @@
 //! `conv` case: per call, `y = conv2d(x, w, b)` then the gradients of x, w and b
 //! for a fixed random upstream gradient. GFLOP/s = 2 * MACs * 3 / time.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv` (options: `--warmup N --iters N`).
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv` (options: `--warmup N --iters N --only NAME-PREFIX`).
 
 use std::time::Instant;
 
@@ -54,7 +54,14 @@ fn main() {
         ("resnet18 3x3 b8 64->64 56x56 k3 p1", 8, 64, 64, 56, 3, 1),
         ("1x1 b8 256->64 56x56 k1 p0", 8, 256, 64, 56, 1, 0),
     ];
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
     for (name, b, cin, cout, size, k, pad) in cases {
+        if !name.starts_with(&only) {
+            continue;
+        }
         let x = Tensor::<f32>::randn([b, cin, size, size]).requires_grad_();
         let w = (Tensor::<f32>::randn([cout, cin, k, k]) * 0.1).requires_grad_();
         let bias = Tensor::<f32>::randn([cout]).requires_grad_();

@@ -73,7 +73,7 @@ def run_torch(python, case, threads):
                        capture_output=True, text=True, check=True)
         data = json.load(open(f.name))
     rows = {}
-    for r in data["rows"]:
+    for r in data["results"]:
         fig, med = r["figure"], r["median"]
         if case == "mlp":
             rows["mlp train step (steps/s)"] = med
