@@ -247,9 +247,9 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
 /// of that convolution when it applies.
 fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvGeom)> {
     // Measured (2 threads, AVX2): worth it from 8 input channels on planes of
-    // 10x10 and up; below that the transposed GEMM + col2im is faster.
+    // 16x16 and up; below that the transposed GEMM + col2im is faster.
     let applies = g.cg() >= 8
-        && g.h * g.w >= 100
+        && g.h * g.w >= 256
         && g.stride == [1, 1]
         && g.padding[0] <= g.dilation[0] * (g.kh - 1)
         && g.padding[1] <= g.dilation[1] * (g.kw - 1)
