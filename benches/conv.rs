@@ -4,33 +4,10 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench conv` (options: `--warmup N --iters N --only NAME-PREFIX`).
 
-use std::time::Instant;
+mod common;
+use common::*;
 
 use autograd::{grad, manual_seed, ConvOptions, GradOptions, PoolOptions, Tensor};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn time(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut t: Vec<f64> = (0..iters)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (t[t.len() / 2], t[0], t[t.len() - 1])
-}
 
 fn main() {
     // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
@@ -54,10 +31,7 @@ fn main() {
         ("resnet18 3x3 b8 64->64 56x56 k3 p1", 8, 64, 64, 56, 3, 1),
         ("1x1 b8 256->64 56x56 k1 p0", 8, 256, 64, 56, 1, 0),
     ];
-    let only = std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1)
-        .unwrap_or_default();
+    let only = arg_str("--only");
     for (name, b, cin, cout, size, k, pad) in cases {
         if !name.starts_with(&only) {
             continue;
@@ -68,7 +42,7 @@ fn main() {
         let opts = ConvOptions::new().padding(pad);
         let out = size + 2 * pad - k + 1;
         let gy = Tensor::<f32>::randn([b, cout, out, out]);
-        let (med, min, max) = time(warmup, iters, || {
+        let (med, min, max) = time_ms(warmup, iters, || {
             let y = x.conv2d(&w, Some(&bias), opts);
             let g = grad(
                 &[y],
@@ -86,7 +60,7 @@ fn main() {
     }
     let x = Tensor::<f32>::randn([100, 16, 28, 28]).requires_grad_();
     let gy = Tensor::<f32>::randn([100, 16, 14, 14]);
-    let (med, min, max) = time(warmup, iters, || {
+    let (med, min, max) = time_ms(warmup, iters, || {
         let y = x.max_pool2d(PoolOptions::new(2));
         let g = grad(
             &[y],

@@ -9,6 +9,9 @@
 //! Run: `cargo bench --bench loader` (options: `--images N` per
 //! configuration, default 60,000 = one epoch; `--workers N`, default 1).
 
+mod common;
+use common::*;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,15 +20,6 @@ use models::data::transforms::{
     Compose, Normalize, Pad, RandomAffine, RandomCrop, RandomShift, Transform,
 };
 use models::data::{DataLoader, Dataset, Mnist};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let (images, workers) = (arg("--images", 60_000), arg("--workers", 1));

@@ -5,6 +5,9 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench mlp` (options: `--warmup N --iters N`).
 
+mod common;
+use common::*;
+
 use std::time::Instant;
 
 use autograd::{manual_seed, Tensor};
@@ -27,15 +30,6 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.matmul(&self.w) + &self.b
     }
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

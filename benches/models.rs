@@ -10,7 +10,8 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench models` (options: `--warmup N --iters N --only NAME`).
 
-use std::time::Instant;
+mod common;
+use common::*;
 
 use autograd::{manual_seed, no_grad, Tensor};
 use models::{
@@ -19,30 +20,6 @@ use models::{
 };
 use nn::Module;
 use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median_ms(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut t: Vec<f64> = (0..iters)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (t[t.len() / 2], t[0], t[t.len() - 1])
-}
 
 fn report(name: &str, batch: usize, (med, min, max): (f64, f64, f64)) {
     let ips = |ms: f64| batch as f64 / (ms / 1e3);
@@ -65,7 +42,7 @@ fn train_case(
     let x = Tensor::randn(shape);
     let labels: Vec<usize> = (0..shape[0]).map(|i| (i * 7 + 3) % 10).collect();
     model.train();
-    let t = median_ms(warmup, iters, || {
+    let t = time_ms(warmup, iters, || {
         opt.zero_grad();
         let loss = model.forward(&x).cross_entropy(&labels);
         loss.backward();
@@ -79,10 +56,7 @@ fn main() {
     // the PyTorch script (see ../shared/bench/README.md).
     autograd::set_num_threads(0).expect("compute pool");
     let (warmup, iters) = (arg("--warmup", 5), arg("--iters", 20));
-    let only = std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1)
-        .unwrap_or_default();
+    let only = arg_str("--only");
     manual_seed(0);
     println!("threads {}", rayon::current_num_threads());
     println!("{:<44} {:>9} {:>9} {:>9}", "case", "median", "min", "max");
@@ -105,7 +79,7 @@ fn main() {
         );
         net.eval();
         let x = Tensor::randn([100, 1, 28, 28]);
-        let t = median_ms(warmup, iters, || {
+        let t = time_ms(warmup, iters, || {
             no_grad(|| net.forward(&x));
         });
         report("DeepConvNet inference 1x28x28 b100", 100, t);

@@ -9,34 +9,11 @@
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench optim` (options: `--warmup N --iters N`).
 //! PyTorch: `PY=$(bash ../shared/bench/setup.sh); $PY ../shared/bench/torch_reference.py --case optim`.
 
-use std::time::Instant;
+mod common;
+use common::*;
 
 use autograd::{manual_seed, Tensor};
 use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn time(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut t: Vec<f64> = (0..iters)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (t[t.len() / 2], t[0], t[t.len() - 1])
-}
 
 /// The parameter shapes of torchvision's `resnet18()`, in `parameters()` order.
 fn resnet18_shapes() -> Vec<Vec<usize>> {
@@ -109,7 +86,7 @@ fn main() {
             ..Default::default()
         },
     );
-    let (med, min, max) = time(warmup, iters, || adam.step());
+    let (med, min, max) = time_ms(warmup, iters, || adam.step());
     println!("{:<36} {med:>9.2} {min:>9.2} {max:>9.2}", "Adam lr 1e-3");
     drop(adam);
 
@@ -122,7 +99,7 @@ fn main() {
             ..Default::default()
         },
     );
-    let (med, min, max) = time(warmup, iters, || sgd.step());
+    let (med, min, max) = time_ms(warmup, iters, || sgd.step());
     println!(
         "{:<36} {med:>9.2} {min:>9.2} {max:>9.2}",
         "SGD lr 0.01 momentum 0.9"
