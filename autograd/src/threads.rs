@@ -13,6 +13,11 @@
 //! sleep/wake round trip. Measured on a 2-core machine, the MLP benchmark
 //! went from 1,180 to 1,580 steps/s with the caller in the pool. It also
 //! primes the allocator ([`prime_malloc`]).
+//!
+//! The tensor kernels themselves (GEMM row blocks, convolutions, pooling,
+//! batch norm, large elementwise ops) run their short parallel sections on a
+//! team of the same size whose idle threads spin briefly before sleeping
+//! (see `kernels/team.rs`); rayon's pool serves everything else.
 
 use crate::error::{Error, Result};
 

@@ -3,7 +3,7 @@
 //! `conv_transpose2d`). Batches are split across threads, each with its own
 //! reused column buffer and a single-threaded GEMM.
 
-use rayon::prelude::*;
+use super::team;
 
 use super::gemm;
 use super::im2col::{col2im, im2col, im2col_row};
@@ -152,11 +152,9 @@ fn per_sample<T: Float>(
     if per == 0 {
         return;
     }
-    let threads = rayon::current_num_threads();
+    let threads = team::threads();
     if n >= threads && work >= 1 << 15 && threads > 1 {
-        out.par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o, 1));
+        team::for_chunks(out, per, |i, o| f(i, o, 1));
     } else {
         let inner = if work >= 1 << 18 { threads } else { 1 };
         out.chunks_mut(per)
@@ -306,7 +304,7 @@ fn samples_per_chunk(g: &ConvGeom) -> usize {
     }
     let s = CHUNK_COLS.div_ceil(g.ohw()).min(g.n);
     // Leave every thread a chunk when there are samples enough for it.
-    let threads = rayon::current_num_threads();
+    let threads = team::threads();
     if g.n.div_ceil(s) < threads && g.n >= threads * CHUNK_COLS.div_ceil(2 * g.ohw()) {
         return g.n.div_ceil(threads);
     }
@@ -324,11 +322,9 @@ fn per_chunk<T: Float>(
     s: usize,
     f: impl Fn(usize, usize, &mut [T], usize) + Sync + Send,
 ) {
-    let threads = rayon::current_num_threads();
+    let threads = team::threads();
     if n.div_ceil(s) >= threads && threads > 1 {
-        out.par_chunks_mut(s * per)
-            .enumerate()
-            .for_each(|(c, o)| f(c * s, o.len() / per, o, 1));
+        team::for_chunks(out, s * per, |c, o| f(c * s, o.len() / per, o, 1));
     } else {
         for (c, o) in out.chunks_mut(s * per).enumerate() {
             f(c * s, o.len() / per, o, threads);
@@ -445,21 +441,18 @@ fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> V
             }
         }
     };
-    let threads = rayon::current_num_threads().min(chunks);
+    let threads = team::threads().min(chunks);
     if threads <= 1 {
         let mut dw = vec![T::zero(); wsize];
-        accumulate(0, chunks, &mut dw, rayon::current_num_threads());
+        accumulate(0, chunks, &mut dw, team::threads());
         return dw;
     }
     let per = chunks.div_ceil(threads);
-    let partials: Vec<Vec<T>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let mut dw = vec![T::zero(); wsize];
-            accumulate(t * per, ((t + 1) * per).min(chunks), &mut dw, 1);
-            dw
-        })
-        .collect();
+    let partials: Vec<Vec<T>> = team::map(threads, |t| {
+        let mut dw = vec![T::zero(); wsize];
+        accumulate(t * per, ((t + 1) * per).min(chunks), &mut dw, 1);
+        dw
+    });
     let mut it = partials.into_iter();
     let mut dw = it.next().expect("one partial");
     for p in it {
@@ -533,28 +526,21 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
             }
         }
     };
-    let threads = rayon::current_num_threads().min(g.n).max(1);
+    let threads = team::threads().min(g.n).max(1);
     let work = og * k * ohw * g.groups * g.n;
     if threads == 1 || work < 1 << 16 {
         let mut dw = vec![T::zero(); wsize];
-        let inner = if work >= 1 << 18 {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
+        let inner = if work >= 1 << 18 { team::threads() } else { 1 };
         accumulate_range(0..g.n, &mut dw, inner);
         return dw;
     }
     // One partial sum per thread, then add them up.
     let per = g.n.div_ceil(threads);
-    let partials: Vec<Vec<T>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let mut dw = vec![T::zero(); wsize];
-            accumulate_range(t * per..((t + 1) * per).min(g.n), &mut dw, 1);
-            dw
-        })
-        .collect();
+    let partials: Vec<Vec<T>> = team::map(threads, |t| {
+        let mut dw = vec![T::zero(); wsize];
+        accumulate_range(t * per..((t + 1) * per).min(g.n), &mut dw, 1);
+        dw
+    });
     let mut it = partials.into_iter();
     let mut dw = it.next().expect("one partial");
     for p in it {

@@ -188,7 +188,7 @@ unsafe fn split_rows(m: usize, threads: usize, f: impl Fn(usize, usize) + Sync) 
         return f(0, m);
     }
     let per = m.div_ceil(parts).div_ceil(8) * 8;
-    (0..parts).into_par_iter().for_each(|t| {
+    super::team::run(parts, |t| {
         let r0 = t * per;
         if r0 < m {
             f(r0, per.min(m - r0));

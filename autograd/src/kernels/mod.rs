@@ -5,8 +5,12 @@ pub(crate) mod gemm;
 pub(crate) mod im2col;
 pub(crate) mod pool;
 pub(crate) mod scratch;
+pub(crate) mod team;
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
 
 use crate::dtype::Float;
 use crate::error::{Error, Result};
@@ -48,10 +52,39 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
     Ok(out)
 }
 
+/// A new array of `shape` (at least 1-D, first dim >= 2) whose rows along
+/// dim 0 are written in parallel: `fill(rows, out)` must write every element
+/// of `out`, the view of those rows.
+fn par_collect<T: Float>(
+    shape: &[usize],
+    fill: impl Fn(Range<usize>, ArrayViewMutD<'_, MaybeUninit<T>>) + Sync,
+) -> ArrayD<T> {
+    let mut out = ArrayD::<T>::uninit(IxDyn(shape));
+    let each = shape[0].div_ceil(team::threads().min(shape[0]));
+    team::for_each(out.axis_chunks_iter_mut(Axis(0), each).collect(), |t, v| {
+        let r0 = t * each;
+        fill(r0..r0 + v.len_of(Axis(0)), v);
+    });
+    // SAFETY: every row was written by `fill` (a panic there propagates
+    // through `team::run` before this point).
+    unsafe { out.assume_init() }
+}
+
+/// Whether an elementwise result of `shape` is worth splitting over threads.
+fn parallel(shape: &[usize]) -> bool {
+    shape.iter().product::<usize>() >= PAR_MIN && shape.first().is_some_and(|&n| n >= 2)
+}
+
 /// `f(x)` for every element.
 pub(crate) fn map<T: Float>(a: &ArrayViewD<'_, T>, f: impl Fn(T) -> T + Sync + Send) -> ArrayD<T> {
-    if a.len() >= PAR_MIN {
-        Zip::from(a).par_map_collect(|&x| f(x))
+    if parallel(a.shape()) {
+        par_collect(a.shape(), |r, mut o| {
+            Zip::from(&mut o)
+                .and(a.slice_axis(Axis(0), r.into()))
+                .for_each(|o, &x| {
+                    o.write(f(x));
+                })
+        })
     } else if let Some(s) = a.as_slice() {
         // Contiguous: a plain loop the compiler vectorises.
         ArrayD::from_shape_vec(IxDyn(a.shape()), s.iter().map(|&x| f(x)).collect())
@@ -79,11 +112,17 @@ pub(crate) fn zip2<T: Float>(
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let av = a.broadcast(IxDyn(&shape)).expect("broadcastable");
     let bv = b.broadcast(IxDyn(&shape)).expect("broadcastable");
-    let z = Zip::from(&av).and(&bv);
-    Ok(if av.len() >= PAR_MIN {
-        z.par_map_collect(|&x, &y| f(x, y))
+    Ok(if parallel(&shape) {
+        par_collect(&shape, |r, mut o| {
+            Zip::from(&mut o)
+                .and(av.slice_axis(Axis(0), r.clone().into()))
+                .and(bv.slice_axis(Axis(0), r.into()))
+                .for_each(|o, &x, &y| {
+                    o.write(f(x, y));
+                })
+        })
     } else {
-        z.map_collect(|&x, &y| f(x, y))
+        Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y))
     })
 }
 
@@ -97,11 +136,21 @@ pub(crate) fn zip3<T: Float>(
     let shape = a.raw_dim();
     let bv = b.broadcast(shape.clone()).expect("broadcastable");
     let cv = c.broadcast(shape).expect("broadcastable");
-    let z = Zip::from(a).and(&bv).and(&cv);
-    if a.len() >= PAR_MIN {
-        z.par_map_collect(|&x, &y, &w| f(x, y, w))
+    if parallel(a.shape()) {
+        par_collect(a.shape(), |r, mut o| {
+            Zip::from(&mut o)
+                .and(a.slice_axis(Axis(0), r.clone().into()))
+                .and(bv.slice_axis(Axis(0), r.clone().into()))
+                .and(cv.slice_axis(Axis(0), r.into()))
+                .for_each(|o, &x, &y, &w| {
+                    o.write(f(x, y, w));
+                })
+        })
     } else {
-        z.map_collect(|&x, &y, &w| f(x, y, w))
+        Zip::from(a)
+            .and(&bv)
+            .and(&cv)
+            .map_collect(|&x, &y, &w| f(x, y, w))
     }
 }
 
@@ -244,5 +293,38 @@ pub(crate) fn gemm_into<T: Float>(
             sc[1],
             threads,
         );
+    }
+}
+
+#[cfg(test)]
+mod parallel_tests {
+    use super::*;
+
+    /// Results big enough to be written in parallel (rows dealt to the
+    /// threads), with broadcasting, equal the element-by-element values.
+    #[test]
+    fn parallel_elementwise_kernels_match_element_by_element() {
+        let (d0, d1, d2) = (3, 170, 131);
+        assert!(d0 * d1 * d2 >= PAR_MIN);
+        let a = ArrayD::from_shape_fn(IxDyn(&[d0, d1, d2]), |i| {
+            (i[0] * 7 + i[1] * 3 + i[2]) as f32
+        });
+        let b = ArrayD::from_shape_fn(IxDyn(&[d1, 1]), |i| i[0] as f32 * 0.5);
+        let c = ArrayD::from_shape_fn(IxDyn(&[d2]), |i| i[0] as f32);
+        let m = map(&a.view(), |x| x * 2.0);
+        let z2 = zip2("add", &a.view(), &b.view(), |x, y| x + y).unwrap();
+        let z3 = zip3(&a.view(), &b.view(), &c.view(), |x, y, w| x - y * w);
+        for (i, &x) in a.indexed_iter() {
+            let (y, w) = (i[1] as f32 * 0.5, i[2] as f32);
+            assert_eq!(m[&i], x * 2.0);
+            assert_eq!(z2[&i], x + y, "at {i:?}");
+            assert_eq!(z3[&i], x - y * w, "at {i:?}");
+        }
+        // A broadcast *left* operand, so the result is bigger than `a`.
+        let z = zip2("mul", &b.view(), &a.view(), |y, x| y * x).unwrap();
+        assert_eq!(z.shape(), a.shape());
+        assert!(z
+            .indexed_iter()
+            .all(|(i, &v)| v == a[&i] * (i[1] as f32 * 0.5)));
     }
 }

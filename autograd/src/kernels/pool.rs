@@ -2,7 +2,7 @@
 //! Every pooling (max, average, adaptive) is described by its windows along
 //! each axis, so one set of loops serves them all.
 
-use rayon::prelude::*;
+use super::team;
 
 use crate::dtype::Float;
 
@@ -104,11 +104,17 @@ fn for_planes<T: Float, U: Send>(
     let per_extra = (extra.len() / planes.max(1)).max(1);
     debug_assert_eq!(extra.len(), planes * per_extra);
     let big = out.len() >= 1 << 15;
-    if big {
-        out.par_chunks_mut(per)
-            .zip(extra.par_chunks_mut(per_extra))
-            .enumerate()
-            .for_each(|(i, (o, e))| f(i, o, e));
+    if big && planes >= 2 {
+        let each = planes.div_ceil(team::threads().min(planes));
+        let parts = out
+            .chunks_mut(each * per)
+            .zip(extra.chunks_mut(each * per_extra))
+            .collect();
+        team::for_each(parts, |t, (o, e): (&mut [T], &mut [U])| {
+            for (i, (o, e)) in o.chunks_mut(per).zip(e.chunks_mut(per_extra)).enumerate() {
+                f(t * each + i, o, e);
+            }
+        });
     } else {
         for (i, (o, e)) in out
             .chunks_mut(per)

@@ -6,11 +6,11 @@
 //! differentiable ops, so second derivatives work too.
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::graph::is_grad_enabled;
+use crate::kernels::team;
 use crate::ops::conv::with_slice;
 use crate::ops::need;
 use crate::tensor::Tensor;
@@ -55,10 +55,23 @@ fn channel_sums<T: Float>(
         acc
     };
     if x.len() >= 1 << 15 {
-        (0..c).into_par_iter().map(sum_one).collect()
+        per_channel_parallel(c, sum_one)
     } else {
         (0..c).map(sum_one).collect()
     }
+}
+
+/// `[f(0), ..., f(c - 1)]`, the channels split over the threads.
+fn per_channel_parallel<T: Send>(c: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let each = c.div_ceil(team::threads().min(c.max(1)));
+    team::map(c.div_ceil(each.max(1)), |t| {
+        (t * each..((t + 1) * each).min(c))
+            .map(&f)
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Per-channel sums of `f(channel, a, b)` over two `[N, C, S]` arrays.
@@ -81,7 +94,7 @@ fn channel_sums2<T: Float>(
         acc
     };
     if a.len() >= 1 << 15 {
-        (0..c).into_par_iter().map(sum_one).collect()
+        per_channel_parallel(c, sum_one)
     } else {
         (0..c).map(sum_one).collect()
     }
@@ -105,10 +118,7 @@ fn per_channel_map<T: Float>(
         return out;
     }
     if x.len() >= 1 << 15 {
-        out.par_chunks_mut(s)
-            .zip(x.par_chunks(s))
-            .enumerate()
-            .for_each(run);
+        team::for_chunks(&mut out, s, |k, o| run((k, (o, &x[k * s..][..s]))));
     } else {
         out.chunks_mut(s).zip(x.chunks(s)).enumerate().for_each(run);
     }
@@ -134,10 +144,9 @@ fn per_channel_map2<T: Float>(
         return out;
     }
     if a.len() >= 1 << 15 {
-        out.par_chunks_mut(s)
-            .zip(a.par_chunks(s).zip(b.par_chunks(s)))
-            .enumerate()
-            .for_each(run);
+        team::for_chunks(&mut out, s, |k, o| {
+            run((k, (o, (&a[k * s..][..s], &b[k * s..][..s]))))
+        });
     } else {
         out.chunks_mut(s)
             .zip(a.chunks(s).zip(b.chunks(s)))
@@ -352,5 +361,50 @@ impl<T: Float> Tensor<T> {
         opts: BatchNormOptions,
     ) -> Tensor<T> {
         ok(self.try_batch_norm(weight, bias, running_mean, running_var, opts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs above the parallel threshold (channels split over the threads,
+    /// planes dealt in runs) give what a plain loop gives.
+    #[test]
+    fn parallel_channel_kernels_match_a_plain_loop() {
+        let (n, c, s) = (3, 7, 1601);
+        let a: Vec<f64> = (0..n * c * s)
+            .map(|i| ((i * 37) % 101) as f64 / 7.0)
+            .collect();
+        let b: Vec<f64> = (0..n * c * s)
+            .map(|i| ((i * 13) % 89) as f64 / 3.0)
+            .collect();
+        assert!(a.len() >= 1 << 15);
+        let (mut sum, mut sum2) = (vec![0.0; c], vec![0.0; c]);
+        let (mut map, mut map2) = (vec![0.0; a.len()], vec![0.0; a.len()]);
+        for i in 0..a.len() {
+            let ch = (i / s) % c;
+            sum[ch] += a[i] * ch as f64;
+            sum2[ch] += a[i] * b[i] + ch as f64;
+            map[i] = a[i] - ch as f64;
+            map2[i] = a[i] * b[i] - ch as f64;
+        }
+        let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-9);
+        assert!(close(
+            &channel_sums(&a, n, c, s, |ch, v| v * ch as f64),
+            &sum
+        ));
+        assert!(close(
+            &channel_sums2(&a, &b, n, c, s, |ch, u, v| u * v + ch as f64),
+            &sum2
+        ));
+        assert!(close(
+            &per_channel_map(&a, c, s, |ch, v| v - ch as f64),
+            &map
+        ));
+        assert!(close(
+            &per_channel_map2(&a, &b, c, s, |ch, u, v| u * v - ch as f64),
+            &map2
+        ));
     }
 }
