@@ -1,7 +1,9 @@
 //! MLP training-step benchmark, the Rust side of `../shared/bench`'s `mlp` case:
-//! Linear(784,100)-ReLU-Linear(100,100)-ReLU-Linear(100,10), PyTorch's default
+//! `nn::Linear`(784,100)-ReLU-Linear(100,100)-ReLU-Linear(100,10) (as torch.nn.Linear: weight
+//! `[out, in]`, one fused `linear` op), PyTorch's default
 //! init, a fixed batch of 100 N(0,1) inputs with random labels; one step is
-//! zero_grad, forward, mean softmax cross-entropy, backward, SGD (lr 0.1).
+//! zero_grad, forward, mean softmax cross-entropy, backward, `optim::Sgd` step (lr 0.1),
+//! as torch.optim.SGD in the PyTorch script.
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench mlp` (options: `--warmup N --iters N`).
 
@@ -11,26 +13,8 @@ use common::*;
 use std::time::Instant;
 
 use autograd::{manual_seed, Tensor};
-
-struct Linear {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Linear {
-    /// PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-    fn new(fan_in: usize, fan_out: usize) -> Linear {
-        let k = 1.0 / (fan_in as f32).sqrt();
-        Linear {
-            w: Tensor::uniform([fan_in, fan_out], -k, k).requires_grad_(),
-            b: Tensor::uniform([fan_out], -k, k).requires_grad_(),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.w) + &self.b
-    }
-}
+use nn::{Linear, LinearConfig, Module};
+use optim::{Optimizer, Sgd, SgdConfig};
 
 fn main() {
     // RAYON_NUM_THREADS threads, this one among them; malloc primed as in
@@ -39,30 +23,28 @@ fn main() {
     let (warmup, iters) = (arg("--warmup", 100), arg("--iters", 500));
     manual_seed(0);
     let layers = [
-        Linear::new(784, 100),
-        Linear::new(100, 100),
-        Linear::new(100, 10),
+        Linear::new(LinearConfig::new(784, 100)),
+        Linear::new(LinearConfig::new(100, 100)),
+        Linear::new(LinearConfig::new(100, 10)),
     ];
     let x = Tensor::randn([100, 784]);
     let labels: Vec<usize> = (0..100).map(|i| (i * 7 + 3) % 10).collect();
-    let lr = 0.1f32;
+    let params = layers.iter().flat_map(|l| l.parameters()).collect();
+    let mut opt = Sgd::new(
+        params,
+        SgdConfig {
+            lr: 0.1,
+            ..Default::default()
+        },
+    );
 
-    let step = || {
-        for l in &layers {
-            l.w.zero_grad();
-            l.b.zero_grad();
-        }
+    let mut step = || {
+        opt.zero_grad();
         let h = layers[0].forward(&x).relu();
         let h = layers[1].forward(&h).relu();
         let loss = layers[2].forward(&h).cross_entropy(&labels);
         loss.backward();
-        for l in &layers {
-            for p in [&l.w, &l.b] {
-                let g = p.grad().expect("gradient");
-                let g = g.read();
-                p.write().zip_mut_with(&*g, |w, &d| *w -= lr * d);
-            }
-        }
+        opt.step();
         loss
     };
 
@@ -78,12 +60,14 @@ fn main() {
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let med = times[times.len() / 2];
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
     println!(
-        "threads {}  mlp 784-100-100-10 train step b100 (SGD): median {:.1} steps/s (min {:.1}, max {:.1}); {:.3} ms/step; final loss {loss:.4}",
+        "threads {}  mlp 784-100-100-10 train step b100 (SGD): median {:.1} steps/s (min {:.1}, max {:.1}); {:.3} ms/step (mean {:.3}); final loss {loss:.4}",
         rayon::current_num_threads(),
         1.0 / med,
         1.0 / times[times.len() - 1],
         1.0 / times[0],
-        med * 1e3
+        med * 1e3,
+        mean * 1e3
     );
 }

@@ -308,6 +308,37 @@ proptest! {
         }
     }
 
+    /// `linear` over inputs of 1 to 3 dims, with and without bias, the
+    /// weight contiguous or a transposed view; it also equals the composite
+    /// `x @ w^T + b` it replaces.
+    #[test]
+    fn linear(lead in prop::collection::vec(1usize..=3, 0..=2), k in 1usize..=3, o in 1usize..=3,
+              vx in prop::collection::vec(-2.0f64..2.0, 27),
+              vw in prop::collection::vec(-2.0f64..2.0, 9),
+              vb in prop::collection::vec(-2.0f64..2.0, 3),
+              strided in any::<bool>()) {
+        let mut sx = lead.clone();
+        sx.push(k);
+        let x = leaf_prefix(sx, &vx);
+        let w = if strided {
+            leaf_prefix(vec![k, o], &vw)
+        } else {
+            leaf_prefix(vec![o, k], &vw)
+        };
+        let b = leaf_prefix(vec![o], &vb);
+        let weight = |t: &T| if strided { t.t() } else { t.clone() };
+        check(|t| t[0].linear(&weight(&t[1]), Some(&t[2])), &[x.clone(), w.clone(), b.clone()]);
+        check(|t| t[0].linear(&weight(&t[1]), None), &[x.clone(), w.clone()]);
+        // Only the input requiring grad, as in a frozen layer.
+        check(|t| t[0].linear(&weight(&w).detach(), Some(&b.detach())), &[x.clone()]);
+        let fused = x.linear(&weight(&w), Some(&b));
+        let composite = x.matmul(&weight(&w).t()) + &b;
+        prop_assert_eq!(fused.shape(), composite.shape());
+        for (p, q) in fused.to_vec().iter().zip(composite.to_vec()) {
+            prop_assert!((p - q).abs() < 1e-12, "{} vs {}", p, q);
+        }
+    }
+
     #[test]
     fn matmul_t(ops in filled(
         (1usize..=3, 1usize..=3, 1usize..=3).prop_map(|(m, k, n)| vec![vec![m, k], vec![n, k]]),

@@ -79,11 +79,7 @@ impl<T: Float> Linear<T> {
 
 impl<T: Float> Module<T> for Linear<T> {
     fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        let y = x.matmul(&self.weight.t());
-        match &self.bias {
-            Some(b) => y + b,
-            None => y,
-        }
+        x.linear(&self.weight, self.bias.as_ref())
     }
 
     fn own_tensors(&self) -> Vec<NamedTensor<T>> {

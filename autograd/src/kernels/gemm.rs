@@ -156,22 +156,22 @@ pub(crate) unsafe fn sgemm(
             );
         }
         _ => {
-            // Raw pointers are not Sync; the row ranges are disjoint, so share them as addresses.
+            // Raw pointers are not Sync; the blocks are disjoint, so share them as addresses.
             let (ap, bp, cp) = (a as usize, b as usize, c as usize);
-            split_rows(m, threads, |r0, rows| {
+            split(m, n, threads, |r0, rows, c0, cols| {
                 matrixmultiply::sgemm(
                     rows,
                     k,
-                    n,
+                    cols,
                     alpha,
                     (ap as *const f32).offset(r0 as isize * rsa),
                     rsa,
                     csa,
-                    bp as *const f32,
+                    (bp as *const f32).offset(c0 as isize * csb),
                     rsb,
                     csb,
                     beta,
-                    (cp as *mut f32).offset(r0 as isize * rsc),
+                    (cp as *mut f32).offset(r0 as isize * rsc + c0 as isize * csc),
                     rsc,
                     csc,
                 )
@@ -180,18 +180,28 @@ pub(crate) unsafe fn sgemm(
     }
 }
 
-/// Runs `f(first row, rows)` over `threads` row ranges of an `m`-row product
-/// in parallel (`matrixmultiply` itself is single-threaded here).
-unsafe fn split_rows(m: usize, threads: usize, f: impl Fn(usize, usize) + Sync) {
-    let parts = threads.max(1).min(m / 16).max(1);
+/// Runs `f(first row, rows, first column, columns)` over `threads` blocks of
+/// an `m x n` product in parallel (`matrixmultiply` itself is single-threaded
+/// here). Each thread packs its share of one operand and all of the other:
+/// row blocks share B, column blocks share A, so the split goes along the
+/// longer side (`dW = gy^T x` of a 784-input layer: 100 x 784, columns).
+unsafe fn split(m: usize, n: usize, threads: usize, f: impl Fn(usize, usize, usize, usize) + Sync) {
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let parts = threads.max(1).min(len / 16).max(1);
     if parts == 1 {
-        return f(0, m);
+        return f(0, m, 0, n);
     }
-    let per = m.div_ceil(parts).div_ceil(8) * 8;
+    let per = len.div_ceil(parts).div_ceil(8) * 8;
     super::team::run(parts, |t| {
-        let r0 = t * per;
-        if r0 < m {
-            f(r0, per.min(m - r0));
+        let s0 = t * per;
+        if s0 < len {
+            let size = per.min(len - s0);
+            if by_rows {
+                f(s0, size, 0, n)
+            } else {
+                f(0, m, s0, size)
+            }
         }
     });
 }

@@ -222,10 +222,11 @@ pub(crate) fn matmul_batched<T: Float>(
     let nb: usize = batch.iter().product();
     let mut out_shape = batch.to_vec();
     out_shape.extend([m, n]);
-    let mut out = ArrayD::<T>::zeros(IxDyn(&out_shape));
     if m == 0 || n == 0 || k == 0 || nb == 0 {
-        return out;
+        return ArrayD::<T>::zeros(IxDyn(&out_shape));
     }
+    // Written by the products with beta 0, which never read it: no zero fill.
+    let mut out = ArrayD::<T>::uninit(IxDyn(&out_shape));
     // One 2-D view per batch entry: any strides (transposed, broadcast) work.
     let (mut am, mut bm) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
     matrices(av, &mut am);
@@ -242,15 +243,53 @@ pub(crate) fn matmul_batched<T: Float>(
         cs.into_par_iter()
             .zip(am.par_iter().zip(bm.par_iter()))
             .for_each(|(mut c, (a, b))| {
-                gemm_into(a, b, &mut c.view_mut(), 1);
+                // SAFETY: beta 0: `c` is only written.
+                unsafe { gemm_into(a, b, T::zero(), &mut c.view_mut(), 1) };
             });
     } else {
         let split = if work >= 1 << 17 { threads } else { 1 };
         for (mut c, (a, b)) in ov.outer_iter_mut().zip(am.iter().zip(&bm)) {
-            gemm_into(a, b, &mut c.view_mut(), split);
+            // SAFETY: beta 0: `c` is only written.
+            unsafe { gemm_into(a, b, T::zero(), &mut c.view_mut(), split) };
         }
     }
-    out
+    // SAFETY: every output matrix was written by a product.
+    unsafe { out.assume_init() }
+}
+
+/// `x @ w^T + bias` (`x` `[n, k]`, `w` `[o, k]`, `bias` `[o]`): the rows
+/// start as the bias and the product adds to them (PyTorch's `addmm`).
+pub(crate) fn linear<T: Float>(
+    x: &ArrayViewD<'_, T>,
+    w: &ArrayViewD<'_, T>,
+    bias: Option<&ArrayViewD<'_, T>>,
+) -> ArrayD<T> {
+    let (n, k, o) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let mut out = ArrayD::<T>::uninit(IxDyn(&[n, o]));
+    let beta = match bias {
+        Some(b) => {
+            let b: Vec<MaybeUninit<T>> = b.iter().map(|&v| MaybeUninit::new(v)).collect();
+            let rows = out.as_slice_mut().expect("new array, contiguous");
+            for row in rows.chunks_exact_mut(o) {
+                row.copy_from_slice(&b);
+            }
+            T::one()
+        }
+        None if k == 0 => return ArrayD::zeros(IxDyn(&[n, o])),
+        None => T::zero(),
+    };
+    if n > 0 && o > 0 && k > 0 {
+        let threads = if n * k * o >= 1 << 17 {
+            team::threads()
+        } else {
+            1
+        };
+        let wt = w.view().reversed_axes();
+        // SAFETY: with a bias (beta 1) every row was written just above.
+        unsafe { gemm_into(x, &wt, beta, &mut out.view_mut(), threads) };
+    }
+    // SAFETY: written by the bias rows, the product (beta 0), or both.
+    unsafe { out.assume_init() }
 }
 
 fn matrices<'a, T: Float>(v: ArrayViewD<'a, T>, out: &mut Vec<ArrayViewD<'a, T>>) {
@@ -263,18 +302,23 @@ fn matrices<'a, T: Float>(v: ArrayViewD<'a, T>, out: &mut Vec<ArrayViewD<'a, T>>
     }
 }
 
-/// `c = a @ b` for 2-D views, on up to `threads` threads.
-pub(crate) fn gemm_into<T: Float>(
+/// `c = a @ b + beta * c` for 2-D views, on up to `threads` threads; with
+/// `beta` 0, `c` is only written.
+///
+/// # Safety
+/// With `beta` other than 0, every element of `c` must be initialised.
+pub(crate) unsafe fn gemm_into<T: Float>(
     a: &ArrayViewD<'_, T>,
     b: &ArrayViewD<'_, T>,
-    c: &mut ndarray::ArrayViewMutD<'_, T>,
+    beta: T,
+    c: &mut ndarray::ArrayViewMutD<'_, MaybeUninit<T>>,
     threads: usize,
 ) {
     let (m, k) = (a.shape()[0], a.shape()[1]);
     let n = b.shape()[1];
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
-    // SAFETY: the views describe valid m x k, k x n and m x n matrices, and
-    // `c` is a distinct, uniquely borrowed array.
+    // SAFETY: the views describe valid m x k, k x n and m x n matrices, `c`
+    // is a distinct, uniquely borrowed array, initialised if it is read.
     unsafe {
         T::gemm(
             m,
@@ -287,8 +331,8 @@ pub(crate) fn gemm_into<T: Float>(
             b.as_ptr(),
             sb[0],
             sb[1],
-            T::zero(),
-            c.as_mut_ptr(),
+            beta,
+            c.as_mut_ptr() as *mut T,
             sc[0],
             sc[1],
             threads,

@@ -63,6 +63,70 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// `self @ weight^T + bias`, as `torch.nn.functional.linear`: `self` is
+    /// `[*, in]`, `weight` `[out, in]`, `bias` `[out]`; the result `[*, out]`.
+    /// One op instead of a transpose, a product and a broadcast add: the
+    /// product adds onto rows that start as the bias, and the backward pass
+    /// is two products and a sum, not a chain of nodes.
+    pub fn try_linear(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>) -> Result<Tensor<T>> {
+        let (sx, sw) = (self.shape(), weight.shape());
+        let mismatch = |rhs: Vec<usize>, reason: String| Error::ShapeMismatch {
+            op: "linear",
+            lhs: sx.clone(),
+            rhs,
+            reason,
+        };
+        if sw.len() != 2 || sx.is_empty() || sx[sx.len() - 1] != sw[1] {
+            return Err(mismatch(
+                sw.clone(),
+                "(input [*, in] and weight [out, in] needed)".into(),
+            ));
+        }
+        let (k, o) = (sw[1], sw[0]);
+        if let Some(b) = bias {
+            if b.shape() != [o] {
+                return Err(mismatch(b.shape(), format!("(bias of shape [{o}] needed)")));
+            }
+        }
+        if sx.len() != 2 {
+            // Leading dims folded into rows, and back.
+            let mut out_shape = sx[..sx.len() - 1].to_vec();
+            out_shape.push(o);
+            let rows = sx[..sx.len() - 1].iter().product::<usize>();
+            return self
+                .try_reshape([rows, k])?
+                .try_linear(weight, bias)?
+                .try_reshape(out_shape);
+        }
+        let out = {
+            let (x, w) = (self.array(), weight.array());
+            let b = bias.map(|b| b.array());
+            kernels::linear(&x.view(), &w.view(), b.as_ref().map(|b| b.view()).as_ref())
+        };
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let (x, w) = (self.clone(), weight.clone());
+        Ok(Tensor::from_op(out, "linear", &inputs, move |c| {
+            let mut grads = vec![
+                need(c.needs[0], || c.grad.try_matmul(&w))?,
+                need(c.needs[1], || c.grad.try_transpose(0, 1)?.try_matmul(&x))?,
+            ];
+            if c.needs.len() > 2 {
+                grads.push(need(c.needs[2], || c.grad.try_sum_dim(0, false))?);
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// `self @ weight^T + bias`, as `torch.nn.functional.linear`.
+    ///
+    /// # Panics
+    /// If the shapes do not fit; the message names them.
+    #[track_caller]
+    pub fn linear(&self, weight: &Tensor<T>, bias: Option<&Tensor<T>>) -> Tensor<T> {
+        ok(self.try_linear(weight, bias))
+    }
+
     /// Matrix product (`self @ other`), as `torch.matmul`.
     ///
     /// # Panics
