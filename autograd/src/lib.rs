@@ -38,7 +38,7 @@ pub use ops::norm::BatchNormOptions;
 pub use ops::pool::PoolOptions;
 pub use rng::manual_seed;
 pub use tensor::{BackwardOptions, Storage, Tensor};
-pub use threads::{num_threads, prime_malloc, set_num_threads};
+pub use threads::{num_threads, parallel_for_each, prime_malloc, set_num_threads};
 
 /// Re-exported so users can build and read arrays without naming the version.
 pub use ndarray;

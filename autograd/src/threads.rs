@@ -42,6 +42,16 @@ pub fn set_num_threads(n: usize) -> Result<()> {
         })
 }
 
+/// Runs `f(i, items[i])` for every item, all at once on the compute threads
+/// (the caller runs item 0): the kernels' own fork-join team, whose helpers
+/// spin briefly between sections instead of sleeping. For short
+/// data-parallel sections outside this crate, such as an optimizer step over
+/// a large tensor; give at most [`num_threads`] items (more run one after
+/// another on the caller), and nested calls run serially.
+pub fn parallel_for_each<I: Send>(items: Vec<I>, f: impl Fn(usize, I) + Sync) {
+    crate::kernels::team::for_each(items, f)
+}
+
 /// Threads that parallel ops use (the pool's size).
 pub fn num_threads() -> usize {
     rayon::current_num_threads()

@@ -1,5 +1,5 @@
 //! The elementwise machinery every optimizer step runs on: raw slices of the
-//! parameter, its gradient and its state buffers, split across rayon's
+//! parameter, its gradient and its state buffers, split across the compute
 //! threads when a tensor is large.
 //!
 //! A step is memory-bound (Adam reads four and writes three values per
@@ -22,7 +22,7 @@ pub(crate) trait Kernel<T, const N: usize>: Sync {
 }
 
 /// Runs `k` on `p`, `bufs` and `g` (all of one length), in matching pieces
-/// on rayon's threads when they are large. Kernels are elementwise, so the
+/// on the compute threads when they are large. Kernels are elementwise, so the
 /// result never depends on how the arrays were split.
 pub(crate) fn par_apply<T, const N: usize, K>(p: &mut [T], bufs: [&mut [T]; N], g: &[T], k: &K)
 where
@@ -37,26 +37,33 @@ where
     split(p, bufs, g, k);
 }
 
-fn split<T, const N: usize, K>(p: &mut [T], bufs: [&mut [T]; N], g: &[T], k: &K)
+fn split<T, const N: usize, K>(p: &mut [T], mut bufs: [&mut [T]; N], mut g: &[T], k: &K)
 where
     T: Send + Sync,
     K: Kernel<T, N>,
 {
     let n = p.len();
-    if n <= LEAF {
+    let parts = autograd::num_threads().min(n / LEAF).max(1);
+    if parts == 1 {
         return leaf(p, bufs, g, k);
     }
-    // Split on a multiple of 64 elements so two threads never write one cache line.
-    let mid = (n / 2) & !63;
-    let (p0, p1) = p.split_at_mut(mid);
-    let (g0, g1) = g.split_at(mid);
-    let mut halves = bufs.map(|b| {
-        let (lo, hi) = b.split_at_mut(mid);
-        (Some(lo), Some(hi))
-    });
-    let lo = halves.each_mut().map(|h| h.0.take().expect("split once"));
-    let hi = halves.each_mut().map(|h| h.1.take().expect("split once"));
-    rayon::join(|| split(p0, lo, g0, k), || split(p1, hi, g1, k));
+    // Pieces of a multiple of 64 elements so two threads never write one cache line.
+    let per = n.div_ceil(parts).next_multiple_of(64);
+    let mut pieces = Vec::with_capacity(parts);
+    let mut p = p;
+    while !p.is_empty() {
+        let len = per.min(p.len());
+        let (p0, p_rest) = std::mem::take(&mut p).split_at_mut(len);
+        let (g0, g_rest) = g.split_at(len);
+        let b0: [&mut [T]; N] = std::array::from_fn(|j| {
+            let (head, tail) = std::mem::take(&mut bufs[j]).split_at_mut(len);
+            bufs[j] = tail;
+            head
+        });
+        pieces.push((p0, b0, g0));
+        (p, g) = (p_rest, g_rest);
+    }
+    autograd::parallel_for_each(pieces, |_, (p, b, g)| leaf(p, b, g, k));
 }
 
 /// Runs `k` on one piece, compiled for AVX2 where the CPU has it (the build

@@ -292,20 +292,16 @@ impl<T: Float> Core<T> {
         }
         let n_bufs = self.buffers.len();
         let (groups, state) = (&self.groups, &mut self.state);
-        // On a pool thread: the kernels' joins then stay inside the pool rather
-        // than each waking it from outside (tens of microseconds per tensor).
-        rayon::scope(|_| {
-            for group in groups {
-                for p in &group.params {
-                    let Some(g) = stepped(p) else { continue };
-                    let slot = state.entry(p.id()).or_insert_with(|| Slot {
-                        step: 0,
-                        bufs: (0..n_bufs).map(|_| None).collect(),
-                    });
-                    f(group, p, &g, slot);
-                }
+        for group in groups {
+            for p in &group.params {
+                let Some(g) = stepped(p) else { continue };
+                let slot = state.entry(p.id()).or_insert_with(|| Slot {
+                    step: 0,
+                    bufs: (0..n_bufs).map(|_| None).collect(),
+                });
+                f(group, p, &g, slot);
             }
-        });
+        }
         Ok(())
     }
 
