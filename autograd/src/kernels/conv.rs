@@ -6,7 +6,7 @@
 use super::team;
 
 use super::gemm;
-use super::im2col::{col2im, im2col, im2col_row};
+use super::im2col::{col2im, im2col, im2col_row, im2col_strided};
 use super::scratch::with_scratch;
 use crate::dtype::Float;
 
@@ -338,9 +338,7 @@ fn im2col_chunk<T: Float>(x: &[T], g: &ConvGeom, gi: usize, i0: usize, ns: usize
     let (in_per, gsize, ohw, cols) = (g.c * g.h * g.w, g.cg() * g.h * g.w, g.ohw(), ns * g.ohw());
     for si in 0..ns {
         let xg = &x[(i0 + si) * in_per + gi * gsize..][..gsize];
-        for r in 0..g.k() {
-            im2col_row(xg, g, r, &mut col[r * cols + si * ohw..][..ohw]);
-        }
+        im2col_strided(xg, g, &mut col[si * ohw..], cols);
     }
 }
 
