@@ -177,6 +177,9 @@ fn im2col_row_same<T: Float>(plane: &[T], g: &ConvGeom, ki: usize, shift: isize,
 
 /// Folds columns (`K x OH*OW`, rows `rs` apart) back into one sample's group, adding.
 pub(super) fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
+    if g.stride == [1, 1] && g.padding != [0, 0] {
+        return col2im_padded(col, rs, g, x);
+    }
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let [sh, sw] = g.stride;
     let [ph, pw] = g.padding;
@@ -215,6 +218,39 @@ pub(super) fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) 
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// [`col2im`] for stride 1 with padding: each channel's taps are summed
+/// into a zero-bordered plane, every output row one fixed-width add with no
+/// edge cases, and the interior is then added to `x` (the row-by-row path
+/// clipped every row at the borders). Each input value receives the same
+/// terms in the same order, so the sums are the same.
+fn col2im_padded<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let ([ph, pw], [dh, dw]) = (g.padding, g.dilation);
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    let mut padded = vec![T::zero(); hp * wp];
+    for c in 0..g.cg() {
+        padded.fill(T::zero());
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let src = &col[row * rs..][..oh * ow];
+                let dst = &mut padded[ki * dh * wp + kj * dw..];
+                for (oy, s) in src.chunks_exact(ow).enumerate() {
+                    for (d, &v) in dst[oy * wp..][..ow].iter_mut().zip(s) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        let plane = &mut x[c * h * w..(c + 1) * h * w];
+        for (y, d) in plane.chunks_exact_mut(w).enumerate() {
+            for (dv, &v) in d.iter_mut().zip(&padded[(y + ph) * wp + pw..][..w]) {
+                *dv += v;
             }
         }
     }
@@ -325,5 +361,63 @@ mod tests {
             }
         }
         assert!(checked > 100, "{checked}");
+    }
+
+    /// The padded-plane col2im equals the row-by-row one, bit for bit.
+    #[test]
+    fn col2im_padded_matches_row_by_row() {
+        let mut checked = 0;
+        for (h, w) in [(1, 1), (3, 5), (6, 4), (8, 8)] {
+            for (kh, kw) in [(1, 1), (3, 3), (2, 3)] {
+                for (ph, pw) in [(1, 1), (2, 2), (0, 2), (1, 0)] {
+                    for d in 1..3 {
+                        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+                        if hp < d * (kh - 1) + 1 || wp < d * (kw - 1) + 1 {
+                            continue;
+                        }
+                        let g = ConvGeom {
+                            n: 1,
+                            c: 2,
+                            h,
+                            w,
+                            o: 1,
+                            kh,
+                            kw,
+                            oh: hp - d * (kh - 1),
+                            ow: wp - d * (kw - 1),
+                            stride: [1, 1],
+                            padding: [ph, pw],
+                            dilation: [d, d],
+                            groups: 1,
+                        };
+                        let rs = g.ohw() + 3;
+                        let col: Vec<f64> = (0..g.k() * rs)
+                            .map(|i| (i % 97) as f64 * 0.37 - 9.0)
+                            .collect();
+                        let mut fast = vec![0.0; 2 * h * w];
+                        col2im(&col, rs, &g, &mut fast);
+                        // The row-by-row reference: every tap added where it lands.
+                        let mut slow = vec![0.0; 2 * h * w];
+                        for row in 0..g.k() {
+                            let (c, kk) = (row / (kh * kw), row % (kh * kw));
+                            let (ki, kj) = (kk / kw, kk % kw);
+                            for oy in 0..g.oh {
+                                for ox in 0..g.ow {
+                                    let iy = (oy + ki * d) as isize - ph as isize;
+                                    let ix = (ox + kj * d) as isize - pw as isize;
+                                    if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
+                                        slow[c * h * w + iy as usize * w + ix as usize] +=
+                                            col[row * rs + oy * g.ow + ox];
+                                    }
+                                }
+                            }
+                        }
+                        assert_eq!(fast, slow, "{g:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
     }
 }
