@@ -102,8 +102,8 @@ impl ConvOptions {
 /// Runs `f` on the tensor's values as a row-major slice (no copy when contiguous).
 pub(crate) fn with_slice<T: Float, R>(t: &Tensor<T>, f: impl FnOnce(&[T]) -> R) -> R {
     let a = t.array();
-    let s = a.as_standard_layout();
-    f(s.as_slice().expect("standard layout"))
+    let v = a.view();
+    f(&crate::kernels::standard_slice(&v))
 }
 
 fn conv_error(op: &'static str, x: &[usize], w: &[usize], reason: String) -> Error {

@@ -59,10 +59,10 @@ impl<T: Float> Tensor<T> {
         let out = if a.is_standard_layout() {
             a.into_shape_with_order(IxDyn(&target)).expect("contiguous")
         } else {
-            a.as_standard_layout()
-                .into_owned()
-                .into_shape_with_order(IxDyn(&target))
-                .expect("contiguous")
+            let v = a.view();
+            let data = crate::kernels::standard_slice(&v).into_owned();
+            ArrayD::from_shape_vec(IxDyn(&target), data)
+                .expect("same number of elements")
                 .into_shared()
         };
         Ok(Tensor::from_op(out, "reshape", &[self], move |c| {
