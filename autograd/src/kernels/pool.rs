@@ -145,6 +145,9 @@ pub(crate) fn max_pool<T: Float>(
         if pairs {
             return max_pool_2x2(plane, w, oh, ow, o, id);
         }
+        if wh.step == 1 && ww.step == 1 {
+            return max_pool_separable(plane, h, w, wh, ww, o, id);
+        }
         for i in 0..oh {
             for j in 0..ow {
                 let mut best = T::neg_infinity();
@@ -165,6 +168,57 @@ pub(crate) fn max_pool<T: Float>(
         }
     });
     (out, idx)
+}
+
+/// `max_pool` for undilated windows (GoogLeNet's 3x3 pools, 12% of its
+/// step in the generic loop): the maximum of each row's stretch under every
+/// window column first, then of those down each window. Row-major first
+/// maximum = first row holding the maximum, first column within it, so the
+/// index (and the NaN rule: the last NaN scanned wins) is the generic one.
+fn max_pool_separable<T: Float>(
+    plane: &[T],
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+    o: &mut [T],
+    id: &mut [u32],
+) {
+    let ow = ww.len();
+    let mut row_max = vec![T::neg_infinity(); h * ow];
+    let mut row_at = vec![0u32; h * ow];
+    for y in 0..h {
+        let row = &plane[y * w..(y + 1) * w];
+        let (m, a) = (&mut row_max[y * ow..][..ow], &mut row_at[y * ow..][..ow]);
+        for j in 0..ow {
+            let (lo, hi) = (ww.lo[j], ww.hi[j]);
+            let (mut best, mut at) = (T::neg_infinity(), lo);
+            for (x, &v) in row[lo..hi].iter().enumerate() {
+                if v > best || v.is_nan() {
+                    best = v;
+                    at = lo + x;
+                }
+            }
+            m[j] = best;
+            a[j] = at as u32;
+        }
+    }
+    for i in 0..wh.len() {
+        let (o, id) = (&mut o[i * ow..][..ow], &mut id[i * ow..][..ow]);
+        let (lo, hi) = (wh.lo[i], wh.hi[i]);
+        for j in 0..ow {
+            let (mut best, mut at) = (T::neg_infinity(), (lo * w + ww.lo[j]) as u32);
+            for y in lo..hi {
+                let v = row_max[y * ow + j];
+                if v > best || v.is_nan() {
+                    best = v;
+                    at = (y * w) as u32 + row_at[y * ow + j];
+                }
+            }
+            o[j] = best;
+            id[j] = at;
+        }
+    }
 }
 
 /// `max_pool` for 2x2 windows with stride 2 (the common case, and 17% of a
@@ -289,4 +343,60 @@ pub(crate) fn avg_pool_adjoint<T: Float>(
         }
     });
     dx
+}
+
+#[cfg(test)]
+mod separable_tests {
+    use super::*;
+
+    /// The separable max-pool gives the generic scan's values and indices,
+    /// with ties (values from a small set), NaNs and -inf among the inputs,
+    /// and windows clipped by padding.
+    #[test]
+    fn separable_max_pool_matches_the_row_major_scan() {
+        let specials = [f64::NAN, f64::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0];
+        let mut checked = 0;
+        for (h, w) in [(1, 1), (4, 5), (7, 7), (9, 6)] {
+            for (k, st, p) in [(3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 2, 0), (5, 3, 2)] {
+                if h + 2 * p < k || w + 2 * p < k || p > k / 2 {
+                    continue;
+                }
+                let (oh, ow) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
+                let wh = Windows::sliding(h, k, st, p, 1, oh, false);
+                let ww = Windows::sliding(w, k, st, p, 1, ow, false);
+                for seed in 0..4usize {
+                    let x: Vec<f64> = (0..2 * h * w)
+                        .map(|i| specials[(i * 7 + seed * 3 + i / 5) % specials.len()])
+                        .collect();
+                    let (out, idx) = max_pool(&x, 2, h, w, &wh, &ww);
+                    for pl in 0..2 {
+                        let plane = &x[pl * h * w..][..h * w];
+                        for i in 0..oh {
+                            for j in 0..ow {
+                                let (mut best, mut at) =
+                                    (f64::NEG_INFINITY, wh.lo[i] * w + ww.lo[j]);
+                                for y in wh.lo[i]..wh.hi[i] {
+                                    for xx in ww.lo[j]..ww.hi[j] {
+                                        let v = plane[y * w + xx];
+                                        if v > best || v.is_nan() {
+                                            best = v;
+                                            at = y * w + xx;
+                                        }
+                                    }
+                                }
+                                let o = pl * oh * ow + i * ow + j;
+                                assert_eq!(
+                                    idx[o] as usize, at,
+                                    "{h}x{w} k{k} s{st} p{p} at ({i},{j})"
+                                );
+                                assert!(out[o] == best || (out[o].is_nan() && best.is_nan()));
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 200, "{checked}");
+    }
 }
