@@ -132,8 +132,16 @@ pub(crate) fn run(parts: usize, f: impl Fn(usize) + Sync) {
     struct Wait(&'static Shared);
     impl Drop for Wait {
         fn drop(&mut self) {
+            // Spin, then yield: when other programs load the cores, a helper
+            // may be descheduled, and spinning would only delay it further.
+            let mut spins = 0u32;
             while self.0.pending.load(Acquire) != 0 {
-                std::hint::spin_loop();
+                spins += 1;
+                if spins < 1 << 12 {
+                    std::hint::spin_loop();
+                } else {
+                    thread::yield_now();
+                }
             }
         }
     }
@@ -152,25 +160,30 @@ pub(crate) fn threads() -> usize {
 }
 
 /// Runs `f(index, chunk)` for every `per`-long chunk of `out` (the last may
-/// be shorter), the chunks dealt to the threads in contiguous runs.
+/// be shorter). Each thread claims the next chunk when it is done with one,
+/// so a thread that the OS pauses (other programs on the cores) holds up
+/// only the chunk it is on; every chunk is computed the same way whoever
+/// takes it, so results do not depend on the claiming order.
 pub(crate) fn for_chunks<T: Send>(out: &mut [T], per: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if per == 0 || out.is_empty() {
         return;
     }
     let (len, chunks) = (out.len(), out.len().div_ceil(per));
     let parts = threads().min(chunks);
-    let each = chunks.div_ceil(parts);
+    let next = AtomicUsize::new(0);
     let base = out.as_mut_ptr() as usize;
-    run(parts, |t| {
-        for i in t * each..((t + 1) * each).min(chunks) {
-            let start = i * per;
-            // SAFETY: chunk i is `out[start..start + per]`, disjoint from every
-            // other chunk, and `out` is borrowed mutably for the whole call.
-            let chunk = unsafe {
-                std::slice::from_raw_parts_mut((base as *mut T).add(start), per.min(len - start))
-            };
-            f(i, chunk);
+    run(parts, |_| loop {
+        let i = next.fetch_add(1, Relaxed);
+        if i >= chunks {
+            break;
         }
+        let start = i * per;
+        // SAFETY: chunk i is `out[start..start + per]`, claimed by one thread
+        // only, and `out` is borrowed mutably for the whole call.
+        let chunk = unsafe {
+            std::slice::from_raw_parts_mut((base as *mut T).add(start), per.min(len - start))
+        };
+        f(i, chunk);
     });
 }
 
