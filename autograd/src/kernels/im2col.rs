@@ -311,73 +311,26 @@ mod tests {
         assert!(checked > 100, "{checked}");
     }
 
-    /// The padded-plane im2col (stride 1, output wider than the input)
-    /// equals the row-by-row one, rows written `rs` apart.
-    #[test]
-    fn im2col_padded_matches_row_by_row() {
-        let mut checked = 0;
-        for (h, w) in [(1, 1), (3, 5), (6, 4), (14, 14)] {
-            for (kh, kw) in [(1, 1), (3, 3), (2, 3), (5, 5)] {
-                for (ph, pw) in [(1, 2), (2, 2), (3, 1), (0, 3)] {
-                    for d in 1..3 {
-                        let oh = h + 2 * ph;
-                        let ow = w + 2 * pw;
-                        if oh < d * (kh - 1) + 1 || ow < d * (kw - 1) + 1 {
-                            continue;
-                        }
-                        let (oh, ow) = (oh - d * (kh - 1), ow - d * (kw - 1));
-                        if ow == w {
-                            continue;
-                        }
-                        let g = ConvGeom {
-                            n: 1,
-                            c: 3,
-                            h,
-                            w,
-                            o: 1,
-                            kh,
-                            kw,
-                            oh,
-                            ow,
-                            stride: [1, 1],
-                            padding: [ph, pw],
-                            dilation: [d, d],
-                            groups: 1,
-                        };
-                        let x: Vec<f64> = (0..3 * h * w).map(|i| i as f64 + 1.0).collect();
-                        let (ohw, rs) = (g.ohw(), g.ohw() + 7);
-                        let mut fast = vec![f64::NAN; g.k() * rs];
-                        im2col_strided(&x, &g, &mut fast, rs);
-                        for row in 0..g.k() {
-                            let mut slow = vec![f64::NAN; ohw];
-                            im2col_row(&x, &g, row, &mut slow);
-                            assert_eq!(&fast[row * rs..][..ohw], &slow[..], "{g:?} row {row}");
-                            // The gaps between rows are left alone.
-                            assert!(fast[row * rs + ohw..][..7].iter().all(|v| v.is_nan()));
-                            checked += 1;
-                        }
-                    }
-                }
-            }
-        }
-        assert!(checked > 100, "{checked}");
-    }
-
-    /// The padded-plane col2im equals the row-by-row one, bit for bit.
-    #[test]
-    fn col2im_padded_matches_row_by_row() {
-        let mut checked = 0;
-        for (h, w) in [(1, 1), (3, 5), (6, 4), (8, 8)] {
-            for (kh, kw) in [(1, 1), (3, 3), (2, 3)] {
-                for (ph, pw) in [(1, 1), (2, 2), (0, 2), (1, 0)] {
+    /// Stride-1 geometries with `c` channels over every combination of
+    /// sizes, kernels, paddings and dilations 1 and 2 whose window fits.
+    fn stride1_geoms(
+        sizes: &[(usize, usize)],
+        kernels: &[(usize, usize)],
+        pads: &[(usize, usize)],
+        c: usize,
+    ) -> Vec<ConvGeom> {
+        let mut out = Vec::new();
+        for &(h, w) in sizes {
+            for &(kh, kw) in kernels {
+                for &(ph, pw) in pads {
                     for d in 1..3 {
                         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
                         if hp < d * (kh - 1) + 1 || wp < d * (kw - 1) + 1 {
                             continue;
                         }
-                        let g = ConvGeom {
+                        out.push(ConvGeom {
                             n: 1,
-                            c: 2,
+                            c,
                             h,
                             w,
                             o: 1,
@@ -389,34 +342,75 @@ mod tests {
                             padding: [ph, pw],
                             dilation: [d, d],
                             groups: 1,
-                        };
-                        let rs = g.ohw() + 3;
-                        let col: Vec<f64> = (0..g.k() * rs)
-                            .map(|i| (i % 97) as f64 * 0.37 - 9.0)
-                            .collect();
-                        let mut fast = vec![0.0; 2 * h * w];
-                        col2im(&col, rs, &g, &mut fast);
-                        // The row-by-row reference: every tap added where it lands.
-                        let mut slow = vec![0.0; 2 * h * w];
-                        for row in 0..g.k() {
-                            let (c, kk) = (row / (kh * kw), row % (kh * kw));
-                            let (ki, kj) = (kk / kw, kk % kw);
-                            for oy in 0..g.oh {
-                                for ox in 0..g.ow {
-                                    let iy = (oy + ki * d) as isize - ph as isize;
-                                    let ix = (ox + kj * d) as isize - pw as isize;
-                                    if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
-                                        slow[c * h * w + iy as usize * w + ix as usize] +=
-                                            col[row * rs + oy * g.ow + ox];
-                                    }
-                                }
-                            }
-                        }
-                        assert_eq!(fast, slow, "{g:?}");
-                        checked += 1;
+                        });
                     }
                 }
             }
+        }
+        out
+    }
+
+    /// The padded-plane im2col (stride 1, output wider than the input)
+    /// equals the row-by-row one, rows written `rs` apart.
+    #[test]
+    fn im2col_padded_matches_row_by_row() {
+        let mut checked = 0;
+        let sizes = [(1, 1), (3, 5), (6, 4), (14, 14)];
+        let kernels = [(1, 1), (3, 3), (2, 3), (5, 5)];
+        let pads = [(1, 2), (2, 2), (3, 1), (0, 3)];
+        for g in stride1_geoms(&sizes, &kernels, &pads, 3) {
+            if g.ow == g.w {
+                continue;
+            }
+            let x: Vec<f64> = (0..3 * g.h * g.w).map(|i| i as f64 + 1.0).collect();
+            let (ohw, rs) = (g.ohw(), g.ohw() + 7);
+            let mut fast = vec![f64::NAN; g.k() * rs];
+            im2col_strided(&x, &g, &mut fast, rs);
+            for row in 0..g.k() {
+                let mut slow = vec![f64::NAN; ohw];
+                im2col_row(&x, &g, row, &mut slow);
+                assert_eq!(&fast[row * rs..][..ohw], &slow[..], "{g:?} row {row}");
+                // The gaps between rows are left alone.
+                assert!(fast[row * rs + ohw..][..7].iter().all(|v| v.is_nan()));
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+
+    /// The padded-plane col2im equals the row-by-row one, bit for bit.
+    #[test]
+    fn col2im_padded_matches_row_by_row() {
+        let mut checked = 0;
+        let sizes = [(1, 1), (3, 5), (6, 4), (8, 8)];
+        let kernels = [(1, 1), (3, 3), (2, 3)];
+        let pads = [(1, 1), (2, 2), (0, 2), (1, 0)];
+        for g in stride1_geoms(&sizes, &kernels, &pads, 2) {
+            let (h, w, d, [ph, pw]) = (g.h, g.w, g.dilation[0], g.padding);
+            let rs = g.ohw() + 3;
+            let col: Vec<f64> = (0..g.k() * rs)
+                .map(|i| (i % 97) as f64 * 0.37 - 9.0)
+                .collect();
+            let mut fast = vec![0.0; 2 * h * w];
+            col2im(&col, rs, &g, &mut fast);
+            // The row-by-row reference: every tap added where it lands.
+            let mut slow = vec![0.0; 2 * h * w];
+            for row in 0..g.k() {
+                let (c, kk) = (row / (g.kh * g.kw), row % (g.kh * g.kw));
+                let (ki, kj) = (kk / g.kw, kk % g.kw);
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let iy = (oy + ki * d) as isize - ph as isize;
+                        let ix = (ox + kj * d) as isize - pw as isize;
+                        if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
+                            slow[c * h * w + iy as usize * w + ix as usize] +=
+                                col[row * rs + oy * g.ow + ox];
+                        }
+                    }
+                }
+            }
+            assert_eq!(fast, slow, "{g:?}");
+            checked += 1;
         }
         assert!(checked > 50, "{checked}");
     }
