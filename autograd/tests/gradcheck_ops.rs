@@ -612,3 +612,29 @@ fn checker_accepts_the_correct_functions() {
     let x = Tensor::from_vec(vec![0.5, -1.0, 1.5, 2.0], [2, 2]).requires_grad_();
     check(|t| t[0].mul(&t[0]), &[x]);
 }
+
+/// `linear`'s errors name the op and both shapes.
+#[test]
+fn linear_errors_name_the_op_and_shapes() {
+    let x = Tensor::<f64>::zeros([4, 3]);
+    let msg = x
+        .try_linear(&Tensor::zeros([5, 2]), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("linear") && msg.contains("[4, 3]") && msg.contains("[5, 2]"),
+        "{msg}"
+    );
+    let msg = x
+        .try_linear(&Tensor::zeros([5, 3]), Some(&Tensor::zeros([4])))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("linear") && msg.contains("[4]") && msg.contains("[5]"),
+        "{msg}"
+    );
+    // A 1-D input is one row, as in PyTorch.
+    let y = Tensor::<f64>::ones([3]).linear(&Tensor::ones([5, 3]), Some(&Tensor::ones([5])));
+    assert_eq!(y.shape(), vec![5]);
+    assert_eq!(y.to_vec(), vec![4.0; 5]);
+}

@@ -11,8 +11,6 @@
 
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 use super::scratch::with_scratch;
 
 const KC: usize = 256;
@@ -341,11 +339,7 @@ unsafe fn blocked(
                         }
                     });
                 };
-                if threads > 1 {
-                    (0..threads).into_par_iter().for_each(run);
-                } else {
-                    run(0);
-                }
+                super::team::run(threads, run);
             };
             match b {
                 BSource::Strided(b) => {

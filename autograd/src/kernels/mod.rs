@@ -16,6 +16,9 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, Zip};
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 
+/// Multiply-adds (`m * k * n`) from which one product is split over the threads.
+const GEMM_SPLIT_MIN: usize = 1 << 17;
+
 /// Element counts above which elementwise kernels split work across threads.
 pub(crate) const PAR_MIN: usize = 1 << 16;
 
@@ -262,26 +265,21 @@ pub(crate) fn matmul_batched<T: Float>(
     let (mut am, mut bm) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
     matrices(av, &mut am);
     matrices(bv, &mut bm);
-    let mut ov = out
-        .view_mut()
-        .into_shape_with_order(IxDyn(&[nb, m, n]))
-        .expect("contiguous");
-    let threads = rayon::current_num_threads();
+    let threads = team::threads();
     let work = m * n * k;
+    let flat = out.as_slice_mut().expect("new array, contiguous");
+    let product = |i: usize, c: &mut [MaybeUninit<T>], split: usize| {
+        let mut c = ArrayViewMutD::from_shape(IxDyn(&[m, n]), c).expect("m x n");
+        // SAFETY: beta 0: `c` is only written.
+        unsafe { gemm_into(&am[i], &bm[i], T::zero(), &mut c, split) };
+    };
     if nb >= threads && nb > 1 && work * nb >= 1 << 16 {
-        use rayon::prelude::*;
-        let cs: Vec<_> = ov.outer_iter_mut().collect();
-        cs.into_par_iter()
-            .zip(am.par_iter().zip(bm.par_iter()))
-            .for_each(|(mut c, (a, b))| {
-                // SAFETY: beta 0: `c` is only written.
-                unsafe { gemm_into(a, b, T::zero(), &mut c.view_mut(), 1) };
-            });
+        // Whole products per thread, claimed one at a time.
+        team::for_chunks(flat, m * n, |i, c| product(i, c, 1));
     } else {
-        let split = if work >= 1 << 17 { threads } else { 1 };
-        for (mut c, (a, b)) in ov.outer_iter_mut().zip(am.iter().zip(&bm)) {
-            // SAFETY: beta 0: `c` is only written.
-            unsafe { gemm_into(a, b, T::zero(), &mut c.view_mut(), split) };
+        let split = if work >= GEMM_SPLIT_MIN { threads } else { 1 };
+        for (i, c) in flat.chunks_exact_mut(m * n).enumerate() {
+            product(i, c, split);
         }
     }
     // SAFETY: every output matrix was written by a product.
@@ -310,7 +308,7 @@ pub(crate) fn linear<T: Float>(
         None => T::zero(),
     };
     if n > 0 && o > 0 && k > 0 {
-        let threads = if n * k * o >= 1 << 17 {
+        let threads = if n * k * o >= GEMM_SPLIT_MIN {
             team::threads()
         } else {
             1
@@ -431,6 +429,31 @@ mod parallel_tests {
                 v.shape(),
                 v.strides()
             );
+        }
+    }
+
+    /// A batch of products big enough to be dealt to the threads, the right
+    /// operand broadcast and transposed, against a naive triple loop.
+    #[test]
+    fn parallel_batched_matmul_matches_a_naive_product() {
+        let (nb, m, k, n) = (6, 40, 30, 50);
+        assert!(nb * m * k * n >= 1 << 16);
+        let a = ArrayD::from_shape_fn(IxDyn(&[nb, m, k]), |i| {
+            ((i[0] * 7 + i[1] * 3 + i[2]) % 11) as f64 - 5.0
+        });
+        let bt =
+            ArrayD::from_shape_fn(IxDyn(&[n, k]), |i| ((i[0] * 5 + i[1] * 2) % 7) as f64 - 3.0);
+        let b = bt.view().reversed_axes();
+        let c = matmul_batched(&a.view(), &b.view().insert_axis(Axis(0)), &[nb]);
+        assert_eq!(c.shape(), &[nb, m, n]);
+        for ((bi, i), j) in (0..nb)
+            .flat_map(|bi| (0..m).map(move |i| (bi, i)))
+            .flat_map(|p| (0..n).map(move |j| (p, j)))
+        {
+            let want: f64 = (0..k)
+                .map(|p| a[[bi, i, p].as_ref()] * bt[[j, p].as_ref()])
+                .sum();
+            assert_eq!(c[[bi, i, j].as_ref()], want, "at [{bi}, {i}, {j}]");
         }
     }
 }

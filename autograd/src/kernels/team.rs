@@ -1,6 +1,7 @@
-//! A fork-join team for short parallel sections (the row blocks of one GEMM):
-//! helper threads that wait for the next section by spinning for a while
-//! before they sleep, as OpenMP's threads do.
+//! A fork-join team for the kernels' short parallel sections (GEMM blocks,
+//! convolution chunks, pooling planes, batch-norm channels, elementwise
+//! rows, optimizer pieces): helper threads that wait for the next section by
+//! spinning for a while before they sleep, as OpenMP's threads do.
 //!
 //! Why: rayon's idle workers go to sleep after ~30 µs without work, and on a
 //! virtual machine waking a halted core takes tens of microseconds. A small
