@@ -5,6 +5,7 @@
 
 use super::team;
 
+use super::direct;
 use super::gemm;
 use super::im2col::{col2im, im2col, im2col_row, im2col_strided};
 use super::scratch::with_scratch;
@@ -174,6 +175,15 @@ pub(crate) fn conv2d_forward<T: Float>(
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     let mut y = vec![T::zero(); g.n * out_per];
+    if direct::applies(g) {
+        if let (Some(x32), Some(w32), Some(y32)) =
+            (T::f32_slice(x), T::f32_slice(wt), T::f32_slice_mut(&mut y))
+        {
+            let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+            direct::forward(x32, w32, b32, g, y32);
+            return y;
+        }
+    }
     let work = og * k * ohw * g.groups;
     let s = samples_per_chunk(g);
     if s > 1 {
@@ -244,30 +254,12 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
 /// channels, followed by col2im. Returns the flipped weight and the geometry
 /// of that convolution when it applies.
 fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvGeom)> {
-    // Measured (2 threads, AVX2): worth it from 8 input channels on planes of
-    // 16x16 and up; below that the transposed GEMM + col2im is faster.
-    let applies = g.cg() >= 8
-        && g.h * g.w >= 256
-        && g.stride == [1, 1]
+    let possible = g.stride == [1, 1]
         && g.padding[0] <= g.dilation[0] * (g.kh - 1)
         && g.padding[1] <= g.dilation[1] * (g.kw - 1)
         && !g.is_pointwise();
-    if !applies {
+    if !possible {
         return None;
-    }
-    let (cg, og, kk) = (g.cg(), g.og(), g.kh * g.kw);
-    // w: [G][Og][Cg][kh][kw] -> wf: [G][Cg][Og][kh][kw], taps reversed.
-    let mut wf = vec![T::zero(); wt.len()];
-    for gi in 0..g.groups {
-        for o in 0..og {
-            for c in 0..cg {
-                let src = &wt[((gi * og + o) * cg + c) * kk..][..kk];
-                let dst = &mut wf[((gi * cg + c) * og + o) * kk..][..kk];
-                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                    *d = *s;
-                }
-            }
-        }
     }
     let gf = ConvGeom {
         n: g.n,
@@ -287,6 +279,27 @@ fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvG
         dilation: g.dilation,
         groups: g.groups,
     };
+    // Measured (2 threads, AVX2): with the direct kernels (f32) always worth
+    // it; through im2col from 8 input channels on planes of 16x16 and up,
+    // below that the transposed GEMM + col2im is faster.
+    let direct = T::f32_slice(wt).is_some() && direct::applies(&gf);
+    if !(direct || g.cg() >= 8 && g.h * g.w >= 256) {
+        return None;
+    }
+    let (cg, og, kk) = (g.cg(), g.og(), g.kh * g.kw);
+    // w: [G][Og][Cg][kh][kw] -> wf: [G][Cg][Og][kh][kw], taps reversed.
+    let mut wf = vec![T::zero(); wt.len()];
+    for gi in 0..g.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let src = &wt[((gi * og + o) * cg + c) * kk..][..kk];
+                let dst = &mut wf[((gi * cg + c) * og + o) * kk..][..kk];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
     Some((wf, gf))
 }
 
@@ -465,6 +478,16 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     let wsize = g.o * k;
+    if direct::applies(g) {
+        if let (Some(x32), Some(gy32)) = (T::f32_slice(x), T::f32_slice(gy)) {
+            let dw32 = direct::weight_grad(x32, gy32, g);
+            let mut dw = vec![T::zero(); wsize];
+            T::f32_slice_mut(&mut dw)
+                .expect("T is f32")
+                .copy_from_slice(&dw32);
+            return dw;
+        }
+    }
     let s = samples_per_chunk(g);
     if s > 1 {
         return weight_grad_chunked(x, gy, g, s);
