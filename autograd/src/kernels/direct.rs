@@ -16,17 +16,17 @@
 //!   per call in 6-row panels, X rows read in place;
 //! - input gradient: with stride 1 it is the forward convolution of `gy`
 //!   with the flipped kernel (conv.rs `as_flipped_forward`);
-//! - weight gradient: `dW^T (K x Og) = X (K x Q) @ gy^T (Q x Og)`: six rows
-//!   of X are broadcast straight from the padded input, gy is transposed
-//!   (with zeros in the dropped columns) into 16-wide panels.
+//! - weight gradient: `dW^T (K x Og) = X (K x Q) @ gy^T (Q x Og)` over the
+//!   valid outputs only: six rows of X are broadcast straight from the
+//!   padded input (jumping over the padding columns at each row's end), gy
+//!   is transposed into 16-wide panels.
 //!
 //! Measured against im2col + `matrixmultiply` on this project's AVX2 machine
 //! (one thread, per sample): the forward tiles reach 75-87 GFLOP/s of useful
-//! work on DeepConvNet's and ResNet-18's 3x3 layers, against 50-65.
-//! `AUTOGRAD_CONV=im2col` turns the path off (for comparisons).
-//!
-//! A caveat of computing the padding columns: an infinite input next to
-//! the border can turn a dropped weight-gradient term into `inf * 0 = NaN`.
+//! work on DeepConvNet's and ResNet-18's 3x3 layers, against 50-65. Tiles
+//! take their two 8-wide vectors from one output row each when that
+//! computes fewer padding columns (see [`tiles`]). `AUTOGRAD_CONV=im2col`
+//! turns the path off (for comparisons).
 
 use std::sync::OnceLock;
 
@@ -75,14 +75,14 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
 struct Plan {
     wp: usize,
     plane: usize,
-    /// Outputs along the padded width: `OH * Wp`.
-    q: usize,
     /// `q` rounded up to whole tiles.
     qt: usize,
     /// Floats of the padded input, with the slack the last tile reads.
     xlen: usize,
     /// Input offset of each tap `p = (c, ky, kx)`, in weight order.
     offs: Vec<usize>,
+    /// Where each pair of 8-wide output vectors of a tile starts (in `q`).
+    tiles: Vec<[usize; 2]>,
 }
 
 impl Plan {
@@ -105,10 +105,10 @@ impl Plan {
         Plan {
             wp,
             plane,
-            q,
             qt,
             xlen,
             offs,
+            tiles: tiles(g.oh, g.ow, wp, q),
         }
     }
 
@@ -130,6 +130,26 @@ impl Plan {
         }
         xp[g.cg() * self.plane..].fill(0.0);
     }
+}
+
+/// The output vectors, two per tile: either consecutive along the padded
+/// width (16 outputs a tile, the padding columns computed too), or each
+/// output row on its own (no padding columns computed, when every row's
+/// vectors fit inside its padded width): 8x8 planes need 8 vectors of 8
+/// rather than 10 (padded width 10), 16-wide rows 32 rather than 36.
+fn tiles(oh: usize, ow: usize, wp: usize, q: usize) -> Vec<[usize; 2]> {
+    let per_row = ow.div_ceil(8);
+    let vecs: Vec<usize> = if per_row * 8 <= wp && oh * per_row < q.div_ceil(8) {
+        (0..oh)
+            .flat_map(|oy| (0..per_row).map(move |j| oy * wp + 8 * j))
+            .collect()
+    } else {
+        (0..q.div_ceil(16) * 2).map(|j| 8 * j).collect()
+    };
+    // An odd count repeats the last vector (the same values, stored twice).
+    vecs.chunks(2)
+        .map(|pair| [pair[0], *pair.last().expect("a vector")])
+        .collect()
 }
 
 /// W (Og x K, row-major) in panels of [`MR`] rows, each tap-major (the last
@@ -188,26 +208,29 @@ fn forward_group(
     with_scratch(plan.xlen, |xp: &mut [f32]| {
         plan.pad_input(g, xg, xp);
         with_scratch(og * qt, |yp: &mut [f32]| {
-            let tiles = qt / NR;
+            let tiles = plan.tiles.len();
             let (xa, ya) = (xp.as_ptr() as usize, yp.as_mut_ptr() as usize);
             let run = |t: usize, parts: usize| {
                 let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
-                for tile in t0..t1 {
-                    let q0 = tile * NR;
+                for &[q0, q1] in &plan.tiles[t0..t1] {
                     for r0 in (0..og).step_by(MR) {
                         let rows = MR.min(og - r0);
                         // SAFETY: the panel holds `rows * k` packed weights;
-                        // every tap reads `xp[offs[p] + q0..][..NR]`, inside
-                        // `xlen` (Plan::new); the tile writes rows
-                        // `r0..r0+rows`, columns `q0..q0+NR` of the `og x qt`
-                        // buffer, disjoint between threads (tile ranges).
+                        // every tap reads `xp[offs[p] + q..][..8]` for both
+                        // vectors' `q < qt - 7`, inside `xlen` (Plan::new);
+                        // the tile writes rows `r0..r0+rows`, columns
+                        // `q..q+8` of the `og x qt` buffer, disjoint between
+                        // tiles (Plan::tiles), so between threads.
                         unsafe {
                             tile_dispatch(
                                 rows,
                                 &plan.offs,
                                 ap.as_ptr().add(r0 * k),
-                                (xa as *const f32).add(q0),
-                                (ya as *mut f32).add(r0 * qt + q0),
+                                [(xa as *const f32).add(q0), (xa as *const f32).add(q1)],
+                                [
+                                    (ya as *mut f32).add(r0 * qt + q0),
+                                    (ya as *mut f32).add(r0 * qt + q1),
+                                ],
                                 qt,
                             );
                         }
@@ -245,8 +268,8 @@ unsafe fn tile_dispatch(
     rows: usize,
     offs: &[usize],
     a: *const f32,
-    xb: *const f32,
-    c: *mut f32,
+    xb: [*const f32; 2],
+    c: [*mut f32; 2],
     rsc: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -317,48 +340,58 @@ fn weight_grad_group(
     dwt: &mut [f32],
     ogp: usize,
 ) {
-    let (og, k, q, wp) = (g.og(), g.k(), plan.q, plan.wp);
+    let (og, k, ohw, ow, wp) = (g.og(), g.k(), g.ohw(), g.ow, plan.wp);
     with_scratch(plan.xlen, |xp: &mut [f32]| {
         plan.pad_input(g, xg, xp);
         // gy^T in panels of 16 (or a last one of 8) output channels, each
-        // pixel-major over the padded width, zero in the dropped columns.
-        with_scratch(q * ogp, |bt: &mut [f32]| {
+        // pixel-major (zero in the padding channels).
+        with_scratch(ohw * ogp, |bt: &mut [f32]| {
             let mut col0 = 0;
             while col0 < ogp {
                 let width = if ogp - col0 >= NR { NR } else { 8 };
-                let panel = &mut bt[col0 * q..][..width * q];
-                panel.fill(0.0);
-                for j in 0..width.min(og.saturating_sub(col0)) {
-                    let src = &gyg[(col0 + j) * g.ohw()..][..g.ohw()];
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            panel[(oy * wp + ox) * width + j] = src[oy * g.ow + ox];
-                        }
+                let panel = &mut bt[col0 * ohw..][..width * ohw];
+                let real = width.min(og.saturating_sub(col0));
+                for (px, dst) in panel.chunks_exact_mut(width).enumerate() {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = if j < real {
+                            gyg[(col0 + j) * ohw + px]
+                        } else {
+                            0.0
+                        };
                     }
                 }
                 col0 += width;
             }
-            for q0 in (0..q).step_by(QC) {
-                let qn = QC.min(q - q0);
+            // Blocks of whole output rows: the kernel walks a row of `ow`
+            // pixels, then jumps over the padding columns to the next.
+            let rows_per = (QC / ow).max(1);
+            for oy0 in (0..g.oh).step_by(rows_per) {
+                let span = Span {
+                    rows: rows_per.min(g.oh - oy0),
+                    ow,
+                    wp,
+                };
                 let mut col0 = 0;
                 while col0 < ogp {
                     let width = if ogp - col0 >= NR { NR } else { 8 };
-                    let b = &bt[col0 * q + q0 * width..][..qn * width];
+                    let b = &bt[col0 * ohw + oy0 * ow * width..][..span.rows * ow * width];
                     for r0 in (0..k).step_by(MR) {
                         let rows = MR.min(k - r0);
                         let mut rp = [std::ptr::null::<f32>(); MR];
                         for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
-                            *ptr = xp[plan.offs[r0 + r] + q0..].as_ptr();
+                            *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
                         }
-                        // SAFETY: each row pointer reads `qn` floats from
-                        // `offs[p] + q0 <= xlen - qn`; `b` holds `qn` rows of
-                        // `width`; the tile adds into rows `r0..r0+rows`,
-                        // columns `col0..col0+width` of the `k x ogp` dwt.
+                        // SAFETY: row pointer `r` reads `xp[offs[p] + oy * wp
+                        // + ox]` for the block's output pixels, below
+                        // `offs_max + q <= xlen`; `b` holds the block's
+                        // pixels times `width`; the tile adds into rows
+                        // `r0..r0+rows`, columns `col0..col0+width` of the
+                        // `k x ogp` dwt.
                         unsafe {
                             wtile_dispatch(
                                 rows,
                                 width,
-                                qn,
+                                span,
                                 &rp,
                                 b.as_ptr(),
                                 dwt.as_mut_ptr().add(r0 * ogp + col0),
@@ -373,6 +406,15 @@ fn weight_grad_group(
     });
 }
 
+/// Output rows of a weight-gradient block: `rows` rows of `ow` pixels,
+/// `wp` apart in the padded input.
+#[derive(Clone, Copy)]
+struct Span {
+    rows: usize,
+    ow: usize,
+    wp: usize,
+}
+
 /// Runs the weight-gradient micro-kernel for `rows` (1..=6) x `width` (8 or 16).
 ///
 /// # Safety
@@ -380,7 +422,7 @@ fn weight_grad_group(
 unsafe fn wtile_dispatch(
     rows: usize,
     width: usize,
-    qn: usize,
+    span: Span,
     rp: &[*const f32; MR],
     b: *const f32,
     c: *mut f32,
@@ -388,22 +430,23 @@ unsafe fn wtile_dispatch(
 ) {
     #[cfg(target_arch = "x86_64")]
     match (rows, width) {
-        (6, 16) => x86::wtile::<6, 2>(qn, rp, b, c, rsc),
-        (5, 16) => x86::wtile::<5, 2>(qn, rp, b, c, rsc),
-        (4, 16) => x86::wtile::<4, 2>(qn, rp, b, c, rsc),
-        (3, 16) => x86::wtile::<3, 2>(qn, rp, b, c, rsc),
-        (2, 16) => x86::wtile::<2, 2>(qn, rp, b, c, rsc),
-        (_, 16) => x86::wtile::<1, 2>(qn, rp, b, c, rsc),
-        (6, _) => x86::wtile::<6, 1>(qn, rp, b, c, rsc),
-        (5, _) => x86::wtile::<5, 1>(qn, rp, b, c, rsc),
-        (4, _) => x86::wtile::<4, 1>(qn, rp, b, c, rsc),
-        (3, _) => x86::wtile::<3, 1>(qn, rp, b, c, rsc),
-        (2, _) => x86::wtile::<2, 1>(qn, rp, b, c, rsc),
-        (_, _) => x86::wtile::<1, 1>(qn, rp, b, c, rsc),
+        (6, 16) => x86::wtile::<6, 2>(span, rp, b, c, rsc),
+        (5, 16) => x86::wtile::<5, 2>(span, rp, b, c, rsc),
+        (4, 16) => x86::wtile::<4, 2>(span, rp, b, c, rsc),
+        (3, 16) => x86::wtile::<3, 2>(span, rp, b, c, rsc),
+        (2, 16) => x86::wtile::<2, 2>(span, rp, b, c, rsc),
+        (_, 16) => x86::wtile::<1, 2>(span, rp, b, c, rsc),
+        (6, _) => x86::wtile::<6, 1>(span, rp, b, c, rsc),
+        (5, _) => x86::wtile::<5, 1>(span, rp, b, c, rsc),
+        (4, _) => x86::wtile::<4, 1>(span, rp, b, c, rsc),
+        (3, _) => x86::wtile::<3, 1>(span, rp, b, c, rsc),
+        (2, _) => x86::wtile::<2, 1>(span, rp, b, c, rsc),
+        (_, _) => x86::wtile::<1, 1>(span, rp, b, c, rsc),
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!(
-        "direct convolution on x86_64 only ({rows} {width} {qn} {rp:?} {b:?} {c:?} {rsc})"
+        "direct convolution on x86_64 only ({rows} {width} {} {rp:?} {b:?} {c:?} {rsc})",
+        span.rows
     );
 }
 
@@ -411,26 +454,26 @@ unsafe fn wtile_dispatch(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `C[R x 16] = A (R x K, tap-major) @ X[K x 16]`, X's row `p` at `xb + offs[p]`.
+    /// For both vectors `v`: `C_v[R x 8] = A (R x K, tap-major) @ X_v[K x 8]`,
+    /// `X_v`'s row `p` at `xb[v] + offs[p]`.
     ///
     /// # Safety
     /// AVX2 and FMA present; `a` holds `R * offs.len()` floats; every
-    /// `xb + offs[p]` 16 readable floats; `c` R rows of 16 writable floats,
-    /// `rsc` apart.
+    /// `xb[v] + offs[p]` 8 readable floats; `c[v]` R rows of 8 writable
+    /// floats, `rsc` apart.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile<const R: usize>(
         offs: &[usize],
         a: *const f32,
-        xb: *const f32,
-        c: *mut f32,
+        xb: [*const f32; 2],
+        c: [*mut f32; 2],
         rsc: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         let mut a = a;
         for &o in offs {
-            let b = xb.add(o);
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
+            let b0 = _mm256_loadu_ps(xb[0].add(o));
+            let b1 = _mm256_loadu_ps(xb[1].add(o));
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_broadcast_ss(&*a.add(r));
                 row[0] = _mm256_fmadd_ps(av, b0, row[0]);
@@ -439,19 +482,21 @@ mod x86 {
             a = a.add(R);
         }
         for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(c.add(r * rsc), row[0]);
-            _mm256_storeu_ps(c.add(r * rsc + 8), row[1]);
+            _mm256_storeu_ps(c[0].add(r * rsc), row[0]);
+            _mm256_storeu_ps(c[1].add(r * rsc), row[1]);
         }
     }
 
-    /// `C[R x 8NV] += sum over q < qn of rp[r][q] * B[q][0..8NV]`.
+    /// `C[R x 8NV] += sum over the span's pixels (oy, ox) of
+    /// rp[r][oy * wp + ox] * B[oy * ow + ox][0..8NV]`.
     ///
     /// # Safety
-    /// AVX2 and FMA present; each `rp[r]` (r < R) `qn` readable floats; `b`
-    /// `qn * 8NV`; `c` R rows of `8NV` floats, `rsc` apart.
+    /// AVX2 and FMA present; each `rp[r]` (r < R) readable at those
+    /// offsets; `b` `rows * ow * 8NV` floats; `c` R rows of `8NV` floats,
+    /// `rsc` apart.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn wtile<const R: usize, const NV: usize>(
-        qn: usize,
+        span: super::Span,
         rp: &[*const f32; super::MR],
         b: *const f32,
         c: *mut f32,
@@ -461,18 +506,23 @@ mod x86 {
         let mut rows = [std::ptr::null::<f32>(); R];
         rows.copy_from_slice(&rp[..R]);
         let mut b = b;
-        for q in 0..qn {
-            let mut bv = [_mm256_setzero_ps(); NV];
-            for (v, slot) in bv.iter_mut().enumerate() {
-                *slot = _mm256_loadu_ps(b.add(v * 8));
-            }
-            for (row, &x) in acc.iter_mut().zip(rows.iter()) {
-                let av = _mm256_broadcast_ss(&*x.add(q));
-                for v in 0..NV {
-                    row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
+        for _ in 0..span.rows {
+            for q in 0..span.ow {
+                let mut bv = [_mm256_setzero_ps(); NV];
+                for (v, slot) in bv.iter_mut().enumerate() {
+                    *slot = _mm256_loadu_ps(b.add(v * 8));
                 }
+                for (row, &x) in acc.iter_mut().zip(rows.iter()) {
+                    let av = _mm256_broadcast_ss(&*x.add(q));
+                    for v in 0..NV {
+                        row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
+                    }
+                }
+                b = b.add(8 * NV);
             }
-            b = b.add(8 * NV);
+            for x in rows.iter_mut() {
+                *x = x.add(span.wp);
+            }
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, &val) in row.iter().enumerate() {
