@@ -174,16 +174,27 @@ pub(crate) fn conv2d_forward<T: Float>(
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
-    let mut y = vec![T::zero(); g.n * out_per];
     if direct::applies(g) {
-        if let (Some(x32), Some(w32), Some(y32)) =
-            (T::f32_slice(x), T::f32_slice(wt), T::f32_slice_mut(&mut y))
-        {
+        if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+            // Not zero-filled: the kernel writes every element.
+            let mut y = Vec::<T>::with_capacity(g.n * out_per);
+            let spare = y.spare_capacity_mut();
+            // SAFETY: T is f32 (f32_slice returned Some), so the uninitialized
+            // slots have f32's layout.
+            let y32 = unsafe {
+                std::slice::from_raw_parts_mut(
+                    spare.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>,
+                    g.n * out_per,
+                )
+            };
             direct::forward(x32, w32, b32, g, y32);
+            // SAFETY: direct::forward initialized all `n * out_per` elements.
+            unsafe { y.set_len(g.n * out_per) };
             return y;
         }
     }
+    let mut y = vec![T::zero(); g.n * out_per];
     let work = og * k * ohw * g.groups;
     let s = samples_per_chunk(g);
     if s > 1 {

@@ -28,6 +28,7 @@
 //! computes fewer padding columns (see [`tiles`]). `AUTOGRAD_CONV=im2col`
 //! turns the path off (for comparisons).
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use super::conv::ConvGeom;
@@ -168,14 +169,21 @@ fn pack_weights(w: &[f32], og: usize, k: usize) -> Vec<f32> {
 }
 
 /// `y = conv2d(x, w) + bias` for a geometry where [`applies`] holds.
-pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom, y: &mut [f32]) {
+/// Writes every element of `y` (which may start uninitialized).
+pub(crate) fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    y: &mut [MaybeUninit<f32>],
+) {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
     let plan = Plan::new(g);
     let packed: Vec<Vec<f32>> = (0..g.groups)
         .map(|gi| pack_weights(&w[gi * og * k..(gi + 1) * og * k], og, k))
         .collect();
     let (in_per, out_per) = (g.c * g.h * g.w, g.o * ohw);
-    let sample = |i: usize, yo: &mut [f32], threads: usize| {
+    let sample = |i: usize, yo: &mut [MaybeUninit<f32>], threads: usize| {
         let xs = &x[i * in_per..(i + 1) * in_per];
         for (gi, ap) in packed.iter().enumerate() {
             let xg = &xs[gi * g.cg() * g.h * g.w..][..g.cg() * g.h * g.w];
@@ -201,7 +209,7 @@ fn forward_group(
     xg: &[f32],
     ap: &[f32],
     bias: Option<&[f32]>,
-    yg: &mut [f32],
+    yg: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
     let (og, k, qt) = (g.og(), g.k(), plan.qt);
@@ -249,11 +257,9 @@ fn forward_group(
                 for oy in 0..oh {
                     let src = &yp[o * qt + oy * wp..][..ow];
                     let dst = &mut yg[(o * oh + oy) * ow..][..ow];
-                    if bias.is_some() {
-                        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b);
-                    } else {
-                        dst.copy_from_slice(src);
-                    }
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| {
+                        d.write(s + b);
+                    });
                 }
             }
         });
