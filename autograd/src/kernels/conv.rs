@@ -5,6 +5,7 @@
 
 use super::team;
 
+use super::dead_taps;
 use super::direct;
 use super::gemm;
 use super::im2col::{col2im, im2col, im2col_row, im2col_strided};
@@ -171,6 +172,9 @@ pub(crate) fn conv2d_forward<T: Float>(
     bias: Option<&[T]>,
     g: &ConvGeom,
 ) -> Vec<T> {
+    if let Some(p) = dead_taps::prune(g) {
+        return conv2d_forward(x, &p.weights(g, wt), bias, &p.g);
+    }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
@@ -221,6 +225,9 @@ pub(crate) fn conv2d_forward<T: Float>(
 
 /// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
 pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some(p) = dead_taps::prune(g) {
+        return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
+    }
     if let Some((wf, gf)) = as_flipped_forward(wt, g) {
         return conv2d_forward(gy, &wf, None, &gf);
     }
@@ -485,6 +492,9 @@ fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> V
 
 /// The weight gradient of conv2d: sum over samples of gy (Og x OHW) @ col^T (OHW x K).
 pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some(p) = dead_taps::prune(g) {
+        return p.full_grad(g, &conv2d_weight_grad(x, gy, &p.g));
+    }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;

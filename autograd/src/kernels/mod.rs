@@ -1,6 +1,7 @@
 //! Array kernels behind the ops: no autograd here, only numbers.
 
 pub(crate) mod conv;
+pub(crate) mod dead_taps;
 pub(crate) mod direct;
 pub(crate) mod gemm;
 pub(crate) mod im2col;

@@ -1,0 +1,203 @@
+//! Kernel taps that only ever read padding are dropped before a
+//! convolution runs. ResNet-18 on 32x32 images ends on 1x1 planes, where a
+//! 3x3 kernel with padding 1 sees the input through its centre tap only:
+//! the other 8/9 of the product multiplied zeros (a fifth of the network's
+//! arithmetic). Without those taps the layer is a 1x1 convolution, a plain
+//! matrix product; the weight gradient of a dropped tap is exactly zero.
+
+use super::conv::ConvGeom;
+use crate::dtype::Float;
+
+/// The same convolution over the live taps only: kernel rows
+/// `k0[0]..k0[0] + g.kh`, columns `k0[1]..k0[1] + g.kw` of the original.
+pub(crate) struct Pruned {
+    pub(crate) g: ConvGeom,
+    k0: [usize; 2],
+}
+
+/// The live taps `k0..=k1` along one axis, if fewer than all and they can be
+/// expressed as a smaller kernel with less padding giving the same output size.
+fn live_range(
+    h: usize,
+    oh: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    k: usize,
+) -> Option<(usize, usize)> {
+    let live = |kk: usize| {
+        (0..oh).any(|o| {
+            let pos = (o * s + kk * d) as isize - p as isize;
+            pos >= 0 && pos < h as isize
+        })
+    };
+    let k0 = (0..k).find(|&kk| live(kk))?;
+    let k1 = (0..k).rev().find(|&kk| live(kk))?;
+    if (k0 == 0 && k1 == k - 1) || !(k0..=k1).all(live) || k0 * d > p {
+        return None;
+    }
+    // The smaller kernel with padding p - k0 * d must give the same output size.
+    let (kp, pp) = (k1 - k0 + 1, p - k0 * d);
+    let span = d * (kp - 1) + 1;
+    (h + 2 * pp >= span && (h + 2 * pp - span) / s + 1 == oh).then_some((k0, k1))
+}
+
+/// The pruned convolution, when some taps are dead.
+pub(crate) fn prune(g: &ConvGeom) -> Option<Pruned> {
+    let full = |k: usize| (0, k - 1);
+    let rows = live_range(g.h, g.oh, g.stride[0], g.padding[0], g.dilation[0], g.kh);
+    let cols = live_range(g.w, g.ow, g.stride[1], g.padding[1], g.dilation[1], g.kw);
+    if rows.is_none() && cols.is_none() {
+        return None;
+    }
+    let (r0, r1) = rows.unwrap_or(full(g.kh));
+    let (c0, c1) = cols.unwrap_or(full(g.kw));
+    Some(Pruned {
+        g: ConvGeom {
+            kh: r1 - r0 + 1,
+            kw: c1 - c0 + 1,
+            padding: [
+                g.padding[0] - r0 * g.dilation[0],
+                g.padding[1] - c0 * g.dilation[1],
+            ],
+            ..*g
+        },
+        k0: [r0, c0],
+    })
+}
+
+impl Pruned {
+    /// The live taps of a full weight `[O, Cg, KH, KW]`.
+    pub(crate) fn weights<T: Float>(&self, full: &ConvGeom, w: &[T]) -> Vec<T> {
+        let (kh, kw) = (self.g.kh, self.g.kw);
+        let mut out = Vec::with_capacity(full.o * full.cg() * kh * kw);
+        for plane in w.chunks_exact(full.kh * full.kw) {
+            for r in 0..kh {
+                let row = (self.k0[0] + r) * full.kw + self.k0[1];
+                out.extend_from_slice(&plane[row..row + kw]);
+            }
+        }
+        out
+    }
+
+    /// The full weight gradient from the live taps' (zero at dead taps).
+    pub(crate) fn full_grad<T: Float>(&self, full: &ConvGeom, dw: &[T]) -> Vec<T> {
+        let (kh, kw) = (self.g.kh, self.g.kw);
+        let mut out = vec![T::zero(); full.o * full.cg() * full.kh * full.kw];
+        for (dst, src) in out
+            .chunks_exact_mut(full.kh * full.kw)
+            .zip(dw.chunks_exact(kh * kw))
+        {
+            for r in 0..kh {
+                let row = (self.k0[0] + r) * full.kw + self.k0[1];
+                dst[row..row + kw].copy_from_slice(&src[r * kw..(r + 1) * kw]);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+    use super::*;
+
+    fn geom(hw: usize, c: usize, o: usize, k: usize, s: usize, p: usize, d: usize) -> ConvGeom {
+        let out = (hw + 2 * p - d * (k - 1) - 1) / s + 1;
+        ConvGeom {
+            n: 3,
+            c,
+            h: hw,
+            w: hw,
+            o,
+            kh: k,
+            kw: k,
+            oh: out,
+            ow: out,
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+            groups: 1,
+        }
+    }
+
+    /// What ResNet-18's last stage on 32x32 images needs.
+    #[test]
+    fn resnet_tail_layers_are_pruned() {
+        let p = prune(&geom(1, 8, 8, 3, 1, 1, 1)).expect("1x1 plane");
+        assert_eq!((p.g.kh, p.g.kw, p.g.padding, p.k0), (1, 1, [0, 0], [1, 1]));
+        let p = prune(&geom(2, 8, 8, 3, 2, 1, 1)).expect("2x2 -> 1x1, stride 2");
+        assert_eq!((p.g.kh, p.g.padding, p.k0), (2, [0, 0], [1, 1]));
+        assert!(
+            prune(&geom(2, 8, 8, 3, 1, 1, 1)).is_none(),
+            "every tap is live"
+        );
+        assert!(prune(&geom(28, 8, 8, 3, 1, 1, 1)).is_none());
+    }
+
+    /// Pruned and full convolutions agree (the full one computed by hand
+    /// here, as the kernels themselves prune).
+    #[test]
+    fn pruned_matches_direct_sum() {
+        for (hw, k, s, p, d) in [
+            (1, 3, 1, 1, 1),
+            (2, 3, 2, 1, 1),
+            (1, 5, 1, 2, 1),
+            (1, 3, 1, 2, 2),
+            (2, 5, 2, 3, 1),
+        ] {
+            let g = geom(hw, 3, 4, k, s, p, d);
+            assert!(prune(&g).is_some(), "{g:?}");
+            let val = |i: usize| ((i * 7919) % 97) as f64 / 48.0 - 1.0;
+            let x: Vec<f64> = (0..g.n * g.c * hw * hw).map(val).collect();
+            let w: Vec<f64> = (0..g.o * g.c * k * k).map(|i| val(i + 3)).collect();
+            let gy: Vec<f64> = (0..g.n * g.o * g.ohw()).map(|i| val(i + 7)).collect();
+            let (mut y, mut dx, mut dw) =
+                (vec![0.0; gy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+            for n in 0..g.n {
+                for o in 0..g.o {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let yi = ((n * g.o + o) * g.oh + oy) * g.ow + ox;
+                            for c in 0..g.c {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let iy = (oy * s + ky * d) as isize - p as isize;
+                                        let ix = (ox * s + kx * d) as isize - p as isize;
+                                        if iy < 0
+                                            || ix < 0
+                                            || iy >= hw as isize
+                                            || ix >= hw as isize
+                                        {
+                                            continue;
+                                        }
+                                        let xi =
+                                            ((n * g.c + c) * hw + iy as usize) * hw + ix as usize;
+                                        let wi = ((o * g.c + c) * k + ky) * k + kx;
+                                        y[yi] += w[wi] * x[xi];
+                                        dx[xi] += w[wi] * gy[yi];
+                                        dw[wi] += x[xi] * gy[yi];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let got = [
+                conv2d_forward(&x, &w, None, &g),
+                conv2d_input_grad(&gy, &w, &g),
+                conv2d_weight_grad(&x, &gy, &g),
+            ];
+            for (what, (a, b)) in ["forward", "input grad", "weight grad"]
+                .iter()
+                .zip(got.iter().zip([&y, &dx, &dw]))
+            {
+                assert_eq!(a.len(), b.len());
+                for (u, v) in a.iter().zip(b.iter()) {
+                    assert!((u - v).abs() < 1e-12, "{what} {g:?}: {u} vs {v}");
+                }
+            }
+        }
+    }
+}
