@@ -32,6 +32,7 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use super::conv::ConvGeom;
+use super::im2col::{copy_short, zero_short};
 use super::scratch::with_scratch;
 use super::team;
 
@@ -130,12 +131,13 @@ impl Plan {
         for (c, dst) in xp.chunks_mut(self.plane).take(g.cg()).enumerate() {
             let src = &x[c * g.h * g.w..][..g.h * g.w];
             dst[..ph * wp + pw].fill(0.0);
+            // Short rows: copy_short/zero_short, not memmove/memset calls.
             for (y, row) in src.chunks_exact(g.w).enumerate() {
                 let start = (y + ph) * wp + pw;
-                dst[start..start + g.w].copy_from_slice(row);
+                copy_short(&mut dst[start..start + g.w], row);
                 // Right border of this row and left border of the next.
                 let end = (start + g.w + 2 * pw).min(dst.len());
-                dst[start + g.w..end].fill(0.0);
+                zero_short(&mut dst[start + g.w..end]);
             }
             let tail = (g.h + ph) * wp;
             dst[tail..].fill(0.0);
@@ -368,13 +370,18 @@ fn weight_grad_group(
                 let width = if ogp - col0 >= NR { NR } else { 8 };
                 let panel = &mut bt[col0 * ohw..][..width * ohw];
                 let real = width.min(og.saturating_sub(col0));
-                for (px, dst) in panel.chunks_exact_mut(width).enumerate() {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if j < real {
-                            gyg[(col0 + j) * ohw + px]
+                // In blocks of 64 pixels (64 cache lines of the panel).
+                for px0 in (0..ohw).step_by(64) {
+                    let n = 64.min(ohw - px0);
+                    let dst = &mut panel[px0 * width..(px0 + n) * width];
+                    for j in 0..width {
+                        let lane = dst.iter_mut().skip(j).step_by(width);
+                        if j < real {
+                            let src = &gyg[(col0 + j) * ohw + px0..][..n];
+                            lane.zip(src).for_each(|(d, &v)| *d = v);
                         } else {
-                            0.0
-                        };
+                            lane.for_each(|d| *d = 0.0);
+                        }
                     }
                 }
                 col0 += width;

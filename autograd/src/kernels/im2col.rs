@@ -104,7 +104,7 @@ fn im2col_row_rows<T: Float>(plane: &[T], g: &ConvGeom, ki: usize, ix0: isize, d
 /// call, which cost more than the copy (measured: a third of conv4's time
 /// went to im2col, `memmove` and `memset` calls).
 #[inline(always)]
-fn copy_short<T: Float>(d: &mut [T], s: &[T]) {
+pub(super) fn copy_short<T: Float>(d: &mut [T], s: &[T]) {
     let n = d.len();
     if n >= 32 {
         return d.copy_from_slice(s);
@@ -121,7 +121,7 @@ fn copy_short<T: Float>(d: &mut [T], s: &[T]) {
 
 /// `d = 0` for short runs (padding columns), without a `memset` call.
 #[inline(always)]
-fn zero_short<T: Float>(d: &mut [T]) {
+pub(super) fn zero_short<T: Float>(d: &mut [T]) {
     let n = d.len();
     if n >= 32 {
         return d.fill(T::zero());
