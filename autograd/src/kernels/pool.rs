@@ -2,6 +2,9 @@
 //! Every pooling (max, average, adaptive) is described by its windows along
 //! each axis, so one set of loops serves them all.
 
+use std::cell::RefCell;
+
+use super::scratch::with_scratch;
 use super::team;
 
 use crate::dtype::Float;
@@ -184,9 +187,36 @@ fn max_pool_separable<T: Float>(
     o: &mut [T],
     id: &mut [u32],
 ) {
+    // Per-thread buffers: GoogLeNet pools ~100,000 planes of 2x2 to 8x8 a
+    // step (two allocations per plane otherwise).
+    thread_local! {
+        static ROW_AT: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    }
     let ow = ww.len();
-    let mut row_max = vec![T::neg_infinity(); h * ow];
-    let mut row_at = vec![0u32; h * ow];
+    with_scratch(h * ow, |row_max: &mut [T]| {
+        ROW_AT.with(|row_at| {
+            let mut row_at = row_at.borrow_mut();
+            row_at.resize(h * ow, 0);
+            separable_passes(plane, h, w, wh, ww, o, id, row_max, &mut row_at);
+        })
+    });
+}
+
+/// The two passes of [`max_pool_separable`] (buffers: `h x ow`, every
+/// element written before it is read).
+#[allow(clippy::too_many_arguments)]
+fn separable_passes<T: Float>(
+    plane: &[T],
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+    o: &mut [T],
+    id: &mut [u32],
+    row_max: &mut [T],
+    row_at: &mut [u32],
+) {
+    let ow = ww.len();
     for y in 0..h {
         let row = &plane[y * w..(y + 1) * w];
         let (m, a) = (&mut row_max[y * ow..][..ow], &mut row_at[y * ow..][..ow]);
