@@ -14,7 +14,7 @@
 //!
 //! Options: `--epochs N` `--seed S` `--threads T` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--augment` `--data DIR` `--out DIR`
-//! `--resume` `--quick` (a smoke run: 1 epoch on 600 training and 500 test images)
+//! `--resume` `--flush-denormals` `--quick` (a smoke run: 1 epoch on 600 training and 500 test images)
 //! `--train-subset N` `--test-subset N`.
 
 use std::path::PathBuf;
@@ -58,6 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(args.get("--out", "runs/deep_convnet".to_string()));
     // The compute threads, this one among them (0: every core).
     autograd::set_num_threads(args.get("--threads", 0))?;
+    // Denormal floats flushed to zero (x86 FTZ/DAZ): off unless asked, as in PyTorch.
+    autograd::set_flush_denormals(args.flag("--flush-denormals"));
     std::fs::create_dir_all(out.join("checkpoint"))?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).

@@ -13,6 +13,7 @@
 //! assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
 //! ```
 
+mod denormals;
 pub mod dims;
 pub mod dtype;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod rng;
 pub mod tensor;
 pub mod threads;
 
+pub use denormals::{flush_denormals, set_flush_denormals};
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
 pub use error::{Error, Result};
