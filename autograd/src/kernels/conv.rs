@@ -1,7 +1,9 @@
-//! Convolution kernels (NCHW): im2col + GEMM for the forward pass and the
-//! weight gradient, GEMM + col2im for the input gradient (which is also
-//! `conv_transpose2d`). Batches are split across threads, each with its own
-//! reused column buffer and a single-threaded GEMM.
+//! Convolution kernels (NCHW). Taps that only read padding are dropped first
+//! (`dead_taps`); stride-1 convolutions in f32 on AVX2 + FMA then run
+//! directly on the padded input (`direct`); the rest use im2col + GEMM for
+//! the forward pass and the weight gradient, GEMM + col2im for the input
+//! gradient (which is also `conv_transpose2d`). Batches are split across
+//! threads, each with its own reused column buffer and a single-threaded GEMM.
 
 use super::team;
 
