@@ -1,5 +1,6 @@
 //! Flushing denormal floats to zero (x86's FTZ and DAZ bits), on the calling
-//! thread and on the kernels' compute threads.
+//! thread and on every compute thread (each applies the setting before its
+//! next piece of work).
 //!
 //! Arithmetic on denormals (magnitudes below ~1.2e-38 in f32) takes a slow
 //! microcode path on many CPUs; weights and gradients that decay towards
@@ -28,7 +29,7 @@ thread_local! {
 pub fn set_flush_denormals(on: bool) -> bool {
     let prev = STATE.load(Acquire);
     STATE.store(((prev >> 1) + 1) << 1 | on as u32, Release);
-    sync_thread();
+    sync_flush_denormals();
     cfg!(target_arch = "x86_64")
 }
 
@@ -37,9 +38,11 @@ pub fn flush_denormals() -> bool {
     cfg!(target_arch = "x86_64") && STATE.load(Acquire) & 1 == 1
 }
 
-/// Brings this thread's floating-point mode in line with the setting
-/// (called by compute threads before each piece of work: one atomic load).
-pub(crate) fn sync_thread() {
+/// Brings this thread's floating-point mode in line with the setting: the
+/// kernels' team and softmax's rayon lanes call it before each piece of
+/// work (one atomic load); code running its own worker threads (optim's
+/// gradient clipping on rayon) calls it the same way.
+pub fn sync_flush_denormals() {
     let state = STATE.load(Acquire);
     APPLIED.with(|applied| {
         if applied.get() != state {

@@ -25,7 +25,7 @@ pub mod rng;
 pub mod tensor;
 pub mod threads;
 
-pub use denormals::{flush_denormals, set_flush_denormals};
+pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
 pub use error::{Error, Result};

@@ -124,9 +124,10 @@ pub fn try_clip_grad_value_<'a, T: Float>(
 fn map_in_place<T: Float>(t: &Tensor<T>, f: impl Fn(T) -> T + Sync) {
     let mut w = t.write();
     match w.as_slice_memory_order_mut() {
-        Some(s) if s.len() > PIECE => s
-            .par_chunks_mut(PIECE)
-            .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x))),
+        Some(s) if s.len() > PIECE => s.par_chunks_mut(PIECE).for_each(|c| {
+            autograd::sync_flush_denormals();
+            c.iter_mut().for_each(|x| *x = f(*x))
+        }),
         Some(s) => s.iter_mut().for_each(|x| *x = f(*x)),
         None => w.mapv_inplace(f),
     }
@@ -135,7 +136,10 @@ fn map_in_place<T: Float>(t: &Tensor<T>, f: impl Fn(T) -> T + Sync) {
 /// One tensor's norm of order `p`, accumulated in f64.
 fn tensor_norm<T: Float>(t: &Tensor<T>, p: f64) -> f64 {
     let r = t.read();
-    let piece = |s: &[T]| -> f64 { accumulate(s.iter().map(|x| x.as_f64().abs()), p) };
+    let piece = |s: &[T]| -> f64 {
+        autograd::sync_flush_denormals();
+        accumulate(s.iter().map(|x| x.as_f64().abs()), p)
+    };
     let partials: Vec<f64> = match r.as_slice_memory_order() {
         // Pieces in a fixed order: the same gradients give the same norm, bit for bit.
         Some(s) if s.len() > PIECE => s.par_chunks(PIECE).map(piece).collect(),

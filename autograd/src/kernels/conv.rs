@@ -52,6 +52,46 @@ impl ConvGeom {
     }
 }
 
+#[cfg(test)]
+impl ConvGeom {
+    /// For tests: the geometry with the output size PyTorch gives (`c` and
+    /// `o` count all groups' channels); `None` when the output is empty.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sized(
+        n: usize,
+        c: usize,
+        hw: [usize; 2],
+        o: usize,
+        k: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Option<ConvGeom> {
+        let out = |a: usize| {
+            let span = dilation[a] * (k[a] - 1) + 1;
+            (hw[a] + 2 * padding[a])
+                .checked_sub(span)
+                .map(|r| r / stride[a] + 1)
+        };
+        Some(ConvGeom {
+            n,
+            c,
+            h: hw[0],
+            w: hw[1],
+            o,
+            kh: k[0],
+            kw: k[1],
+            oh: out(0)?,
+            ow: out(1)?,
+            stride,
+            padding,
+            dilation,
+            groups,
+        })
+    }
+}
+
 /// `C = A B (+ C if accumulate)` on slices with explicit strides, one thread.
 #[allow(clippy::too_many_arguments)]
 fn gemm<T: Float>(

@@ -103,22 +103,7 @@ mod tests {
     use super::*;
 
     fn geom(hw: usize, c: usize, o: usize, k: usize, s: usize, p: usize, d: usize) -> ConvGeom {
-        let out = (hw + 2 * p - d * (k - 1) - 1) / s + 1;
-        ConvGeom {
-            n: 3,
-            c,
-            h: hw,
-            w: hw,
-            o,
-            kh: k,
-            kw: k,
-            oh: out,
-            ow: out,
-            stride: [s, s],
-            padding: [p, p],
-            dilation: [d, d],
-            groups: 1,
-        }
+        ConvGeom::sized(3, c, [hw, hw], o, [k, k], [s, s], [p, p], [d, d], 1).expect("an output")
     }
 
     /// What ResNet-18's last stage on 32x32 images needs.

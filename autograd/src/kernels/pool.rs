@@ -197,58 +197,41 @@ fn max_pool_separable<T: Float>(
         ROW_AT.with(|row_at| {
             let mut row_at = row_at.borrow_mut();
             row_at.resize(h * ow, 0);
-            separable_passes(plane, h, w, wh, ww, o, id, row_max, &mut row_at);
+            // Every element of both buffers is written before it is read.
+            for y in 0..h {
+                let row = &plane[y * w..(y + 1) * w];
+                let (m, a) = (&mut row_max[y * ow..][..ow], &mut row_at[y * ow..][..ow]);
+                for j in 0..ow {
+                    let (lo, hi) = (ww.lo[j], ww.hi[j]);
+                    let (mut best, mut at) = (T::neg_infinity(), lo);
+                    for (x, &v) in row[lo..hi].iter().enumerate() {
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = lo + x;
+                        }
+                    }
+                    m[j] = best;
+                    a[j] = at as u32;
+                }
+            }
+            for i in 0..wh.len() {
+                let (o, id) = (&mut o[i * ow..][..ow], &mut id[i * ow..][..ow]);
+                let (lo, hi) = (wh.lo[i], wh.hi[i]);
+                for j in 0..ow {
+                    let (mut best, mut at) = (T::neg_infinity(), (lo * w + ww.lo[j]) as u32);
+                    for y in lo..hi {
+                        let v = row_max[y * ow + j];
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = (y * w) as u32 + row_at[y * ow + j];
+                        }
+                    }
+                    o[j] = best;
+                    id[j] = at;
+                }
+            }
         })
     });
-}
-
-/// The two passes of [`max_pool_separable`] (buffers: `h x ow`, every
-/// element written before it is read).
-#[allow(clippy::too_many_arguments)]
-fn separable_passes<T: Float>(
-    plane: &[T],
-    h: usize,
-    w: usize,
-    wh: &Windows,
-    ww: &Windows,
-    o: &mut [T],
-    id: &mut [u32],
-    row_max: &mut [T],
-    row_at: &mut [u32],
-) {
-    let ow = ww.len();
-    for y in 0..h {
-        let row = &plane[y * w..(y + 1) * w];
-        let (m, a) = (&mut row_max[y * ow..][..ow], &mut row_at[y * ow..][..ow]);
-        for j in 0..ow {
-            let (lo, hi) = (ww.lo[j], ww.hi[j]);
-            let (mut best, mut at) = (T::neg_infinity(), lo);
-            for (x, &v) in row[lo..hi].iter().enumerate() {
-                if v > best || v.is_nan() {
-                    best = v;
-                    at = lo + x;
-                }
-            }
-            m[j] = best;
-            a[j] = at as u32;
-        }
-    }
-    for i in 0..wh.len() {
-        let (o, id) = (&mut o[i * ow..][..ow], &mut id[i * ow..][..ow]);
-        let (lo, hi) = (wh.lo[i], wh.hi[i]);
-        for j in 0..ow {
-            let (mut best, mut at) = (T::neg_infinity(), (lo * w + ww.lo[j]) as u32);
-            for y in lo..hi {
-                let v = row_max[y * ow + j];
-                if v > best || v.is_nan() {
-                    best = v;
-                    at = (y * w) as u32 + row_at[y * ow + j];
-                }
-            }
-            o[j] = best;
-            id[j] = at;
-        }
-    }
 }
 
 /// `max_pool` for 2x2 windows with stride 2 (the common case, and 17% of a

@@ -100,7 +100,7 @@ fn helper(s: &'static Shared, i: usize) {
             // SAFETY: the caller keeps the job alive until `pending` is 0,
             // which it cannot be before this part is counted.
             let job = unsafe { *(s.job.load(Acquire) as *const Job) };
-            crate::denormals::sync_thread();
+            crate::denormals::sync_flush_denormals();
             if catch_unwind(AssertUnwindSafe(|| job(i + 1))).is_err() {
                 s.panicked.store(true, Release);
             }

@@ -17,7 +17,10 @@ pub(crate) fn along_lanes<T: Float>(
     let mut out = ArrayD::<T>::zeros(x.raw_dim());
     let z = Zip::from(x.lanes(Axis(d))).and(out.lanes_mut(Axis(d)));
     if x.len() >= PAR_MIN {
-        z.par_for_each(f);
+        z.par_for_each(|a, b| {
+            crate::denormals::sync_flush_denormals();
+            f(a, b)
+        });
     } else {
         z.for_each(f);
     }
