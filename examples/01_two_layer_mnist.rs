@@ -35,6 +35,7 @@ fn main() -> Result<(), Failure> {
     let batch: usize = args.get("--batch", 100);
     let seed: u64 = args.get("--seed", 0);
     let out = PathBuf::from(args.get("--out", "runs/two_layer_net".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
 
     // 1. Data: images as [N, 1, 28, 28] batches with values in [0, 1].

@@ -60,10 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     autograd::set_num_threads(args.get("--threads", 0))?;
     // Denormal floats flushed to zero (x86 FTZ/DAZ): off unless asked, as in PyTorch.
     autograd::set_flush_denormals(args.flag("--flush-denormals"));
+    let data_dir = args.value("--data").map(PathBuf::from);
+    let train_subset: Option<usize> = args.opt("--train-subset");
+    let test_subset: Option<usize> = args.opt("--test-subset");
+    let resume = args.flag("--resume");
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(out.join("checkpoint"))?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).
-    let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match args.value("--data") {
+    let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match &data_dir {
         Some(dir) => (
             Arc::new(Mnist::load(dir, true)?),
             Arc::new(Mnist::load(dir, false)?),
@@ -73,8 +78,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(Mnist::load_default(false)?),
         ),
     };
-    let train_n: usize = args.get("--train-subset", if quick { 600 } else { train.len() });
-    let test_n: usize = args.get("--test-subset", if quick { 500 } else { test.len() });
+    let train_n = train_subset.unwrap_or(if quick { 600 } else { train.len() });
+    let test_n = test_subset.unwrap_or(if quick { 500 } else { test.len() });
     let train: Arc<dyn Dataset> = if train_n < train.len() {
         Arc::new(Subset::first(train, train_n))
     } else {
@@ -141,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Resume: model, optimizer and scheduler state, and the epoch they reached.
     let ckpt = out.join("checkpoint");
     let mut start = 1;
-    if args.flag("--resume") && ckpt.join("epoch.txt").exists() {
+    if resume && ckpt.join("epoch.txt").exists() {
         let done: usize = std::fs::read_to_string(ckpt.join("epoch.txt"))?
             .trim()
             .parse()?;

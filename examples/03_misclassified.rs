@@ -34,6 +34,7 @@ fn main() -> Result<(), Failure> {
     ));
     let max_shown: usize = args.get("--max", 100);
     let out = PathBuf::from(args.get("--out", "runs/misclassified".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
 
     // The test set (a part of it in a quick run).

@@ -52,6 +52,7 @@ fn main() -> Result<(), Failure> {
     let seed: u64 = args.get("--seed", 0);
     let show: usize = args.get("--show", 8);
     let out = PathBuf::from(args.get("--out", "runs/augmentation".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
 
     let train: Arc<dyn Dataset> =

@@ -57,6 +57,7 @@ fn main() -> Result<(), Failure> {
     let freeze: usize = args.get("--freeze", 6);
     let seed: u64 = args.get("--seed", 0);
     let out = PathBuf::from(args.get("--out", "runs/transfer".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
 
     // 1. The source task: MNIST weights, from example 02 or trained here.

@@ -40,6 +40,7 @@ fn main() -> Result<(), Failure> {
         "runs/deep_convnet/deep_convnet.safetensors".to_string(),
     ));
     let out = PathBuf::from(args.get("--out", "runs/reduced_precision".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
     let test: Arc<dyn Dataset> = Arc::new(Mnist::load_default(false)?);
     let test: Arc<dyn Dataset> = if quick {

@@ -46,6 +46,7 @@ fn main() -> Result<(), Failure> {
     let test_n: usize = args.get("--test-subset", if quick { 200 } else { 10_000 });
     let seed: u64 = args.get("--seed", 0);
     let out = PathBuf::from(args.get("--out", "runs/ensemble".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     if n_models == 0 {
         return Err(Failure::msg("--models: an ensemble needs at least 1 model"));
     }

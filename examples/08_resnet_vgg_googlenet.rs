@@ -68,6 +68,7 @@ fn main() -> Result<(), Failure> {
     let lr: f64 = args.get("--lr", 1e-3);
     let seed: u64 = args.get("--seed", 0);
     let out = PathBuf::from(args.get("--out", "runs/famous_networks".to_string()));
+    args.finish(); // --help, or an unknown option: say so before any work
     let names: Vec<&str> = match which.as_str() {
         "all" => MODELS.to_vec(),
         one if MODELS.contains(&one) => vec![one],

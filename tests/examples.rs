@@ -502,3 +502,34 @@ fn ex08_resnet_vgg_googlenet() {
         "unknown network 'alexnet'",
     );
 }
+
+/// `--help` lists every example's options; a misspelt option stops it before
+/// any work (it used to be ignored: `--help` started a 20-epoch run).
+#[test]
+fn examples_answer_help_and_refuse_unknown_options() {
+    for name in [
+        "01_two_layer_mnist",
+        "02_deep_convnet_mnist",
+        "03_misclassified",
+        "04_augmentation",
+        "05_transfer_learning",
+        "06_reduced_precision",
+        "07_ensemble",
+        "08_resnet_vgg_googlenet",
+    ] {
+        let help = cargo_run(name, &["--help"]);
+        let stdout = String::from_utf8_lossy(&help.stdout);
+        assert_eq!(help.status.code(), Some(0), "{name} --help:\n{stdout}");
+        assert!(
+            stdout.contains("--quick") && stdout.contains("--out"),
+            "{name} --help:\n{stdout}"
+        );
+        let typo = cargo_run(name, &["--quick", "--epoch", "3"]);
+        let stderr = String::from_utf8_lossy(&typo.stderr);
+        assert_eq!(typo.status.code(), Some(2), "{name} --epoch:\n{stderr}");
+        assert!(
+            stderr.contains("unknown option --epoch"),
+            "{name} --epoch:\n{stderr}"
+        );
+    }
+}
