@@ -245,11 +245,23 @@ fn max_pool_2x2<T: Float>(
     o: &mut [T],
     id: &mut [u32],
 ) {
+    // f32 on AVX2: eight windows a step, the rest of each row below.
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if ow >= 8 && is_x86_feature_detected!("avx2") {
+        if let (Some(p32), Some(o32)) = (T::f32_slice(plane), T::f32_slice_mut(o)) {
+            done = ow;
+            // SAFETY: AVX2 is present; the kernel reads rows 2i and 2i+1 up to
+            // column 2 * ow <= w, and writes the `ow` outputs of each of the
+            // `oh` rows of `o` and `id`.
+            unsafe { x86::max_pool_2x2(p32, w, oh, ow, o32, id) };
+        }
+    }
     for i in 0..oh {
         let r0 = &plane[2 * i * w..2 * i * w + 2 * ow];
         let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
         let (o, id) = (&mut o[i * ow..(i + 1) * ow], &mut id[i * ow..(i + 1) * ow]);
-        for j in 0..ow {
+        for j in done..ow {
             let taps = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
             let (mut best, mut at) = (T::neg_infinity(), 0);
             for (t, &v) in taps.iter().enumerate() {
@@ -261,6 +273,82 @@ fn max_pool_2x2<T: Float>(
             o[j] = best;
             let (y, x) = (2 * i + at / 2, 2 * j + at % 2);
             id[j] = (y * w + x) as u32;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Even and odd lanes of the 16 floats `a, b`, in order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn deinterleave(a: __m256, b: __m256) -> (__m256, __m256) {
+        // Per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit
+        // pairs reordered to [a0 a2 a4 a6 b0 b2 b4 b6].
+        let even = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+        let fix = |v: __m256| {
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+        };
+        (fix(even), fix(odd))
+    }
+
+    /// Every output of the `oh` rows of `ow >= 8`, eight a step (the last
+    /// step overlapping the one before when `ow` is not a multiple of 8: the
+    /// same windows give the same results): the four taps in row-major
+    /// order, a later tap taken only when greater or NaN (the scalar loop's
+    /// rule), and its flat input index.
+    ///
+    /// # Safety
+    /// AVX2; `plane` holds rows `0..2 * oh` of width `w >= 2 * ow`; `o`
+    /// and `id` hold `oh` rows of `ow`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_pool_2x2(
+        plane: &[f32],
+        w: usize,
+        oh: usize,
+        ow: usize,
+        o: &mut [f32],
+        id: &mut [u32],
+    ) {
+        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w && ow >= 8);
+        debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
+        let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        let (wv, one) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(1));
+        for i in 0..oh {
+            let r0 = plane.as_ptr().add(2 * i * w);
+            let r1 = r0.add(w);
+            for j in (0..ow.div_ceil(8)).map(|s| (8 * s).min(ow - 8)) {
+                let (t0, t1) = deinterleave(
+                    _mm256_loadu_ps(r0.add(2 * j)),
+                    _mm256_loadu_ps(r0.add(2 * j + 8)),
+                );
+                let (t2, t3) = deinterleave(
+                    _mm256_loadu_ps(r1.add(2 * j)),
+                    _mm256_loadu_ps(r1.add(2 * j + 8)),
+                );
+                let (mut best, mut at) = (t0, _mm256_setzero_ps());
+                for (t, v) in [(1, t1), (2, t2), (3, t3)] {
+                    let take = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                    );
+                    best = _mm256_blendv_ps(best, v, take);
+                    at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+                }
+                // (2i + at / 2) * w + 2 (j + lane) + at % 2
+                let at = _mm256_castps_si256(at);
+                let row = _mm256_mullo_epi32(_mm256_srli_epi32::<1>(at), wv);
+                let base = _mm256_set1_epi32((2 * i * w + 2 * j) as i32);
+                let idx = _mm256_add_epi32(
+                    _mm256_add_epi32(base, lanes),
+                    _mm256_add_epi32(row, _mm256_and_si256(at, one)),
+                );
+                _mm256_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
+                _mm256_storeu_si256(id.as_mut_ptr().add(i * ow + j) as *mut __m256i, idx);
+            }
         }
     }
 }
@@ -411,5 +499,32 @@ mod separable_tests {
             }
         }
         assert!(checked > 200, "{checked}");
+    }
+
+    /// The f32 2x2 pool (eight windows a step on AVX2) gives the f64 scalar
+    /// loop's values and indices: ties, NaNs, -inf, odd widths, remainders.
+    #[test]
+    fn vector_2x2_pool_matches_the_scalar_loop() {
+        let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
+        for (h, w) in [(2, 16), (4, 17), (6, 40), (9, 35), (28, 28)] {
+            let (oh, ow) = (h / 2, w / 2);
+            let (wh, ww) = (
+                Windows::sliding(h, 2, 2, 0, 1, oh, false),
+                Windows::sliding(w, 2, 2, 0, 1, ow, false),
+            );
+            assert!(wh.is_pairs() && ww.is_pairs());
+            for seed in 0..5usize {
+                let x: Vec<f32> = (0..3 * h * w)
+                    .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
+                    .collect();
+                let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let (out, idx) = max_pool(&x, 3, h, w, &wh, &ww);
+                let (out64, idx64) = max_pool(&x64, 3, h, w, &wh, &ww);
+                assert_eq!(idx, idx64, "{h}x{w} seed {seed}");
+                for (a, b) in out.iter().zip(&out64) {
+                    assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
+                }
+            }
+        }
     }
 }
