@@ -248,13 +248,19 @@ fn max_pool_2x2<T: Float>(
     // f32 on AVX2: eight windows a step, the rest of each row below.
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if ow >= 8 && is_x86_feature_detected!("avx2") {
+    if ow >= 4 && is_x86_feature_detected!("avx2") {
         if let (Some(p32), Some(o32)) = (T::f32_slice(plane), T::f32_slice_mut(o)) {
             done = ow;
-            // SAFETY: AVX2 is present; the kernel reads rows 2i and 2i+1 up to
-            // column 2 * ow <= w, and writes the `ow` outputs of each of the
-            // `oh` rows of `o` and `id`.
-            unsafe { x86::max_pool_2x2(p32, w, oh, ow, o32, id) };
+            // SAFETY: AVX2 is present; the kernels read rows 2i and 2i+1 up
+            // to column 2 * ow <= w, and write the `ow` outputs of each of
+            // the `oh` rows of `o` and `id`.
+            unsafe {
+                if ow >= 8 {
+                    x86::max_pool_2x2(p32, w, oh, ow, o32, id);
+                } else {
+                    x86::max_pool_2x2_narrow(p32, w, oh, ow, o32, id);
+                }
+            }
         }
     }
     for i in 0..oh {
@@ -348,6 +354,55 @@ mod x86 {
                 );
                 _mm256_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
                 _mm256_storeu_si256(id.as_mut_ptr().add(i * ow + j) as *mut __m256i, idx);
+            }
+        }
+    }
+
+    /// [`max_pool_2x2`] for rows of 4 to 7 outputs (DeepConvNet's last
+    /// pool, 8x8 -> 4x4), four a step with 128-bit vectors.
+    ///
+    /// # Safety
+    /// As [`max_pool_2x2`], with `4 <= ow`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_pool_2x2_narrow(
+        plane: &[f32],
+        w: usize,
+        oh: usize,
+        ow: usize,
+        o: &mut [f32],
+        id: &mut [u32],
+    ) {
+        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w && ow >= 4);
+        debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
+        let lanes = _mm_setr_epi32(0, 2, 4, 6);
+        let (wv, one) = (_mm_set1_epi32(w as i32), _mm_set1_epi32(1));
+        let split = |a: __m128, b: __m128| {
+            (
+                _mm_shuffle_ps::<0b10_00_10_00>(a, b),
+                _mm_shuffle_ps::<0b11_01_11_01>(a, b),
+            )
+        };
+        for i in 0..oh {
+            let r0 = plane.as_ptr().add(2 * i * w);
+            let r1 = r0.add(w);
+            for j in (0..ow.div_ceil(4)).map(|s| (4 * s).min(ow - 4)) {
+                let (t0, t1) = split(_mm_loadu_ps(r0.add(2 * j)), _mm_loadu_ps(r0.add(2 * j + 4)));
+                let (t2, t3) = split(_mm_loadu_ps(r1.add(2 * j)), _mm_loadu_ps(r1.add(2 * j + 4)));
+                let (mut best, mut at) = (t0, _mm_setzero_ps());
+                for (t, v) in [(1, t1), (2, t2), (3, t3)] {
+                    let take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+                    best = _mm_blendv_ps(best, v, take);
+                    at = _mm_blendv_ps(at, _mm_castsi128_ps(_mm_set1_epi32(t)), take);
+                }
+                let at = _mm_castps_si128(at);
+                let row = _mm_mullo_epi32(_mm_srli_epi32::<1>(at), wv);
+                let base = _mm_set1_epi32((2 * i * w + 2 * j) as i32);
+                let idx = _mm_add_epi32(
+                    _mm_add_epi32(base, lanes),
+                    _mm_add_epi32(row, _mm_and_si128(at, one)),
+                );
+                _mm_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
+                _mm_storeu_si128(id.as_mut_ptr().add(i * ow + j) as *mut __m128i, idx);
             }
         }
     }
@@ -506,7 +561,17 @@ mod separable_tests {
     #[test]
     fn vector_2x2_pool_matches_the_scalar_loop() {
         let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
-        for (h, w) in [(2, 16), (4, 17), (6, 40), (9, 35), (28, 28)] {
+        for (h, w) in [
+            (2, 16),
+            (4, 17),
+            (6, 40),
+            (9, 35),
+            (28, 28),
+            (8, 8),
+            (5, 11),
+            (4, 14),
+            (3, 6),
+        ] {
             let (oh, ow) = (h / 2, w / 2);
             let (wh, ww) = (
                 Windows::sliding(h, 2, 2, 0, 1, oh, false),
