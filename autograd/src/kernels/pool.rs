@@ -143,10 +143,23 @@ pub(crate) fn max_pool<T: Float>(
     let mut out = vec![T::zero(); planes * oh * ow];
     let mut idx = vec![0u32; planes * oh * ow];
     let pairs = wh.is_pairs() && ww.is_pairs();
+    let flat = if T::f32_slice(&[T::zero()]).is_some() {
+        FlatTaps::new(w, wh, ww)
+    } else {
+        None
+    };
     for_planes(&mut out, &mut idx, oh * ow, |p, o, id| {
         let plane = &x[p * h * w..(p + 1) * h * w];
         if pairs {
             return max_pool_2x2(plane, w, oh, ow, o, id);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(ft), Some(p32), Some(o32)) = (&flat, T::f32_slice(plane), T::f32_slice_mut(o))
+        {
+            // SAFETY: FlatTaps::new checked AVX2, and that every output's
+            // valid taps read inside this `h x w` plane.
+            unsafe { x86::max_pool_flat(p32, ft, o32, id) };
+            return;
         }
         if wh.step == 1 && ww.step == 1 {
             return max_pool_separable(plane, h, w, wh, ww, o, id);
@@ -171,6 +184,79 @@ pub(crate) fn max_pool<T: Float>(
         }
     });
     (out, idx)
+}
+
+/// Stride-1 windows on planes whose output rows are as wide as the input
+/// rows (GoogLeNet's 3x3 pools with padding 1): output `q = i * W + j` reads
+/// input `q + dy * W + dx` for a fixed set of taps `(dy, dx)`, each valid or
+/// not per output, so whole runs of 8 outputs (across rows too, which suits
+/// 4x4 planes) take one vector per tap.
+pub(crate) struct FlatTaps {
+    /// Input offset of each tap, row-major over `(dy, dx)`.
+    offs: Vec<isize>,
+    /// `-1` where tap `t` of output `q` is inside its window: `[t * len8 + q]`
+    /// (`len8`: the outputs rounded up to whole vectors).
+    masks: Vec<i32>,
+    /// The index a window with no greater value reports (its first
+    /// position), for `len8` outputs.
+    first: Vec<u32>,
+    /// Outputs of a plane.
+    len: usize,
+}
+
+impl FlatTaps {
+    fn new(w: usize, wh: &Windows, ww: &Windows) -> Option<FlatTaps> {
+        let (oh, ow) = (wh.len(), ww.len());
+        let len = oh * ow;
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        if !avx2 || ow != w || wh.step != 1 || ww.step != 1 || len == 0 {
+            return None;
+        }
+        // Whole vectors: lanes past the plane are never valid.
+        let len8 = len.div_ceil(8) * 8;
+        // Tap offsets spanning every window, relative to the output's own position.
+        let span = |win: &Windows| {
+            let mut r = (isize::MAX, isize::MIN);
+            for (i, (&lo, &hi)) in win.lo.iter().zip(&win.hi).enumerate() {
+                if hi > lo {
+                    r.0 = r.0.min(lo as isize - i as isize);
+                    r.1 = r.1.max(hi as isize - 1 - i as isize);
+                }
+            }
+            r
+        };
+        let ((dy0, dy1), (dx0, dx1)) = (span(wh), span(ww));
+        let (mut offs, mut masks) = (Vec::new(), Vec::new());
+        if dy0 <= dy1 && dx0 <= dx1 {
+            for dy in dy0..=dy1 {
+                for dx in dx0..=dx1 {
+                    offs.push(dy * w as isize + dx);
+                    for i in 0..oh {
+                        let y = i as isize + dy;
+                        let row = wh.lo[i] as isize <= y && y < wh.hi[i] as isize;
+                        for j in 0..ow {
+                            let x = j as isize + dx;
+                            let col = ww.lo[j] as isize <= x && x < ww.hi[j] as isize;
+                            masks.push(if row && col { -1 } else { 0 });
+                        }
+                    }
+                    masks.resize(offs.len() * len8, 0);
+                }
+            }
+        }
+        let first = (0..len8)
+            .map(|q| (wh.lo[(q / ow).min(oh - 1)] * w + ww.lo[q % ow]) as u32)
+            .collect();
+        Some(FlatTaps {
+            offs,
+            masks,
+            first,
+            len,
+        })
+    }
 }
 
 /// `max_pool` for undilated windows (GoogLeNet's 3x3 pools, 12% of its
@@ -354,6 +440,60 @@ mod x86 {
                 );
                 _mm256_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
                 _mm256_storeu_si256(id.as_mut_ptr().add(i * ow + j) as *mut __m256i, idx);
+            }
+        }
+    }
+
+    /// Every output of one plane through [`super::FlatTaps`]: per tap, the
+    /// inputs of 8 outputs loaded under the tap's mask (masked lanes are not
+    /// read), taken where valid and greater or NaN: the scalar scan's rule,
+    /// taps in row-major order.
+    ///
+    /// # Safety
+    /// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
+    /// plane's `len` outputs.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_pool_flat(
+        plane: &[f32],
+        ft: &super::FlatTaps,
+        o: &mut [f32],
+        id: &mut [u32],
+    ) {
+        let (len, len8) = (ft.len, ft.first.len());
+        debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
+        let base = plane.as_ptr();
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for q in (0..len8).step_by(8) {
+            let mut best = _mm256_set1_ps(f32::NEG_INFINITY);
+            let mut at = _mm256_loadu_si256(ft.first.as_ptr().add(q) as *const __m256i);
+            let qv = _mm256_add_epi32(_mm256_set1_epi32(q as i32), lanes);
+            for (t, &off) in ft.offs.iter().enumerate() {
+                let m = _mm256_loadu_si256(ft.masks.as_ptr().add(t * len8 + q) as *const __m256i);
+                // Lanes outside the plane are masked: not read, and zero.
+                let v = _mm256_maskload_ps(base.wrapping_offset(q as isize + off), m);
+                let take = _mm256_and_ps(
+                    _mm256_castsi256_ps(m),
+                    _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+                    ),
+                );
+                best = _mm256_blendv_ps(best, v, take);
+                let src = _mm256_add_epi32(qv, _mm256_set1_epi32(off as i32));
+                at = _mm256_castps_si256(_mm256_blendv_ps(
+                    _mm256_castsi256_ps(at),
+                    _mm256_castsi256_ps(src),
+                    take,
+                ));
+            }
+            if q + 8 <= len {
+                _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
+                _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
+            } else {
+                // The plane's last outputs only.
+                let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
+                _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
+                _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
             }
         }
     }
@@ -554,6 +694,67 @@ mod separable_tests {
             }
         }
         assert!(checked > 200, "{checked}");
+    }
+
+    /// The f32 flat pool (stride-1 windows, output rows as wide as the
+    /// input's) gives the f64 scalar scans' values and indices: ties, NaNs,
+    /// -inf, padding, ceil mode, kernels 2 to 5, planes 2x4 to 9x8.
+    #[test]
+    fn flat_pool_matches_the_scalar_scan() {
+        let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
+        let mut flat = 0;
+        for (h, w) in [
+            (4, 4),
+            (8, 8),
+            (2, 4),
+            (9, 8),
+            (3, 8),
+            (5, 8),
+            (2, 2),
+            (1, 1),
+            (3, 5),
+            (7, 7),
+        ] {
+            for (k, p, ceil) in [
+                (3, 1, false),
+                (5, 2, false),
+                (2, 1, true),
+                (3, 1, true),
+                (4, 2, false),
+            ] {
+                let size = |n: usize| {
+                    let span = n + 2 * p - k;
+                    if ceil {
+                        span.div_ceil(1) + 1
+                    } else {
+                        span + 1
+                    }
+                };
+                let (oh, ow) = (size(h), size(w));
+                if ow != w || p > k / 2 {
+                    continue;
+                }
+                let wh = Windows::sliding(h, k, 1, p, 1, oh, false);
+                let ww = Windows::sliding(w, k, 1, p, 1, ow, false);
+                if FlatTaps::new(w, &wh, &ww).is_none() {
+                    continue;
+                }
+                flat += 1;
+                for seed in 0..5usize {
+                    let x: Vec<f32> = (0..3 * h * w)
+                        .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
+                        .collect();
+                    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                    let (out, idx) = max_pool(&x, 3, h, w, &wh, &ww);
+                    let (out64, idx64) = max_pool(&x64, 3, h, w, &wh, &ww);
+                    assert_eq!(idx, idx64, "{h}x{w} k{k} p{p} seed {seed}");
+                    for (a, b) in out.iter().zip(&out64) {
+                        assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
+                    }
+                }
+            }
+        }
+        assert!(flat >= 16, "{flat}");
     }
 
     /// The f32 2x2 pool (eight windows a step on AVX2) gives the f64 scalar
