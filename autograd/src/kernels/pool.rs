@@ -331,29 +331,22 @@ fn max_pool_2x2<T: Float>(
     o: &mut [T],
     id: &mut [u32],
 ) {
-    // f32 on AVX2: eight windows a step, the rest of each row below.
+    // f32 on AVX2: eight windows a step; rows it leaves, below.
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if ow >= 4 && is_x86_feature_detected!("avx2") {
+    if is_x86_feature_detected!("avx2") {
         if let (Some(p32), Some(o32)) = (T::f32_slice(plane), T::f32_slice_mut(o)) {
-            done = ow;
-            // SAFETY: AVX2 is present; the kernels read rows 2i and 2i+1 up
-            // to column 2 * ow <= w, and write the `ow` outputs of each of
-            // the `oh` rows of `o` and `id`.
-            unsafe {
-                if ow >= 8 {
-                    x86::max_pool_2x2(p32, w, oh, ow, o32, id);
-                } else {
-                    x86::max_pool_2x2_narrow(p32, w, oh, ow, o32, id);
-                }
-            }
+            // SAFETY: AVX2 is present; the kernel reads rows 2i and 2i+1 up
+            // to column 2 * ow <= w, and writes outputs of the `oh` rows of
+            // `o` and `id`.
+            done = unsafe { x86::max_pool_2x2(p32, w, oh, ow, o32, id) };
         }
     }
-    for i in 0..oh {
+    for i in done..oh {
         let r0 = &plane[2 * i * w..2 * i * w + 2 * ow];
         let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
         let (o, id) = (&mut o[i * ow..(i + 1) * ow], &mut id[i * ow..(i + 1) * ow]);
-        for j in done..ow {
+        for j in 0..ow {
             let taps = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
             let (mut best, mut at) = (T::neg_infinity(), 0);
             for (t, &v) in taps.iter().enumerate() {
@@ -387,11 +380,47 @@ mod x86 {
         (fix(even), fix(odd))
     }
 
-    /// Every output of the `oh` rows of `ow >= 8`, eight a step (the last
-    /// step overlapping the one before when `ow` is not a multiple of 8: the
-    /// same windows give the same results): the four taps in row-major
-    /// order, a later tap taken only when greater or NaN (the scalar loop's
-    /// rule), and its flat input index.
+    /// Eight 2x2 windows: the top taps are the 16 floats at `top[0]`,
+    /// `top[1]` (8 each), the bottom taps those at `bottom[0]`, `bottom[1]`;
+    /// window `l`'s top-left input is `first + lanes[l]`. The four taps in
+    /// row-major order, a later one taken only when greater or NaN (the
+    /// scalar loop's rule); returns the maxima and their flat indices.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn eight_windows(
+        top: [*const f32; 2],
+        bottom: [*const f32; 2],
+        first: usize,
+        lanes: __m256i,
+        w: usize,
+    ) -> (__m256, __m256i) {
+        let (t0, t1) = deinterleave(_mm256_loadu_ps(top[0]), _mm256_loadu_ps(top[1]));
+        let (t2, t3) = deinterleave(_mm256_loadu_ps(bottom[0]), _mm256_loadu_ps(bottom[1]));
+        let (mut best, mut at) = (t0, _mm256_setzero_ps());
+        for (t, v) in [(1, t1), (2, t2), (3, t3)] {
+            let take = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+            );
+            best = _mm256_blendv_ps(best, v, take);
+            at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+        }
+        // first + lane + (at / 2) * w + at % 2
+        let at = _mm256_castps_si256(at);
+        let row = _mm256_mullo_epi32(_mm256_srli_epi32::<1>(at), _mm256_set1_epi32(w as i32));
+        let col = _mm256_and_si256(at, _mm256_set1_epi32(1));
+        let idx = _mm256_add_epi32(
+            _mm256_add_epi32(_mm256_set1_epi32(first as i32), lanes),
+            _mm256_add_epi32(row, col),
+        );
+        (best, idx)
+    }
+
+    /// Every output of the `oh` rows: rows of 8 or more eight windows a step
+    /// (the last step overlapping the one before when `ow` is not a multiple
+    /// of 8: the same windows give the same results); rows of 4 (DeepConvNet's
+    /// 8x8 -> 4x4) two rows a step. Returns the rows done (the rest, rows of
+    /// 5-7 or an odd last row of 4, go to the scalar loop).
     ///
     /// # Safety
     /// AVX2; `plane` holds rows `0..2 * oh` of width `w >= 2 * ow`; `o`
@@ -404,43 +433,38 @@ mod x86 {
         ow: usize,
         o: &mut [f32],
         id: &mut [u32],
-    ) {
-        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w && ow >= 8);
+    ) -> usize {
+        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w);
         debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
-        let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-        let (wv, one) = (_mm256_set1_epi32(w as i32), _mm256_set1_epi32(1));
-        for i in 0..oh {
-            let r0 = plane.as_ptr().add(2 * i * w);
-            let r1 = r0.add(w);
-            for j in (0..ow.div_ceil(8)).map(|s| (8 * s).min(ow - 8)) {
-                let (t0, t1) = deinterleave(
-                    _mm256_loadu_ps(r0.add(2 * j)),
-                    _mm256_loadu_ps(r0.add(2 * j + 8)),
-                );
-                let (t2, t3) = deinterleave(
-                    _mm256_loadu_ps(r1.add(2 * j)),
-                    _mm256_loadu_ps(r1.add(2 * j + 8)),
-                );
-                let (mut best, mut at) = (t0, _mm256_setzero_ps());
-                for (t, v) in [(1, t1), (2, t2), (3, t3)] {
-                    let take = _mm256_or_ps(
-                        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                        _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                    );
-                    best = _mm256_blendv_ps(best, v, take);
-                    at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+        let p = plane.as_ptr();
+        let mut store = |at: usize, (best, idx): (__m256, __m256i)| {
+            _mm256_storeu_ps(o.as_mut_ptr().add(at), best);
+            _mm256_storeu_si256(id.as_mut_ptr().add(at) as *mut __m256i, idx);
+        };
+        if ow >= 8 {
+            let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+            for i in 0..oh {
+                let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
+                for j in (0..ow.div_ceil(8)).map(|s| (8 * s).min(ow - 8)) {
+                    let top = [p.add(r0 + 2 * j), p.add(r0 + 2 * j + 8)];
+                    let bottom = [p.add(r1 + 2 * j), p.add(r1 + 2 * j + 8)];
+                    store(i * ow + j, eight_windows(top, bottom, r0 + 2 * j, lanes, w));
                 }
-                // (2i + at / 2) * w + 2 (j + lane) + at % 2
-                let at = _mm256_castps_si256(at);
-                let row = _mm256_mullo_epi32(_mm256_srli_epi32::<1>(at), wv);
-                let base = _mm256_set1_epi32((2 * i * w + 2 * j) as i32);
-                let idx = _mm256_add_epi32(
-                    _mm256_add_epi32(base, lanes),
-                    _mm256_add_epi32(row, _mm256_and_si256(at, one)),
-                );
-                _mm256_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
-                _mm256_storeu_si256(id.as_mut_ptr().add(i * ow + j) as *mut __m256i, idx);
             }
+            oh
+        } else if ow == 4 {
+            // Output rows i and i + 1 side by side: input rows 2i and 2i + 2 on top.
+            let w2 = 2 * w as i32;
+            let lanes = _mm256_setr_epi32(0, 2, 4, 6, w2, w2 + 2, w2 + 4, w2 + 6);
+            for i in (0..oh / 2 * 2).step_by(2) {
+                let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
+                let top = [p.add(r0), p.add(r0 + 2 * w)];
+                let bottom = [p.add(r1), p.add(r1 + 2 * w)];
+                store(i * ow, eight_windows(top, bottom, r0, lanes, w));
+            }
+            oh / 2 * 2
+        } else {
+            0
         }
     }
 
@@ -494,55 +518,6 @@ mod x86 {
                 let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
                 _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
                 _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
-            }
-        }
-    }
-
-    /// [`max_pool_2x2`] for rows of 4 to 7 outputs (DeepConvNet's last
-    /// pool, 8x8 -> 4x4), four a step with 128-bit vectors.
-    ///
-    /// # Safety
-    /// As [`max_pool_2x2`], with `4 <= ow`.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_pool_2x2_narrow(
-        plane: &[f32],
-        w: usize,
-        oh: usize,
-        ow: usize,
-        o: &mut [f32],
-        id: &mut [u32],
-    ) {
-        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w && ow >= 4);
-        debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
-        let lanes = _mm_setr_epi32(0, 2, 4, 6);
-        let (wv, one) = (_mm_set1_epi32(w as i32), _mm_set1_epi32(1));
-        let split = |a: __m128, b: __m128| {
-            (
-                _mm_shuffle_ps::<0b10_00_10_00>(a, b),
-                _mm_shuffle_ps::<0b11_01_11_01>(a, b),
-            )
-        };
-        for i in 0..oh {
-            let r0 = plane.as_ptr().add(2 * i * w);
-            let r1 = r0.add(w);
-            for j in (0..ow.div_ceil(4)).map(|s| (4 * s).min(ow - 4)) {
-                let (t0, t1) = split(_mm_loadu_ps(r0.add(2 * j)), _mm_loadu_ps(r0.add(2 * j + 4)));
-                let (t2, t3) = split(_mm_loadu_ps(r1.add(2 * j)), _mm_loadu_ps(r1.add(2 * j + 4)));
-                let (mut best, mut at) = (t0, _mm_setzero_ps());
-                for (t, v) in [(1, t1), (2, t2), (3, t3)] {
-                    let take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
-                    best = _mm_blendv_ps(best, v, take);
-                    at = _mm_blendv_ps(at, _mm_castsi128_ps(_mm_set1_epi32(t)), take);
-                }
-                let at = _mm_castps_si128(at);
-                let row = _mm_mullo_epi32(_mm_srli_epi32::<1>(at), wv);
-                let base = _mm_set1_epi32((2 * i * w + 2 * j) as i32);
-                let idx = _mm_add_epi32(
-                    _mm_add_epi32(base, lanes),
-                    _mm_add_epi32(row, _mm_and_si128(at, one)),
-                );
-                _mm_storeu_ps(o.as_mut_ptr().add(i * ow + j), best);
-                _mm_storeu_si128(id.as_mut_ptr().add(i * ow + j) as *mut __m128i, idx);
             }
         }
     }
@@ -701,7 +676,6 @@ mod separable_tests {
     /// -inf, padding, ceil mode, kernels 2 to 5, planes 2x4 to 9x8.
     #[test]
     fn flat_pool_matches_the_scalar_scan() {
-        let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
         let mut flat = 0;
         for (h, w) in [
             (4, 4),
@@ -740,18 +714,7 @@ mod separable_tests {
                     continue;
                 }
                 flat += 1;
-                for seed in 0..5usize {
-                    let x: Vec<f32> = (0..3 * h * w)
-                        .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
-                        .collect();
-                    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-                    let (out, idx) = max_pool(&x, 3, h, w, &wh, &ww);
-                    let (out64, idx64) = max_pool(&x64, 3, h, w, &wh, &ww);
-                    assert_eq!(idx, idx64, "{h}x{w} k{k} p{p} seed {seed}");
-                    for (a, b) in out.iter().zip(&out64) {
-                        assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
-                    }
-                }
+                assert_f32_matches_f64(h, w, &wh, &ww);
             }
         }
         assert!(flat >= 16, "{flat}");
@@ -761,7 +724,6 @@ mod separable_tests {
     /// loop's values and indices: ties, NaNs, -inf, odd widths, remainders.
     #[test]
     fn vector_2x2_pool_matches_the_scalar_loop() {
-        let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
         for (h, w) in [
             (2, 16),
             (4, 17),
@@ -772,6 +734,8 @@ mod separable_tests {
             (5, 11),
             (4, 14),
             (3, 6),
+            (6, 9),
+            (7, 8),
         ] {
             let (oh, ow) = (h / 2, w / 2);
             let (wh, ww) = (
@@ -779,17 +743,24 @@ mod separable_tests {
                 Windows::sliding(w, 2, 2, 0, 1, ow, false),
             );
             assert!(wh.is_pairs() && ww.is_pairs());
-            for seed in 0..5usize {
-                let x: Vec<f32> = (0..3 * h * w)
-                    .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
-                    .collect();
-                let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-                let (out, idx) = max_pool(&x, 3, h, w, &wh, &ww);
-                let (out64, idx64) = max_pool(&x64, 3, h, w, &wh, &ww);
-                assert_eq!(idx, idx64, "{h}x{w} seed {seed}");
-                for (a, b) in out.iter().zip(&out64) {
-                    assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
-                }
+            assert_f32_matches_f64(h, w, &wh, &ww);
+        }
+    }
+
+    /// The f32 max-pool (the vector kernels on AVX2) against the f64 scalar
+    /// loops, values and indices, on inputs with ties, NaNs and -inf.
+    fn assert_f32_matches_f64(h: usize, w: usize, wh: &Windows, ww: &Windows) {
+        let specials = [f32::NAN, f32::NEG_INFINITY, 1.0, 2.0, 2.0, 0.0, -3.0];
+        for seed in 0..5usize {
+            let x: Vec<f32> = (0..3 * h * w)
+                .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
+                .collect();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let (out, idx) = max_pool(&x, 3, h, w, wh, ww);
+            let (out64, idx64) = max_pool(&x64, 3, h, w, wh, ww);
+            assert_eq!(idx, idx64, "{h}x{w} {wh:?} {ww:?} seed {seed}");
+            for (a, b) in out.iter().zip(&out64) {
+                assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
             }
         }
     }
