@@ -48,18 +48,6 @@ const LANES: usize = 8;
 /// each 2x2 plane on its own cost more than mapping it.
 const MAP_CHUNK: usize = 4096;
 
-fn add_lanes<T: Float>(acc: &mut [T; LANES], xs: &[T], g: impl Fn(T) -> T) {
-    let mut it = xs.chunks_exact(LANES);
-    for v in &mut it {
-        for (a, &x) in acc.iter_mut().zip(v) {
-            *a += g(x);
-        }
-    }
-    for (a, &x) in acc.iter_mut().zip(it.remainder()) {
-        *a += g(x);
-    }
-}
-
 fn add_lanes2<T: Float>(acc: &mut [T; LANES], us: &[T], vs: &[T], g: impl Fn(T, T) -> T) {
     let (mut iu, mut iv) = (us.chunks_exact(LANES), vs.chunks_exact(LANES));
     for (u, v) in (&mut iu).zip(&mut iv) {
@@ -84,19 +72,10 @@ fn channel_sums<T: Float, G: Fn(T) -> T>(
     s: usize,
     f: impl Fn(usize) -> G + Sync,
 ) -> Vec<T> {
-    let sum_one = |ch: usize| {
-        let (g, mut acc) = (f(ch), [T::zero(); LANES]);
-        for i in 0..n {
-            let base = (i * c + ch) * s;
-            add_lanes(&mut acc, &x[base..base + s], &g);
-        }
-        total(acc)
-    };
-    if x.len() >= 1 << 15 {
-        per_channel_parallel(c, sum_one)
-    } else {
-        (0..c).map(sum_one).collect()
-    }
+    channel_sums2(x, x, n, c, s, |ch| {
+        let g = f(ch);
+        move |v, _| g(v)
+    })
 }
 
 /// `[f(0), ..., f(c - 1)]`, the channels split over the threads.
