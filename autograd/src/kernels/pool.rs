@@ -143,11 +143,11 @@ pub(crate) fn max_pool<T: Float>(
     let mut out = vec![T::zero(); planes * oh * ow];
     let mut idx = vec![0u32; planes * oh * ow];
     let pairs = wh.is_pairs() && ww.is_pairs();
-    let flat = if T::f32_slice(&[T::zero()]).is_some() {
-        FlatTaps::new(w, wh, ww)
-    } else {
-        None
-    };
+    let f32_input = T::f32_slice(&[T::zero()]).is_some();
+    let flat = f32_input.then(|| FlatTaps::new(w, wh, ww)).flatten();
+    let gathered = (f32_input && flat.is_none() && !pairs)
+        .then(|| GatherTaps::new(w, wh, ww))
+        .flatten();
     for_planes(&mut out, &mut idx, oh * ow, |p, o, id| {
         let plane = &x[p * h * w..(p + 1) * h * w];
         if pairs {
@@ -159,6 +159,15 @@ pub(crate) fn max_pool<T: Float>(
             // SAFETY: FlatTaps::new checked AVX2, and that every output's
             // valid taps read inside this `h x w` plane.
             unsafe { x86::max_pool_flat(p32, ft, o32, id) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(gt), Some(p32), Some(o32)) =
+            (&gathered, T::f32_slice(plane), T::f32_slice_mut(o))
+        {
+            // SAFETY: GatherTaps::new checked AVX2, and every valid tap
+            // reads inside this `h x w` plane.
+            unsafe { x86::max_pool_gather(p32, gt, o32, id) };
             return;
         }
         if wh.step == 1 && ww.step == 1 {
@@ -259,8 +268,77 @@ impl FlatTaps {
     }
 }
 
+/// Any other windows (strided, dilated, adaptive: GoogLeNet's 3x3/2 pools
+/// took 6% of its step through the scalar loops): output `q` reads
+/// `base[q] + offs[t]`, its window's first position plus a tap of the
+/// largest window, where `masks` says the tap is inside `q`'s window. The
+/// taps run row-major, so the first maximum wins as in the scalar scan; the
+/// inputs of 8 outputs come in one masked gather per tap.
+struct GatherTaps {
+    offs: Vec<i32>,
+    /// `-1` where tap `t` is inside output `q`'s window: `[t * len8 + q]`.
+    masks: Vec<i32>,
+    /// The window's first position, `len8` of them (`len` rounded up to whole vectors).
+    base: Vec<i32>,
+    len: usize,
+}
+
+impl GatherTaps {
+    /// Up to this many taps per window: past it (global pools of big planes)
+    /// most lanes of the tap loop would be masked off.
+    const MAX_TAPS: usize = 64;
+
+    fn new(w: usize, wh: &Windows, ww: &Windows) -> Option<GatherTaps> {
+        let (oh, ow) = (wh.len(), ww.len());
+        let len = oh * ow;
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        // Taps along an axis: the most any window holds.
+        let taps = |win: &Windows| {
+            (win.lo.iter().zip(&win.hi))
+                .map(|(&lo, &hi)| (hi.max(lo) - lo).div_ceil(win.step))
+                .max()
+                .unwrap_or(0)
+        };
+        let (th, tw) = (taps(wh), taps(ww));
+        let fits = i32::try_from(wh.hi.iter().max()? * w).is_ok();
+        if !avx2 || len < 8 || th * tw > Self::MAX_TAPS || th * tw == 0 || !fits {
+            return None;
+        }
+        let len8 = len.div_ceil(8) * 8;
+        let mut offs = Vec::with_capacity(th * tw);
+        let mut masks = Vec::with_capacity(th * tw * len8);
+        for ty in 0..th {
+            for tx in 0..tw {
+                let (dy, dx) = (ty * wh.step, tx * ww.step);
+                offs.push((dy * w + dx) as i32);
+                for i in 0..oh {
+                    let row = wh.lo[i] + dy < wh.hi[i];
+                    for j in 0..ow {
+                        let col = ww.lo[j] + dx < ww.hi[j];
+                        masks.push(if row && col { -1 } else { 0 });
+                    }
+                }
+                masks.resize(offs.len() * len8, 0);
+            }
+        }
+        let mut base: Vec<i32> = (0..len)
+            .map(|q| (wh.lo[q / ow] * w + ww.lo[q % ow]) as i32)
+            .collect();
+        base.resize(len8, 0);
+        Some(GatherTaps {
+            offs,
+            masks,
+            base,
+            len,
+        })
+    }
+}
+
 /// `max_pool` for undilated windows the vector kernels do not take (f64;
-/// strided ones such as GoogLeNet's 3x3/2 pools, 6% of its step): the
+/// f32 without AVX2 or windows too big to gather): the
 /// maximum of each row's stretch under every window column first, then of
 /// those down each window. Row-major first maximum = first row holding the
 /// maximum, first column within it, so the index (and the NaN rule: the
@@ -364,165 +442,7 @@ fn max_pool_2x2<T: Float>(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// Even and odd lanes of the 16 floats `a, b`, in order.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn deinterleave(a: __m256, b: __m256) -> (__m256, __m256) {
-        // Per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit
-        // pairs reordered to [a0 a2 a4 a6 b0 b2 b4 b6].
-        let even = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
-        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
-        let fix = |v: __m256| {
-            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
-        };
-        (fix(even), fix(odd))
-    }
-
-    /// Eight 2x2 windows: the top taps are the 16 floats at `top[0]`,
-    /// `top[1]` (8 each), the bottom taps those at `bottom[0]`, `bottom[1]`;
-    /// window `l`'s top-left input is `first + lanes[l]`. The four taps in
-    /// row-major order, a later one taken only when greater or NaN (the
-    /// scalar loop's rule); returns the maxima and their flat indices.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn eight_windows(
-        top: [*const f32; 2],
-        bottom: [*const f32; 2],
-        first: usize,
-        lanes: __m256i,
-        w: usize,
-    ) -> (__m256, __m256i) {
-        let (t0, t1) = deinterleave(_mm256_loadu_ps(top[0]), _mm256_loadu_ps(top[1]));
-        let (t2, t3) = deinterleave(_mm256_loadu_ps(bottom[0]), _mm256_loadu_ps(bottom[1]));
-        let (mut best, mut at) = (t0, _mm256_setzero_ps());
-        for (t, v) in [(1, t1), (2, t2), (3, t3)] {
-            let take = _mm256_or_ps(
-                _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-            );
-            best = _mm256_blendv_ps(best, v, take);
-            at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
-        }
-        // first + lane + (at / 2) * w + at % 2
-        let at = _mm256_castps_si256(at);
-        let row = _mm256_mullo_epi32(_mm256_srli_epi32::<1>(at), _mm256_set1_epi32(w as i32));
-        let col = _mm256_and_si256(at, _mm256_set1_epi32(1));
-        let idx = _mm256_add_epi32(
-            _mm256_add_epi32(_mm256_set1_epi32(first as i32), lanes),
-            _mm256_add_epi32(row, col),
-        );
-        (best, idx)
-    }
-
-    /// Every output of the `oh` rows: rows of 8 or more eight windows a step
-    /// (the last step overlapping the one before when `ow` is not a multiple
-    /// of 8: the same windows give the same results); rows of 4 (DeepConvNet's
-    /// 8x8 -> 4x4) two rows a step. Returns the rows done (the rest, rows of
-    /// 5-7 or an odd last row of 4, go to the scalar loop).
-    ///
-    /// # Safety
-    /// AVX2; `plane` holds rows `0..2 * oh` of width `w >= 2 * ow`; `o`
-    /// and `id` hold `oh` rows of `ow`.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_pool_2x2(
-        plane: &[f32],
-        w: usize,
-        oh: usize,
-        ow: usize,
-        o: &mut [f32],
-        id: &mut [u32],
-    ) -> usize {
-        debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w);
-        debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
-        let p = plane.as_ptr();
-        let mut store = |at: usize, (best, idx): (__m256, __m256i)| {
-            _mm256_storeu_ps(o.as_mut_ptr().add(at), best);
-            _mm256_storeu_si256(id.as_mut_ptr().add(at) as *mut __m256i, idx);
-        };
-        if ow >= 8 {
-            let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-            for i in 0..oh {
-                let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
-                for j in (0..ow.div_ceil(8)).map(|s| (8 * s).min(ow - 8)) {
-                    let top = [p.add(r0 + 2 * j), p.add(r0 + 2 * j + 8)];
-                    let bottom = [p.add(r1 + 2 * j), p.add(r1 + 2 * j + 8)];
-                    store(i * ow + j, eight_windows(top, bottom, r0 + 2 * j, lanes, w));
-                }
-            }
-            oh
-        } else if ow == 4 {
-            // Output rows i and i + 1 side by side: input rows 2i and 2i + 2 on top.
-            let w2 = 2 * w as i32;
-            let lanes = _mm256_setr_epi32(0, 2, 4, 6, w2, w2 + 2, w2 + 4, w2 + 6);
-            for i in (0..oh / 2 * 2).step_by(2) {
-                let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
-                let top = [p.add(r0), p.add(r0 + 2 * w)];
-                let bottom = [p.add(r1), p.add(r1 + 2 * w)];
-                store(i * ow, eight_windows(top, bottom, r0, lanes, w));
-            }
-            oh / 2 * 2
-        } else {
-            0
-        }
-    }
-
-    /// Every output of one plane through [`super::FlatTaps`]: per tap, the
-    /// inputs of 8 outputs loaded under the tap's mask (masked lanes are not
-    /// read), taken where valid and greater or NaN: the scalar scan's rule,
-    /// taps in row-major order.
-    ///
-    /// # Safety
-    /// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
-    /// plane's `len` outputs.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_pool_flat(
-        plane: &[f32],
-        ft: &super::FlatTaps,
-        o: &mut [f32],
-        id: &mut [u32],
-    ) {
-        let (len, len8) = (ft.len, ft.first.len());
-        debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
-        let base = plane.as_ptr();
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        for q in (0..len8).step_by(8) {
-            let mut best = _mm256_set1_ps(f32::NEG_INFINITY);
-            let mut at = _mm256_loadu_si256(ft.first.as_ptr().add(q) as *const __m256i);
-            let qv = _mm256_add_epi32(_mm256_set1_epi32(q as i32), lanes);
-            for (t, &off) in ft.offs.iter().enumerate() {
-                let m = _mm256_loadu_si256(ft.masks.as_ptr().add(t * len8 + q) as *const __m256i);
-                // Lanes outside the plane are masked: not read, and zero.
-                let v = _mm256_maskload_ps(base.wrapping_offset(q as isize + off), m);
-                let take = _mm256_and_ps(
-                    _mm256_castsi256_ps(m),
-                    _mm256_or_ps(
-                        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                        _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                    ),
-                );
-                best = _mm256_blendv_ps(best, v, take);
-                let src = _mm256_add_epi32(qv, _mm256_set1_epi32(off as i32));
-                at = _mm256_castps_si256(_mm256_blendv_ps(
-                    _mm256_castsi256_ps(at),
-                    _mm256_castsi256_ps(src),
-                    take,
-                ));
-            }
-            if q + 8 <= len {
-                _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
-                _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
-            } else {
-                // The plane's last outputs only.
-                let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
-                _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
-                _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
-            }
-        }
-    }
-}
+mod x86;
 
 /// Adds each output gradient into the input position its maximum came from.
 pub(crate) fn scatter_max<T: Float>(
@@ -708,6 +628,57 @@ mod separable_tests {
             }
         }
         assert!(flat >= 100, "{flat}");
+    }
+
+    /// The f32 gathered pool (strided, dilated, ceil-mode, adaptive windows)
+    /// gives the f64 scalar scans' values and indices: ties, NaNs, -inf,
+    /// padding, windows clipped at the end (ceil mode), rows pooled
+    /// differently from columns, tails of fewer than 8 outputs.
+    #[test]
+    fn gather_pool_matches_the_scalar_scan() {
+        // PyTorch's output size for one axis.
+        let out = |n: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool| {
+            let span = (n + 2 * p - d * (k - 1) - 1) as isize;
+            let mut o = if ceil {
+                (span + s as isize - 1).div_euclid(s as isize) + 1
+            } else {
+                span.div_euclid(s as isize) + 1
+            };
+            if ceil && (o - 1) * s as isize >= (n + p) as isize {
+                o -= 1;
+            }
+            o as usize
+        };
+        let mut gathered = 0;
+        for (h, w) in [(8, 8), (16, 16), (7, 9), (32, 5), (11, 4), (5, 5)] {
+            // (kernel, stride, padding, dilation) per axis.
+            for (kh, sh, ph, dh) in [(3, 2, 0, 1), (3, 2, 1, 1), (2, 2, 0, 2), (1, 3, 0, 1)] {
+                for (kw, sw, pw, dw) in [(3, 2, 0, 1), (2, 1, 1, 1), (3, 3, 1, 2), (4, 2, 2, 1)] {
+                    for ceil in [false, true] {
+                        if h + 2 * ph < dh * (kh - 1) + 1 || w + 2 * pw < dw * (kw - 1) + 1 {
+                            continue;
+                        }
+                        let (oh, ow) = (out(h, kh, sh, ph, dh, ceil), out(w, kw, sw, pw, dw, ceil));
+                        let wh = Windows::sliding(h, kh, sh, ph, dh, oh, false);
+                        let ww = Windows::sliding(w, kw, sw, pw, dw, ow, false);
+                        if oh * ow < 8 || FlatTaps::new(w, &wh, &ww).is_some() {
+                            continue;
+                        }
+                        assert!(GatherTaps::new(w, &wh, &ww).is_some(), "{h}x{w}");
+                        gathered += 1;
+                        assert_f32_matches_f64(h, w, &wh, &ww);
+                    }
+                }
+            }
+        }
+        // Adaptive windows overlap and differ in size.
+        for (h, w, oh, ow) in [(7, 7, 3, 5), (10, 6, 4, 4), (5, 13, 2, 6)] {
+            let (wh, ww) = (Windows::adaptive(h, oh), Windows::adaptive(w, ow));
+            assert!(GatherTaps::new(w, &wh, &ww).is_some());
+            gathered += 1;
+            assert_f32_matches_f64(h, w, &wh, &ww);
+        }
+        assert!(gathered >= 100, "{gathered}");
     }
 
     /// The f32 2x2 pool (eight windows a step on AVX2) gives the f64 scalar
