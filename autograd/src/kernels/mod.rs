@@ -146,6 +146,100 @@ pub(crate) fn cat<T: Float>(views: &[ArrayViewD<'_, T>], axis: usize) -> ArrayD<
     ArrayD::from_shape_vec(IxDyn(&shape), out).expect("sizes add up")
 }
 
+/// The trailing dims that every view (all of one shape) stores densely, as
+/// one run of elements, and each view's offsets of those runs in row-major
+/// order of the other (outer) dims.
+fn common_runs<T>(views: &[&ArrayViewD<'_, T>]) -> (usize, Vec<Vec<isize>>) {
+    let shape = views[0].shape();
+    let mut outer_dims = 0;
+    for v in views {
+        let (mut d, mut run) = (shape.len(), 1usize);
+        while d > 0 && (shape[d - 1] == 1 || v.strides()[d - 1] == run as isize) {
+            run *= shape[d - 1];
+            d -= 1;
+        }
+        outer_dims = outer_dims.max(d);
+    }
+    let (outer, run) = (&shape[..outer_dims], shape[outer_dims..].iter().product());
+    let blocks: usize = outer.iter().product();
+    let offsets = views
+        .iter()
+        .map(|v| {
+            let st = &v.strides()[..outer_dims];
+            let (mut idx, mut off) = (vec![0usize; outer_dims], 0isize);
+            let mut offs = Vec::with_capacity(blocks);
+            for _ in 0..blocks {
+                offs.push(off);
+                // Odometer step over the outer dims.
+                for ax in (0..outer_dims).rev() {
+                    idx[ax] += 1;
+                    off += st[ax];
+                    if idx[ax] < outer[ax] {
+                        break;
+                    }
+                    off -= st[ax] * outer[ax] as isize;
+                    idx[ax] = 0;
+                }
+            }
+            offs
+        })
+        .collect();
+    (run, offsets)
+}
+
+/// A new array of the views' common shape, written by `f(inputs, out)` on
+/// aligned pieces: `inputs[i]` the elements of `views[i]` under `out`, in
+/// row-major order. Views with contiguous runs of at least 8 elements (a
+/// channel slice from `cat`'s backward, a transpose's untouched inner dims)
+/// are read run by run, not element by element through ndarray's indexing;
+/// big results are split over the threads. `None` when the runs are shorter.
+fn collect_runs<T: Float>(
+    views: &[&ArrayViewD<'_, T>],
+    f: impl Fn(&[&[T]], &mut [MaybeUninit<T>]) + Sync,
+) -> Option<ArrayD<T>> {
+    let total = views[0].len();
+    if total == 0 {
+        return None;
+    }
+    let (run, offsets) = common_runs(views);
+    if run < 8 {
+        return None;
+    }
+    // Addresses as integers: the closure runs on the team's threads.
+    let bases: Vec<usize> = views.iter().map(|v| v.as_ptr() as usize).collect();
+    let write = |start: usize, mut out: &mut [MaybeUninit<T>]| {
+        let mut e = start;
+        let mut ins: Vec<&[T]> = Vec::with_capacity(views.len());
+        while !out.is_empty() {
+            let (k, r) = (e / run, e % run);
+            let len = (run - r).min(out.len());
+            ins.clear();
+            for (b, offs) in bases.iter().zip(&offsets) {
+                // SAFETY: run `k` of each view is `run` contiguous elements
+                // from its offset (common_runs), and `r + len <= run`.
+                ins.push(unsafe {
+                    std::slice::from_raw_parts((*b as *const T).offset(offs[k]).add(r), len)
+                });
+            }
+            let (head, tail) = out.split_at_mut(len);
+            f(&ins, head);
+            out = tail;
+            e += len;
+        }
+    };
+    let mut v = Vec::with_capacity(total);
+    let spare = &mut v.spare_capacity_mut()[..total];
+    if total >= PAR_MIN {
+        let per = total.div_ceil(team::threads());
+        team::for_chunks(spare, per, |i, o| write(i * per, o));
+    } else {
+        write(0, spare);
+    }
+    // SAFETY: `write` gave `f` every element of the output, which writes them all.
+    unsafe { v.set_len(total) };
+    Some(ArrayD::from_shape_vec(IxDyn(views[0].shape()), v).expect("same size"))
+}
+
 /// Whether an elementwise result of `shape` is worth splitting over threads.
 fn parallel(shape: &[usize]) -> bool {
     shape.iter().product::<usize>() >= PAR_MIN && shape.first().is_some_and(|&n| n >= 2)
@@ -153,6 +247,14 @@ fn parallel(shape: &[usize]) -> bool {
 
 /// `f(x)` for every element.
 pub(crate) fn map<T: Float>(a: &ArrayViewD<'_, T>, f: impl Fn(T) -> T + Sync + Send) -> ArrayD<T> {
+    let by_runs = collect_runs(&[a], |x, o| {
+        for (o, &x) in o.iter_mut().zip(x[0]) {
+            o.write(f(x));
+        }
+    });
+    if let Some(out) = by_runs {
+        return out;
+    }
     if parallel(a.shape()) {
         par_collect(a.shape(), |r, mut o| {
             Zip::from(&mut o)
@@ -178,11 +280,13 @@ pub(crate) fn zip2<T: Float>(
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<ArrayD<T>> {
     if a.shape() == b.shape() {
-        if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
-            if a.len() < PAR_MIN {
-                let v = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
-                return Ok(ArrayD::from_shape_vec(IxDyn(a.shape()), v).expect("same size"));
+        let by_runs = collect_runs(&[a, b], |xy, o| {
+            for ((o, &x), &y) in o.iter_mut().zip(xy[0]).zip(xy[1]) {
+                o.write(f(x, y));
             }
+        });
+        if let Some(out) = by_runs {
+            return Ok(out);
         }
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
@@ -209,6 +313,16 @@ pub(crate) fn zip3<T: Float>(
     c: &ArrayViewD<'_, T>,
     f: impl Fn(T, T, T) -> T + Sync + Send,
 ) -> ArrayD<T> {
+    if a.shape() == b.shape() && a.shape() == c.shape() {
+        let by_runs = collect_runs(&[a, b, c], |xyz, o| {
+            for (((o, &x), &y), &z) in o.iter_mut().zip(xyz[0]).zip(xyz[1]).zip(xyz[2]) {
+                o.write(f(x, y, z));
+            }
+        });
+        if let Some(out) = by_runs {
+            return out;
+        }
+    }
     let shape = a.raw_dim();
     let bv = b.broadcast(shape.clone()).expect("broadcastable");
     let cv = c.broadcast(shape).expect("broadcastable");
@@ -414,6 +528,51 @@ pub(crate) unsafe fn gemm_into<T: Float>(
 #[cfg(test)]
 mod parallel_tests {
     use super::*;
+
+    /// `map`, `zip2` and `zip3` on views read run by run (a channel slice,
+    /// a transpose of the outer dims, a reversed outer axis, mixed with
+    /// contiguous operands), small and big enough to split over the threads,
+    /// give ndarray's element-by-element results; runs shorter than 8 (a
+    /// transposed inner dim) take ndarray's path and agree too.
+    #[test]
+    fn elementwise_kernels_on_views_match_element_by_element() {
+        for n in [2, 40] {
+            let big = ArrayD::from_shape_fn(IxDyn(&[n, 12, 9, 31]), |i| {
+                (i[0] * 5 + i[1] * 3 + i[2] * 7 + i[3]) as f32 * 0.25 - 40.0
+            });
+            let other = ArrayD::from_shape_fn(IxDyn(&[12, n, 9, 31]), |i| {
+                (i[0] + 2 * i[1] + i[2] + 3 * i[3]) as f32
+            });
+            let slice = big.slice_axis(Axis(1), (2..8).into()).into_dyn();
+            let t = other.view().permuted_axes(IxDyn(&[1, 0, 2, 3]));
+            let t = t.slice_axis(Axis(1), (4..10).into());
+            let rev = big
+                .slice_axis(Axis(1), ndarray::Slice::new(3, Some(9), -1))
+                .into_dyn();
+            let dense = slice.to_owned();
+            let tr = ArrayD::from_shape_fn(IxDyn(&[n, 6, 31, 9]), |i| (i[2] * 9 + i[3]) as f32);
+            let short = tr.view().permuted_axes(IxDyn(&[0, 1, 3, 2]));
+            let views = [slice.view(), t.view(), rev.view(), dense.view()];
+            let f2 = |x: f32, y: f32| x * 3.0 - y;
+            let f3 = |x: f32, y: f32, z: f32| x - y * z;
+            for (i, a) in views.iter().enumerate() {
+                let b = &views[(i + 1) % views.len()];
+                let c = &views[(i + 2) % views.len()];
+                let want2 = Zip::from(a).and(b).map_collect(|&x, &y| f2(x, y));
+                let want3 = Zip::from(a)
+                    .and(b)
+                    .and(c)
+                    .map_collect(|&x, &y, &z| f3(x, y, z));
+                assert_eq!(map(a, |x| x * 2.0 + 1.0), a.map(|&x| x * 2.0 + 1.0));
+                assert_eq!(zip2("t", a, b, f2).unwrap(), want2, "view {i} n {n}");
+                assert_eq!(zip3(a, b, c, f3), want3, "view {i} n {n}");
+                assert!(collect_runs(&[a, b], |_, _| {}).is_some() || a.is_empty());
+            }
+            assert!(collect_runs(&[&short.view()], |_, _| {}).is_none());
+            let want = Zip::from(&short).and(&slice).map_collect(|&x, &y| f2(x, y));
+            assert_eq!(zip2("t", &short, &slice, f2).unwrap(), want);
+        }
+    }
 
     /// Results big enough to be written in parallel (rows dealt to the
     /// threads), with broadcasting, equal the element-by-element values.
