@@ -183,28 +183,23 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
     }
 }
 
-/// Runs `f(sample index, chunk, GEMM threads)` over the per-sample chunks of
-/// `out`: samples in parallel (single-threaded GEMMs) when there are enough
+/// A new output of `n` samples (`per` values each, zeroed) whose chunks go
+/// to `f(sample index, chunk, GEMM threads)`: samples in parallel (single-threaded GEMMs) when there are enough
 /// of them, else one after another with multi-threaded GEMMs.
 fn per_sample<T: Float>(
-    out: &mut [T],
     per: usize,
     n: usize,
     work: usize,
     f: impl Fn(usize, &mut [T], usize) + Sync + Send,
-) {
-    if per == 0 {
-        return;
-    }
+) -> Vec<T> {
     let threads = team::threads();
-    if n >= threads && work >= 1 << 15 && threads > 1 {
-        team::for_chunks(out, per, |i, o| f(i, o, 1));
+    let parallel = n >= threads && work >= 1 << 15 && threads > 1;
+    let inner = if !parallel && work >= 1 << 18 {
+        threads
     } else {
-        let inner = if work >= 1 << 18 { threads } else { 1 };
-        out.chunks_mut(per)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o, inner));
-    }
+        1
+    };
+    team::zeroed_chunks(n * per, per, parallel, |i, o| f(i, o, inner))
 }
 
 /// `y = conv2d(x, w) + bias`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
@@ -240,14 +235,12 @@ pub(crate) fn conv2d_forward<T: Float>(
             return y;
         }
     }
-    let mut y = vec![T::zero(); g.n * out_per];
     let work = og * k * ohw * g.groups;
     let s = samples_per_chunk(g);
     if s > 1 {
-        forward_chunked(x, wt, bias, g, s, &mut y);
-        return y;
+        return forward_chunked(x, wt, bias, g, s);
     }
-    per_sample(&mut y, out_per, g.n, work, |i, yo, t| {
+    per_sample(out_per, g.n, work, |i, yo, t| {
         let xs = &x[i * in_per..(i + 1) * in_per];
         for gi in 0..g.groups {
             let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
@@ -261,8 +254,7 @@ pub(crate) fn conv2d_forward<T: Float>(
                 plane.iter_mut().for_each(|v| *v += bo);
             }
         }
-    });
-    y
+    })
 }
 
 /// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
@@ -276,18 +268,16 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
-    let mut dx = vec![T::zero(); g.n * in_per];
     let work = og * k * ohw * g.groups;
     let s = samples_per_chunk(g);
     if s > 1 {
-        input_grad_chunked(gy, wt, g, s, &mut dx);
-        return dx;
+        return input_grad_chunked(gy, wt, g, s);
     }
-    per_sample(&mut dx, in_per, g.n, work, |i, dxs, t| {
-        // Written before col2im reads it: a fresh zeroed allocation read first
-        // maps the shared zero page, and the copy-on-write fault on the first
-        // store then flushes the TLB of every core (measured: 11% of the time).
-        dxs.fill(T::zero());
+    // The chunks are written with zeros before col2im adds into them: a
+    // fresh calloc'd allocation read first maps the shared zero page, and the
+    // copy-on-write fault on the first store then flushes the TLB of every
+    // core (measured: 11% of the time).
+    per_sample(in_per, g.n, work, |i, dxs, t| {
         let gys = &gy[i * out_per..(i + 1) * out_per];
         for gi in 0..g.groups {
             let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
@@ -303,8 +293,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
                 });
             }
         }
-    });
-    dx
+    })
 }
 
 /// With stride 1 the input gradient is itself a convolution: of `gy`, padded
@@ -389,20 +378,17 @@ fn samples_per_chunk(g: &ConvGeom) -> usize {
 /// single-threaded GEMMs when there are enough, else one after another with
 /// GEMMs on every thread.
 fn per_chunk<T: Float>(
-    out: &mut [T],
     per: usize,
     n: usize,
     s: usize,
     f: impl Fn(usize, usize, &mut [T], usize) + Sync + Send,
-) {
+) -> Vec<T> {
     let threads = team::threads();
-    if n.div_ceil(s) >= threads && threads > 1 {
-        team::for_chunks(out, s * per, |c, o| f(c * s, o.len() / per, o, 1));
-    } else {
-        for (c, o) in out.chunks_mut(s * per).enumerate() {
-            f(c * s, o.len() / per, o, threads);
-        }
-    }
+    let parallel = n.div_ceil(s) >= threads && threads > 1;
+    let inner = if parallel { 1 } else { threads };
+    team::zeroed_chunks(n * per, s * per, parallel, |c, o| {
+        f(c * s, o.len() / per, o, inner)
+    })
 }
 
 /// The geometry of channels `c0..c1` of one group on their own (what
@@ -462,7 +448,7 @@ fn im2col_chunk<T: Float>(
 
 /// Folds group `gi`'s columns of `ns` samples (side by side, as
 /// [`im2col_chunk`] lays them out) into those samples' channels of the
-/// group in `dxc`, overwriting them; with `threads > 1`, channels in parallel.
+/// group in `dxc` (zeroed), adding; with `threads > 1`, channels in parallel.
 fn col2im_chunk<T: Float>(
     col: &[T],
     g: &ConvGeom,
@@ -477,8 +463,6 @@ fn col2im_chunk<T: Float>(
         let sub = channel_slice(g, cr.start, cr.end);
         let rows = &col[cr.start * taps * cols..];
         for (si, d) in dsts.into_iter().enumerate() {
-            // Written before col2im adds into it (see conv2d_input_grad).
-            d.fill(T::zero());
             col2im(&rows[si * ohw..], cols, &sub, d);
         }
     };
@@ -519,11 +503,10 @@ fn forward_chunked<T: Float>(
     bias: Option<&[T]>,
     g: &ConvGeom,
     s: usize,
-    y: &mut [T],
-) {
+) -> Vec<T> {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
     let out_per = g.o * ohw;
-    per_chunk(y, out_per, g.n, s, |i0, ns, yc, t| {
+    per_chunk(out_per, g.n, s, |i0, ns, yc, t| {
         let cols = ns * ohw;
         for gi in 0..g.groups {
             let wg = &wt[gi * og * k..(gi + 1) * og * k];
@@ -547,14 +530,14 @@ fn forward_chunked<T: Float>(
                 plane.iter_mut().for_each(|v| *v += bo);
             }
         }
-    });
+    })
 }
 
 /// [`conv2d_input_grad`] (transposed GEMM + col2im) with `s` samples per GEMM.
-fn input_grad_chunked<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom, s: usize, dx: &mut [T]) {
+fn input_grad_chunked<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom, s: usize) -> Vec<T> {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
-    per_chunk(dx, in_per, g.n, s, |i0, ns, dxc, t| {
+    per_chunk(in_per, g.n, s, |i0, ns, dxc, t| {
         let cols = ns * ohw;
         for gi in 0..g.groups {
             let wg = &wt[gi * og * k..(gi + 1) * og * k];
@@ -567,7 +550,7 @@ fn input_grad_chunked<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom, s: usize, dx: 
                 });
             });
         }
-    });
+    })
 }
 
 /// [`conv2d_weight_grad`] with `s` samples per GEMM: chunks split over the
@@ -595,7 +578,7 @@ fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> V
     };
     let threads = team::threads().min(chunks);
     if threads <= 1 {
-        let mut dw = vec![T::zero(); wsize];
+        let mut dw = team::zeros(wsize);
         accumulate(0, chunks, &mut dw, team::threads());
         return dw;
     }
@@ -624,12 +607,11 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let wsize = g.o * k;
     if direct::applies(g) {
         if let (Some(x32), Some(gy32)) = (T::f32_slice(x), T::f32_slice(gy)) {
-            let dw32 = direct::weight_grad(x32, gy32, g);
-            let mut dw = vec![T::zero(); wsize];
-            T::f32_slice_mut(&mut dw)
-                .expect("T is f32")
-                .copy_from_slice(&dw32);
-            return dw;
+            // T is f32 here: the conversion is a copy.
+            return direct::weight_grad(x32, gy32, g)
+                .into_iter()
+                .map(|v| T::of(v as f64))
+                .collect();
         }
     }
     let s = samples_per_chunk(g);
@@ -694,7 +676,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let threads = team::threads().min(g.n).max(1);
     let work = og * k * ohw * g.groups * g.n;
     if threads == 1 || work < 1 << 16 {
-        let mut dw = vec![T::zero(); wsize];
+        let mut dw = team::zeros(wsize);
         let inner = if work >= 1 << 18 { team::threads() } else { 1 };
         accumulate_range(0..g.n, &mut dw, inner);
         return dw;
@@ -770,10 +752,8 @@ mod tests {
                 dw_ref.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
             }
             for s in [2, 3, 5] {
-                let mut y = vec![0.0; n * yout];
-                forward_chunked(&x, &wt, Some(&b), &g, s, &mut y);
-                let mut dx = vec![f64::NAN; n * xin];
-                input_grad_chunked(&gy, &wt, &g, s, &mut dx);
+                let y = forward_chunked(&x, &wt, Some(&b), &g, s);
+                let dx = input_grad_chunked(&gy, &wt, &g, s);
                 let dw = weight_grad_chunked(&x, &gy, &g, s);
                 for (a, b) in [(&y, &y_ref), (&dx, &dx_ref), (&dw, &dw_ref)] {
                     assert_eq!(a.len(), b.len());

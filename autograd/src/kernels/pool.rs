@@ -452,20 +452,26 @@ pub(crate) fn scatter_max<T: Float>(
     plane_in: usize,
 ) -> Vec<T> {
     let plane_out = g.len() / planes.max(1);
-    let mut dx = vec![T::zero(); planes * plane_in];
-    let mut none: Vec<u8> = vec![0; planes];
-    for_planes(&mut dx, &mut none, plane_in, |p, d, _| {
-        // Write before reading: see `conv2d_input_grad` on zero pages.
-        d.fill(T::zero());
-        let (gp, ip) = (
-            &g[p * plane_out..(p + 1) * plane_out],
-            &idx[p * plane_out..(p + 1) * plane_out],
-        );
-        for (&gv, &i) in gp.iter().zip(ip) {
-            d[i as usize] += gv;
+    let len = planes * plane_in;
+    // As `for_planes` splits them, each thread zeroing its own planes.
+    let parallel = len >= 1 << 15 && planes >= 2;
+    let each = if parallel {
+        planes.div_ceil(team::threads().min(planes))
+    } else {
+        planes.max(1)
+    };
+    team::zeroed_chunks(len, each * plane_in, parallel, |c, d| {
+        for (j, d) in d.chunks_mut(plane_in).enumerate() {
+            let p = c * each + j;
+            let (gp, ip) = (
+                &g[p * plane_out..(p + 1) * plane_out],
+                &idx[p * plane_out..(p + 1) * plane_out],
+            );
+            for (&gv, &i) in gp.iter().zip(ip) {
+                d[i as usize] += gv;
+            }
         }
-    });
-    dx
+    })
 }
 
 /// Reads `g` at the recorded maxima: the adjoint of [`scatter_max`].
