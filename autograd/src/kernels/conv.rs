@@ -486,13 +486,31 @@ fn col2im_chunk<T: Float>(
 }
 
 /// Group `gi`'s output gradients of samples `i0..i0+ns` as one `Og x ns*OHW` matrix.
-fn gather_gy<T: Float>(gy: &[T], g: &ConvGeom, gi: usize, i0: usize, ns: usize, out: &mut [T]) {
+fn gather_gy<T: Float>(
+    gy: &[T],
+    g: &ConvGeom,
+    gi: usize,
+    i0: usize,
+    ns: usize,
+    out: &mut [T],
+    threads: usize,
+) {
     let (og, ohw, cols) = (g.og(), g.ohw(), ns * g.ohw());
-    for si in 0..ns {
-        let src = &gy[(i0 + si) * g.o * ohw + gi * og * ohw..][..og * ohw];
-        for o in 0..og {
-            out[o * cols + si * ohw..][..ohw].copy_from_slice(&src[o * ohw..][..ohw]);
+    // Output channels `o0..` into `rows` (whole rows of `cols`).
+    let copy = |o0: usize, rows: &mut [T]| {
+        for (j, row) in rows.chunks_mut(cols).enumerate() {
+            for si in 0..ns {
+                let src = &gy[((i0 + si) * g.o + gi * og + o0 + j) * ohw..][..ohw];
+                row[si * ohw..][..ohw].copy_from_slice(src);
+            }
         }
+    };
+    let out = &mut out[..og * cols];
+    if threads > 1 && og >= 2 && out.len() >= 1 << 15 {
+        let per = og.div_ceil(threads);
+        team::for_chunks(out, per * cols, |i, rows| copy(i * per, rows));
+    } else {
+        copy(0, out);
     }
 }
 
@@ -542,7 +560,7 @@ fn input_grad_chunked<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom, s: usize) -> V
         for gi in 0..g.groups {
             let wg = &wt[gi * og * k..(gi + 1) * og * k];
             with_scratch(og * cols, |gyc: &mut [T]| {
-                gather_gy(gy, g, gi, i0, ns, gyc);
+                gather_gy(gy, g, gi, i0, ns, gyc, t);
                 with_scratch(k * cols, |col: &mut [T]| {
                     // dcol = W^T (K x Og) @ gy (Og x cols)
                     gemm(k, og, cols, wg, 1, k, gyc, cols, 1, col, cols, false, t);
@@ -566,7 +584,7 @@ fn weight_grad_chunked<T: Float>(x: &[T], gy: &[T], g: &ConvGeom, s: usize) -> V
             for gi in 0..g.groups {
                 let dwg = &mut dw[gi * og * k..(gi + 1) * og * k];
                 with_scratch(og * cols, |gyc: &mut [T]| {
-                    gather_gy(gy, g, gi, i0, ns, gyc);
+                    gather_gy(gy, g, gi, i0, ns, gyc, t);
                     with_scratch(k * cols, |col: &mut [T]| {
                         im2col_chunk(x, g, gi, i0, ns, col, t);
                         // dW += gy (Og x cols) @ col^T (cols x K)
@@ -715,6 +733,8 @@ mod tests {
             (40, 4, 4, 8, 3, 1, 1, 1, 1),
             (42, 4, 4, 8, 3, 1, 1, 1, 2),
             (96, 6, 6, 8, 3, 2, 1, 1, 2),
+            // Output gradients gathered with their channels split.
+            (8, 4, 4, 420, 3, 1, 1, 1, 1),
         ];
         let n = 5;
         for (c, h, w, o, k, st, p, d, gr) in cases {

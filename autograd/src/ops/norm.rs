@@ -136,9 +136,8 @@ fn per_channel_map2<T: Float, G: Fn(T, T) -> T>(
     s: usize,
     f: impl Fn(usize) -> G + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); a.len()];
     if s == 0 {
-        return out;
+        return vec![T::zero(); a.len()];
     }
     // Planes `k0..` into `o` (whole planes).
     let run = |k0: usize, o: &mut [T]| {
@@ -155,13 +154,13 @@ fn per_channel_map2<T: Float, G: Fn(T, T) -> T>(
             }
         }
     };
-    if a.len() >= 1 << 15 {
-        let planes = (MAP_CHUNK / s).max(1);
-        team::for_chunks(&mut out, planes * s, |i, o| run(i * planes, o));
+    let parallel = a.len() >= 1 << 15;
+    let planes = if parallel {
+        (MAP_CHUNK / s).max(1)
     } else {
-        run(0, &mut out);
-    }
-    out
+        a.len() / s
+    };
+    team::zeroed_chunks(a.len(), planes * s, parallel, |i, o| run(i * planes, o))
 }
 
 impl<T: Float> Tensor<T> {
