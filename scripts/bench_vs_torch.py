@@ -17,7 +17,7 @@ Only the standard library is used here; torch runs in its own interpreter.
 """
 
 import argparse
-import glob
+import functools
 import json
 import os
 import re
@@ -33,12 +33,19 @@ CONV_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def newest_bench(name):
-    """The newest bench binary (cargo leaves stale ones with other hashes)."""
-    paths = [p for p in glob.glob(f"target/release/deps/{name}-*") if not p.endswith(".d")]
-    if not paths:
-        sys.exit(f"no benchmark binary for {name}: run `cargo build --release --benches`")
-    return max(paths, key=os.path.getmtime)
+    """The bench target's binary, as cargo reports it (the newest file named
+    `name-*` may be a crate's test binary: `models` and `optim` are crates too)."""
+    out = subprocess.run(["cargo", "build", "--release", "--bench", name, "--message-format=json"],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        target = msg.get("target", {})
+        if msg.get("reason") == "compiler-artifact" and "bench" in target.get("kind", []) \
+                and target.get("name") == name and msg.get("executable"):
+            return msg["executable"]
+    sys.exit(f"no benchmark binary for {name}: run `cargo build --release --benches`")
 
 
 def run_ours(case, threads):
