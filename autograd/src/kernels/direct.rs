@@ -80,7 +80,7 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
 /// one im2col product (conv.rs `samples_per_chunk`).
 fn useful_fraction(g: &ConvGeom) -> f64 {
     let wp = g.w + 2 * g.padding[1];
-    let tiles = tiles(g.oh, g.ow, wp, g.oh * wp).len();
+    let tiles = tiles(g.oh, g.ow, wp, g.oh * wp).0.len();
     g.ohw() as f64 / (tiles * NR) as f64
 }
 
@@ -96,6 +96,9 @@ struct Plan {
     offs: Vec<usize>,
     /// Where each pair of 8-wide output vectors of a tile starts (in `q`).
     tiles: Vec<[usize; 2]>,
+    /// Every vector is 8 outputs of one output row (rows as wide as a
+    /// whole number of vectors): tiles store straight into the output.
+    rows_exact: bool,
 }
 
 impl Plan {
@@ -115,13 +118,15 @@ impl Plan {
                 }
             }
         }
+        let (tiles, by_rows) = tiles(g.oh, g.ow, wp, q);
         Plan {
             wp,
             plane,
             qt,
             xlen,
             offs,
-            tiles: tiles(g.oh, g.ow, wp, q),
+            tiles,
+            rows_exact: by_rows && g.ow % 8 == 0,
         }
     }
 
@@ -151,9 +156,11 @@ impl Plan {
 /// output row on its own (no padding columns computed, when every row's
 /// vectors fit inside its padded width): 8x8 planes need 8 vectors of 8
 /// rather than 10 (padded width 10), 16-wide rows 32 rather than 36.
-fn tiles(oh: usize, ow: usize, wp: usize, q: usize) -> Vec<[usize; 2]> {
+/// Also says whether the vectors go row by row.
+fn tiles(oh: usize, ow: usize, wp: usize, q: usize) -> (Vec<[usize; 2]>, bool) {
     let per_row = ow.div_ceil(8);
-    let vecs: Vec<usize> = if per_row * 8 <= wp && oh * per_row < q.div_ceil(8) {
+    let by_rows = per_row * 8 <= wp && oh * per_row < q.div_ceil(8);
+    let vecs: Vec<usize> = if by_rows {
         (0..oh)
             .flat_map(|oy| (0..per_row).map(move |j| oy * wp + 8 * j))
             .collect()
@@ -161,9 +168,11 @@ fn tiles(oh: usize, ow: usize, wp: usize, q: usize) -> Vec<[usize; 2]> {
         (0..q.div_ceil(16) * 2).map(|j| 8 * j).collect()
     };
     // An odd count repeats the last vector (the same values, stored twice).
-    vecs.chunks(2)
+    let pairs = vecs
+        .chunks(2)
         .map(|pair| [pair[0], *pair.last().expect("a vector")])
-        .collect()
+        .collect();
+    (pairs, by_rows)
 }
 
 /// W (Og x K, row-major) in panels of [`MR`] rows, each tap-major (the last
@@ -228,6 +237,9 @@ fn forward_group(
     let (og, k, qt) = (g.og(), g.k(), plan.qt);
     with_scratch(plan.xlen, |xp: &mut [f32]| {
         plan.pad_input(g, xg, xp);
+        if plan.rows_exact {
+            return forward_rows(plan, g, xp, ap, bias, yg, threads);
+        }
         with_scratch(og * qt, |yp: &mut [f32]| {
             let tiles = plan.tiles.len();
             let (xa, ya) = (xp.as_ptr() as usize, yp.as_mut_ptr() as usize);
@@ -253,6 +265,7 @@ fn forward_group(
                                     (ya as *mut f32).add(r0 * qt + q1),
                                 ],
                                 qt,
+                                std::ptr::null(),
                             );
                         }
                     }
@@ -279,6 +292,59 @@ fn forward_group(
     });
 }
 
+/// [`forward_group`] when every tile vector is 8 outputs of one row: the
+/// tiles store into `yg` itself, bias included (no `Og x Qt` buffer and no
+/// copy of its valid columns: 4% of DeepConvNet's conv6 before). DeepConvNet's
+/// conv4-conv6 and ResNet's 56x56 layers go this way.
+fn forward_rows(
+    plan: &Plan,
+    g: &ConvGeom,
+    xp: &[f32],
+    ap: &[f32],
+    bias: Option<&[f32]>,
+    yg: &mut [MaybeUninit<f32>],
+    threads: usize,
+) {
+    let (og, k, ohw, ow, wp) = (g.og(), g.k(), g.ohw(), g.ow, plan.wp);
+    debug_assert!(plan.rows_exact && yg.len() >= og * ohw);
+    let tiles = plan.tiles.len();
+    let (xa, ya) = (xp.as_ptr() as usize, yg.as_mut_ptr() as usize);
+    // Output offset of the vector at padded position q (row q / wp, column q % wp).
+    let at = |q: usize| q / wp * ow + q % wp;
+    let run = |t: usize, parts: usize| {
+        let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
+        for &[q0, q1] in &plan.tiles[t0..t1] {
+            for r0 in (0..og).step_by(MR) {
+                let rows = MR.min(og - r0);
+                // SAFETY: as in forward_group for the panel and the input;
+                // each vector is 8 outputs of one row (`ow % 8 == 0`), so
+                // rows r0..r0+rows of `yg` (`ohw` apart) hold its 8 floats,
+                // and tiles cover disjoint vectors (a repeated last vector
+                // is written twice by the same thread with the same values).
+                unsafe {
+                    tile_dispatch(
+                        rows,
+                        &plan.offs,
+                        ap.as_ptr().add(r0 * k),
+                        [(xa as *const f32).add(q0), (xa as *const f32).add(q1)],
+                        [
+                            (ya as *mut f32).add(r0 * ohw + at(q0)),
+                            (ya as *mut f32).add(r0 * ohw + at(q1)),
+                        ],
+                        ohw,
+                        bias.map_or(std::ptr::null(), |b| b.as_ptr().add(r0)),
+                    );
+                }
+            }
+        }
+    };
+    if threads > 1 && tiles >= 2 * threads {
+        team::run(threads, |t| run(t, threads));
+    } else {
+        run(0, 1);
+    }
+}
+
 /// Runs the forward micro-kernel for a panel of `rows` (1..=6) rows.
 ///
 /// # Safety
@@ -290,18 +356,21 @@ unsafe fn tile_dispatch(
     xb: [*const f32; 2],
     c: [*mut f32; 2],
     rsc: usize,
+    bias: *const f32,
 ) {
     #[cfg(target_arch = "x86_64")]
     match rows {
-        6 => x86::tile::<6>(offs, a, xb, c, rsc),
-        5 => x86::tile::<5>(offs, a, xb, c, rsc),
-        4 => x86::tile::<4>(offs, a, xb, c, rsc),
-        3 => x86::tile::<3>(offs, a, xb, c, rsc),
-        2 => x86::tile::<2>(offs, a, xb, c, rsc),
-        _ => x86::tile::<1>(offs, a, xb, c, rsc),
+        6 => x86::tile::<6>(offs, a, xb, c, rsc, bias),
+        5 => x86::tile::<5>(offs, a, xb, c, rsc, bias),
+        4 => x86::tile::<4>(offs, a, xb, c, rsc, bias),
+        3 => x86::tile::<3>(offs, a, xb, c, rsc, bias),
+        2 => x86::tile::<2>(offs, a, xb, c, rsc, bias),
+        _ => x86::tile::<1>(offs, a, xb, c, rsc, bias),
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct convolution on x86_64 only ({rows} {offs:?} {a:?} {xb:?} {c:?} {rsc})");
+    unreachable!(
+        "direct convolution on x86_64 only ({rows} {offs:?} {a:?} {xb:?} {c:?} {rsc} {bias:?})"
+    );
 }
 
 /// The weight gradient for a geometry where [`applies`] holds:
@@ -478,13 +547,14 @@ unsafe fn wtile_dispatch(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// For both vectors `v`: `C_v[R x 8] = A (R x K, tap-major) @ X_v[K x 8]`,
-    /// `X_v`'s row `p` at `xb[v] + offs[p]`.
+    /// For both vectors `v`: `C_v[R x 8] = A (R x K, tap-major) @ X_v[K x 8]`
+    /// (+ `bias[r]` on row `r` unless `bias` is null), `X_v`'s row `p` at
+    /// `xb[v] + offs[p]`.
     ///
     /// # Safety
     /// AVX2 and FMA present; `a` holds `R * offs.len()` floats; every
     /// `xb[v] + offs[p]` 8 readable floats; `c[v]` R rows of 8 writable
-    /// floats, `rsc` apart.
+    /// floats, `rsc` apart; `bias` null or R readable floats.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile<const R: usize>(
         offs: &[usize],
@@ -492,8 +562,15 @@ mod x86 {
         xb: [*const f32; 2],
         c: [*mut f32; 2],
         rsc: usize,
+        bias: *const f32,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if !bias.is_null() {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = _mm256_set1_ps(*bias.add(r));
+                *row = [b, b];
+            }
+        }
         let mut a = a;
         for &o in offs {
             let b0 = _mm256_loadu_ps(xb[0].add(o));
@@ -612,6 +689,11 @@ mod tests {
             (16, 14, 32, 3, 1),
             (32, 14, 32, 3, 2),
             (32, 7, 64, 3, 1),
+            // Rows of 8 and 16 outputs (stored straight into the output),
+            // output channels not a multiple of the 6-row panels.
+            (32, 8, 64, 3, 1),
+            (16, 8, 13, 3, 1),
+            (8, 16, 16, 3, 1),
             (8, 20, 13, 5, 2),
             (5, 9, 7, 1, 1),
         ] {
