@@ -126,7 +126,7 @@ impl Plan {
             xlen,
             offs,
             tiles,
-            rows_exact: by_rows && g.ow % 8 == 0,
+            rows_exact: by_rows && g.ow.is_multiple_of(8),
         }
     }
 
