@@ -234,48 +234,28 @@ fn forward_group(
     yg: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
-    let (og, k, qt) = (g.og(), g.k(), plan.qt);
+    let (og, qt) = (g.og(), plan.qt);
     with_scratch(plan.xlen, |xp: &mut [f32]| {
         plan.pad_input(g, xg, xp);
         if plan.rows_exact {
-            return forward_rows(plan, g, xp, ap, bias, yg, threads);
+            // Every vector is 8 outputs of one row: the tiles store into
+            // `yg` itself, bias included (no `Og x Qt` buffer and no copy of
+            // its valid columns: 4% of DeepConvNet's conv6 before).
+            let (ohw, ow, wp) = (g.ohw(), g.ow, plan.wp);
+            debug_assert!(yg.len() >= og * ohw);
+            let ya = yg.as_mut_ptr() as usize;
+            // SAFETY (for run_tiles): row r0's vector at padded position q
+            // is 8 outputs of output row q / wp (`ow % 8 == 0`), inside
+            // plane r0 of `yg`.
+            let dest = |r0: usize, q: usize| {
+                (ya as *mut f32).wrapping_add(r0 * ohw + q / wp * ow + q % wp) as usize
+            };
+            return run_tiles(plan, g, xp, ap, dest, ohw, bias, threads);
         }
         with_scratch(og * qt, |yp: &mut [f32]| {
-            let tiles = plan.tiles.len();
-            let (xa, ya) = (xp.as_ptr() as usize, yp.as_mut_ptr() as usize);
-            let run = |t: usize, parts: usize| {
-                let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
-                for &[q0, q1] in &plan.tiles[t0..t1] {
-                    for r0 in (0..og).step_by(MR) {
-                        let rows = MR.min(og - r0);
-                        // SAFETY: the panel holds `rows * k` packed weights;
-                        // every tap reads `xp[offs[p] + q..][..8]` for both
-                        // vectors' `q < qt - 7`, inside `xlen` (Plan::new);
-                        // the tile writes rows `r0..r0+rows`, columns
-                        // `q..q+8` of the `og x qt` buffer, disjoint between
-                        // tiles (Plan::tiles), so between threads.
-                        unsafe {
-                            tile_dispatch(
-                                rows,
-                                &plan.offs,
-                                ap.as_ptr().add(r0 * k),
-                                [(xa as *const f32).add(q0), (xa as *const f32).add(q1)],
-                                [
-                                    (ya as *mut f32).add(r0 * qt + q0),
-                                    (ya as *mut f32).add(r0 * qt + q1),
-                                ],
-                                qt,
-                                std::ptr::null(),
-                            );
-                        }
-                    }
-                }
-            };
-            if threads > 1 && tiles >= 2 * threads {
-                team::run(threads, |t| run(t, threads));
-            } else {
-                run(0, 1);
-            }
+            let ya = yp.as_mut_ptr() as usize;
+            let dest = |r0: usize, q: usize| (ya as *mut f32).wrapping_add(r0 * qt + q) as usize;
+            run_tiles(plan, g, xp, ap, dest, qt, None, threads);
             // The valid columns of each output row, plus the bias.
             let (oh, ow, wp) = (g.oh, g.ow, plan.wp);
             for o in 0..og {
@@ -292,46 +272,44 @@ fn forward_group(
     });
 }
 
-/// [`forward_group`] when every tile vector is 8 outputs of one row: the
-/// tiles store into `yg` itself, bias included (no `Og x Qt` buffer and no
-/// copy of its valid columns: 4% of DeepConvNet's conv6 before). DeepConvNet's
-/// conv4-conv6 and ResNet's 56x56 layers go this way.
-fn forward_rows(
+/// Every tile of the plan, each for every 6-row panel of the output
+/// channels: `dest(r0, q)` is the address of the 8 outputs of row `r0` for
+/// the vector at padded position `q`, rows `rsc` floats apart; `bias`, if
+/// any, starts the accumulators. Tiles are split over `threads`.
+#[allow(clippy::too_many_arguments)]
+fn run_tiles(
     plan: &Plan,
     g: &ConvGeom,
     xp: &[f32],
     ap: &[f32],
+    dest: impl Fn(usize, usize) -> usize + Sync,
+    rsc: usize,
     bias: Option<&[f32]>,
-    yg: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
-    let (og, k, ohw, ow, wp) = (g.og(), g.k(), g.ohw(), g.ow, plan.wp);
-    debug_assert!(plan.rows_exact && yg.len() >= og * ohw);
+    let (og, k) = (g.og(), g.k());
     let tiles = plan.tiles.len();
-    let (xa, ya) = (xp.as_ptr() as usize, yg.as_mut_ptr() as usize);
-    // Output offset of the vector at padded position q (row q / wp, column q % wp).
-    let at = |q: usize| q / wp * ow + q % wp;
+    let xa = xp.as_ptr() as usize;
     let run = |t: usize, parts: usize| {
         let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
         for &[q0, q1] in &plan.tiles[t0..t1] {
             for r0 in (0..og).step_by(MR) {
                 let rows = MR.min(og - r0);
-                // SAFETY: as in forward_group for the panel and the input;
-                // each vector is 8 outputs of one row (`ow % 8 == 0`), so
-                // rows r0..r0+rows of `yg` (`ohw` apart) hold its 8 floats,
-                // and tiles cover disjoint vectors (a repeated last vector
-                // is written twice by the same thread with the same values).
+                // SAFETY: the panel holds `rows * k` packed weights; every
+                // tap reads `xp[offs[p] + q..][..8]` for both vectors'
+                // `q < qt - 7`, inside `xlen` (Plan::new); `dest` gives
+                // `rows` rows of 8 writable floats `rsc` apart (the caller's
+                // promise), disjoint between tiles (Plan::tiles), so between
+                // threads (a repeated last vector is written twice by one
+                // thread with the same values).
                 unsafe {
                     tile_dispatch(
                         rows,
                         &plan.offs,
                         ap.as_ptr().add(r0 * k),
                         [(xa as *const f32).add(q0), (xa as *const f32).add(q1)],
-                        [
-                            (ya as *mut f32).add(r0 * ohw + at(q0)),
-                            (ya as *mut f32).add(r0 * ohw + at(q1)),
-                        ],
-                        ohw,
+                        [dest(r0, q0) as *mut f32, dest(r0, q1) as *mut f32],
+                        rsc,
                         bias.map_or(std::ptr::null(), |b| b.as_ptr().add(r0)),
                     );
                 }

@@ -195,6 +195,14 @@ pub(crate) fn max_pool<T: Float>(
     (out, idx)
 }
 
+/// Whether the vector pool kernels can run here.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Stride-1 windows on planes whose output rows are as wide as the input
 /// rows (GoogLeNet's 3x3 pools with padding 1): output `q = i * W + j` reads
 /// input `q + dy * W + dx` for a fixed set of taps `(dy, dx)`, each valid or
@@ -217,10 +225,7 @@ impl FlatTaps {
     fn new(w: usize, wh: &Windows, ww: &Windows) -> Option<FlatTaps> {
         let (oh, ow) = (wh.len(), ww.len());
         let len = oh * ow;
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
+        let avx2 = has_avx2();
         if !avx2 || ow != w || wh.step != 1 || ww.step != 1 || len == 0 {
             return None;
         }
@@ -291,10 +296,7 @@ impl GatherTaps {
     fn new(w: usize, wh: &Windows, ww: &Windows) -> Option<GatherTaps> {
         let (oh, ow) = (wh.len(), ww.len());
         let len = oh * ow;
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
+        let avx2 = has_avx2();
         // Taps along an axis: the most any window holds.
         let taps = |win: &Windows| {
             (win.lo.iter().zip(&win.hi))

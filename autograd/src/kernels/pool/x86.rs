@@ -103,6 +103,49 @@ pub(super) unsafe fn max_pool_2x2(
     }
 }
 
+/// One tap of a masked window scan: where `valid` (all-ones lanes) and `v`
+/// is greater than `best` or NaN (the scalar scan's rule), take `v` and its
+/// input index `src`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn take_tap(valid: __m256, v: __m256, src: __m256i, best: &mut __m256, at: &mut __m256i) {
+    let take = _mm256_and_ps(
+        valid,
+        _mm256_or_ps(
+            _mm256_cmp_ps::<_CMP_GT_OQ>(v, *best),
+            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+        ),
+    );
+    *best = _mm256_blendv_ps(*best, v, take);
+    *at = _mm256_castps_si256(_mm256_blendv_ps(
+        _mm256_castsi256_ps(*at),
+        _mm256_castsi256_ps(src),
+        take,
+    ));
+}
+
+/// Stores outputs `q..q + 8` of a plane of `len` (only those below `len`).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_eight(
+    o: &mut [f32],
+    id: &mut [u32],
+    q: usize,
+    len: usize,
+    best: __m256,
+    at: __m256i,
+) {
+    if q + 8 <= len {
+        _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
+        _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
+    } else {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
+        _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
+        _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
+    }
+}
+
 /// Every output of one plane through [`super::FlatTaps`]: per tap, the
 /// inputs of 8 outputs loaded under the tap's mask (masked lanes are not
 /// read), taken where valid and greater or NaN: the scalar scan's rule,
@@ -130,30 +173,10 @@ pub(super) unsafe fn max_pool_flat(
             let m = _mm256_loadu_si256(ft.masks.as_ptr().add(t * len8 + q) as *const __m256i);
             // Lanes outside the plane are masked: not read, and zero.
             let v = _mm256_maskload_ps(base.wrapping_offset(q as isize + off), m);
-            let take = _mm256_and_ps(
-                _mm256_castsi256_ps(m),
-                _mm256_or_ps(
-                    _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                ),
-            );
-            best = _mm256_blendv_ps(best, v, take);
             let src = _mm256_add_epi32(qv, _mm256_set1_epi32(off as i32));
-            at = _mm256_castps_si256(_mm256_blendv_ps(
-                _mm256_castsi256_ps(at),
-                _mm256_castsi256_ps(src),
-                take,
-            ));
+            take_tap(_mm256_castsi256_ps(m), v, src, &mut best, &mut at);
         }
-        if q + 8 <= len {
-            _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
-            _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
-        } else {
-            // The plane's last outputs only.
-            let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
-            _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
-            _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
-        }
+        store_eight(o, id, q, len, best, at);
     }
 }
 
@@ -174,7 +197,6 @@ pub(super) unsafe fn max_pool_gather(
     let (len, len8) = (gt.len, gt.base.len());
     debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
     let p = plane.as_ptr();
-    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for q in (0..len8).step_by(8) {
         let base = _mm256_loadu_si256(gt.base.as_ptr().add(q) as *const __m256i);
         let (mut best, mut at) = (_mm256_set1_ps(f32::NEG_INFINITY), base);
@@ -183,27 +205,8 @@ pub(super) unsafe fn max_pool_gather(
             let m = _mm256_castsi256_ps(m);
             let src = _mm256_add_epi32(base, _mm256_set1_epi32(off));
             let v = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, src, m);
-            let take = _mm256_and_ps(
-                m,
-                _mm256_or_ps(
-                    _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
-                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
-                ),
-            );
-            best = _mm256_blendv_ps(best, v, take);
-            at = _mm256_castps_si256(_mm256_blendv_ps(
-                _mm256_castsi256_ps(at),
-                _mm256_castsi256_ps(src),
-                take,
-            ));
+            take_tap(m, v, src, &mut best, &mut at);
         }
-        if q + 8 <= len {
-            _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
-            _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
-        } else {
-            let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
-            _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
-            _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
-        }
+        store_eight(o, id, q, len, best, at);
     }
 }
