@@ -87,24 +87,16 @@ pub(crate) fn standard_slice<'a, T: Float>(a: &'a ArrayViewD<'a, T>) -> Cow<'a, 
     if let Some(s) = a.as_slice() {
         return Cow::Borrowed(s);
     }
-    let (shape, strides) = (a.shape(), a.strides());
-    let (mut d, mut run) = (shape.len(), 1usize);
-    while d > 0 && (shape[d - 1] == 1 || strides[d - 1] == run as isize) {
-        run *= shape[d - 1];
-        d -= 1;
-    }
-    if run < 8 || a.is_empty() {
-        return Cow::Owned(a.iter().copied().collect());
-    }
-    let mut out = Vec::with_capacity(a.len());
-    for idx in ndarray::indices(IxDyn(&shape[..d])) {
-        let off: isize = (0..d).map(|i| idx[i] as isize * strides[i]).sum();
-        // SAFETY: `off` is the offset of element `idx` followed by zeros, and
-        // the `run` elements from there are contiguous in `a`'s memory.
-        let block = unsafe { std::slice::from_raw_parts(a.as_ptr().offset(off), run) };
-        out.extend_from_slice(block);
-    }
-    Cow::Owned(out)
+    // Run by run (see `collect_runs`), or element by element when runs are short.
+    let copied = collect_runs(&[a], |x, o| {
+        for (o, &v) in o.iter_mut().zip(x[0]) {
+            o.write(v);
+        }
+    });
+    Cow::Owned(match copied {
+        Some(arr) => arr.into_raw_vec_and_offset().0,
+        None => a.iter().copied().collect(),
+    })
 }
 
 /// Joins arrays (equal shapes except along `axis`) along `axis` into a new

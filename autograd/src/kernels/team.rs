@@ -230,16 +230,7 @@ pub(crate) fn zeros<T: Float>(len: usize) -> Vec<T> {
     if len < 1 << 15 || threads() < 2 {
         return vec![T::zero(); len];
     }
-    let mut v = Vec::with_capacity(len);
-    let per = len.div_ceil(threads());
-    for_chunks(&mut v.spare_capacity_mut()[..len], per, |_, c| {
-        c.iter_mut().for_each(|x| {
-            x.write(T::zero());
-        });
-    });
-    // SAFETY: the chunks cover `0..len` and each was zeroed.
-    unsafe { v.set_len(len) };
-    v
+    zeroed_chunks(len, len.div_ceil(threads()), true, |_, _| {})
 }
 
 /// `f(t, items[t])` for every item in parallel (one part per item: at most
