@@ -26,7 +26,7 @@
 
 use autograd::{Float, Tensor};
 use nn::init::{self, FanMode, Nonlinearity};
-use nn::{forward_recorded, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, Module};
+use nn::{Conv2d, Conv2dConfig, Dropout, Hooks, Linear, LinearConfig, Module};
 
 /// Options of [`DeepConvNet`]; the defaults are the book's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,6 +52,7 @@ impl Default for DeepConvNetConfig {
 }
 
 /// The book's deep CNN for MNIST.
+#[derive(Module)]
 pub struct DeepConvNet<T: Float = f32> {
     pub conv1: Conv2d<T>,
     pub conv2: Conv2d<T>,
@@ -60,10 +61,12 @@ pub struct DeepConvNet<T: Float = f32> {
     pub conv5: Conv2d<T>,
     pub conv6: Conv2d<T>,
     pub fc1: Linear<T>,
-    pub fc2: Linear<T>,
     pub dropout1: Dropout<T>,
+    pub fc2: Linear<T>,
     pub dropout2: Dropout<T>,
+    #[module(skip)]
     config: DeepConvNetConfig,
+    hooks: Hooks,
 }
 
 impl DeepConvNet {
@@ -98,6 +101,7 @@ impl<T: Float> DeepConvNet<T> {
             l
         };
         DeepConvNet {
+            hooks: Hooks::new(),
             conv1: conv(config.in_channels, 16, 1),
             conv2: conv(16, 16, 1),
             conv3: conv(16, 32, 1),
@@ -119,30 +123,15 @@ impl<T: Float> DeepConvNet<T> {
 }
 
 impl<T: Float> Module<T> for DeepConvNet<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let pool = autograd::PoolOptions::new(2);
-        let cr = |c: &Conv2d<T>, h: &Tensor<T>| forward_recorded(c, h).relu();
+        let cr = |c: &Conv2d<T>, h: &Tensor<T>| c.forward(h).relu();
         let h = cr(&self.conv2, &cr(&self.conv1, x)).max_pool2d(pool);
         let h = cr(&self.conv4, &cr(&self.conv3, &h)).max_pool2d(pool);
         let h = cr(&self.conv6, &cr(&self.conv5, &h)).max_pool2d(pool);
-        let h = forward_recorded(&self.fc1, &h.flatten(1, -1)).relu();
-        let h = forward_recorded(&self.dropout1, &h);
-        forward_recorded(&self.dropout2, &forward_recorded(&self.fc2, &h))
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![
-            ("conv1".into(), &self.conv1),
-            ("conv2".into(), &self.conv2),
-            ("conv3".into(), &self.conv3),
-            ("conv4".into(), &self.conv4),
-            ("conv5".into(), &self.conv5),
-            ("conv6".into(), &self.conv6),
-            ("fc1".into(), &self.fc1),
-            ("dropout1".into(), &self.dropout1),
-            ("fc2".into(), &self.fc2),
-            ("dropout2".into(), &self.dropout2),
-        ]
+        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
+        let h = self.dropout1.forward(&h);
+        self.dropout2.forward(&self.fc2.forward(&h))
     }
 
     fn describe(&self) -> String {
@@ -150,9 +139,5 @@ impl<T: Float> Module<T> for DeepConvNet<T> {
             "DeepConvNet(in_channels={}, num_classes={})",
             self.config.in_channels, self.config.num_classes
         )
-    }
-
-    fn as_dyn(&self) -> &dyn Module<T> {
-        self
     }
 }

@@ -17,8 +17,8 @@
 use autograd::{Float, Tensor};
 use nn::init;
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BasicConv2d, Conv2dConfig, Dropout, Inception,
-    InceptionConfig, Linear, LinearConfig, MaxPool2d, Module, PoolConfig,
+    AdaptiveAvgPool2d, BasicConv2d, Conv2dConfig, Dropout, Hooks, Inception, InceptionConfig,
+    Linear, LinearConfig, MaxPool2d, Module, PoolConfig,
 };
 
 /// Options of [`GoogLeNet`]; torchvision's defaults (3 channels, 1000 classes, auxiliary heads).
@@ -62,16 +62,19 @@ impl GoogLeNetConfig {
 }
 
 /// An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, FC 2048 -> 1024, dropout, FC.
+#[derive(Module)]
 pub struct InceptionAux<T: Float = f32> {
     pub conv: BasicConv2d<T>,
     pub fc1: Linear<T>,
     pub fc2: Linear<T>,
     pub dropout: Dropout<T>,
+    hooks: Hooks,
 }
 
 impl<T: Float> InceptionAux<T> {
     fn build(in_channels: usize, num_classes: usize, dropout: f64) -> Self {
         InceptionAux {
+            hooks: Hooks::new(),
             conv: BasicConv2d::build(Conv2dConfig::new(in_channels, 128, 1)),
             fc1: Linear::build(LinearConfig::new(2048, 1024)),
             fc2: Linear::build(LinearConfig::new(1024, num_classes)),
@@ -81,25 +84,14 @@ impl<T: Float> InceptionAux<T> {
 }
 
 impl<T: Float> Module<T> for InceptionAux<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let h = x.adaptive_avg_pool2d(4);
-        let h = forward_recorded(&self.conv, &h).flatten(1, -1);
-        let h = forward_recorded(&self.fc1, &h).relu();
-        forward_recorded(&self.fc2, &forward_recorded(&self.dropout, &h))
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![
-            ("conv".into(), &self.conv),
-            ("fc1".into(), &self.fc1),
-            ("fc2".into(), &self.fc2),
-            ("dropout".into(), &self.dropout),
-        ]
+        let h = self.conv.forward(&h).flatten(1, -1);
+        let h = self.fc1.forward(&h).relu();
+        self.fc2.forward(&self.dropout.forward(&h))
     }
     fn describe(&self) -> String {
         "InceptionAux".into()
-    }
-    fn as_dyn(&self) -> &dyn Module<T> {
-        self
     }
 }
 
@@ -111,6 +103,7 @@ pub struct GoogLeNetOutput<T: Float = f32> {
 }
 
 /// GoogLeNet (Inception v1).
+#[derive(Module)]
 pub struct GoogLeNet<T: Float = f32> {
     pub conv1: BasicConv2d<T>,
     pub maxpool1: MaxPool2d,
@@ -133,8 +126,11 @@ pub struct GoogLeNet<T: Float = f32> {
     pub avgpool: AdaptiveAvgPool2d,
     pub dropout: Dropout<T>,
     pub fc: Linear<T>,
+    #[module(skip)]
     config: GoogLeNetConfig,
+    #[module(skip)]
     training: std::sync::atomic::AtomicBool,
+    hooks: Hooks,
 }
 
 impl GoogLeNet {
@@ -152,6 +148,7 @@ impl<T: Float> GoogLeNet<T> {
         let pool = |k: usize| MaxPool2d::new(PoolConfig::new(k).stride(2).ceil_mode(true));
         let inc = |a, b, c, d, e, f, g| Inception::build(InceptionConfig::new(a, b, c, d, e, f, g));
         let net = GoogLeNet {
+            hooks: Hooks::new(),
             conv1: BasicConv2d::build(
                 Conv2dConfig::new(config.in_channels, 64, 7)
                     .stride(2)
@@ -194,7 +191,7 @@ impl<T: Float> GoogLeNet<T> {
     /// The forward pass with the auxiliary outputs (in training mode, when the heads exist).
     pub fn forward_train(&self, x: &Tensor<T>) -> GoogLeNetOutput<T> {
         let training = self.training.load(std::sync::atomic::Ordering::Relaxed);
-        let f = |m: &dyn Module<T>, h: &Tensor<T>| forward_recorded(m, h);
+        let f = |m: &dyn Module<T>, h: &Tensor<T>| m.forward(h);
         let h = f(&self.maxpool1, &f(&self.conv1, x));
         let h = f(&self.maxpool2, &f(&self.conv3, &f(&self.conv2, &h)));
         let h = f(
@@ -218,7 +215,7 @@ impl<T: Float> GoogLeNet<T> {
 
 impl<T: Float> Module<T> for GoogLeNet<T> {
     /// The main logits (auxiliary heads are only run by [`GoogLeNet::forward_train`]).
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let was = self
             .training
             .swap(false, std::sync::atomic::Ordering::Relaxed);
@@ -226,36 +223,6 @@ impl<T: Float> Module<T> for GoogLeNet<T> {
         self.training
             .store(was, std::sync::atomic::Ordering::Relaxed);
         out
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        let mut v: Vec<(String, &dyn Module<T>)> = vec![
-            ("conv1".into(), &self.conv1),
-            ("maxpool1".into(), &self.maxpool1),
-            ("conv2".into(), &self.conv2),
-            ("conv3".into(), &self.conv3),
-            ("maxpool2".into(), &self.maxpool2),
-            ("inception3a".into(), &self.inception3a),
-            ("inception3b".into(), &self.inception3b),
-            ("maxpool3".into(), &self.maxpool3),
-            ("inception4a".into(), &self.inception4a),
-            ("inception4b".into(), &self.inception4b),
-            ("inception4c".into(), &self.inception4c),
-            ("inception4d".into(), &self.inception4d),
-            ("inception4e".into(), &self.inception4e),
-            ("maxpool4".into(), &self.maxpool4),
-            ("inception5a".into(), &self.inception5a),
-            ("inception5b".into(), &self.inception5b),
-        ];
-        if let Some(a) = &self.aux1 {
-            v.push(("aux1".into(), a));
-        }
-        if let Some(a) = &self.aux2 {
-            v.push(("aux2".into(), a));
-        }
-        v.push(("avgpool".into(), &self.avgpool));
-        v.push(("dropout".into(), &self.dropout));
-        v.push(("fc".into(), &self.fc));
-        v
     }
     fn set_own_training(&self, training: bool) {
         self.training
@@ -266,8 +233,5 @@ impl<T: Float> Module<T> for GoogLeNet<T> {
             "GoogLeNet(num_classes={}, aux_logits={})",
             self.config.num_classes, self.config.aux_logits
         )
-    }
-    fn as_dyn(&self) -> &dyn Module<T> {
-        self
     }
 }

@@ -17,9 +17,8 @@
 use autograd::{Float, Tensor};
 use nn::init::{self, FanMode, Nonlinearity};
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, BatchNormConfig, BlockConfig,
-    Bottleneck, Conv2d, Conv2dConfig, Linear, LinearConfig, MaxPool2d, Module, PoolConfig,
-    Sequential,
+    AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, BatchNormConfig, BlockConfig, Bottleneck, Conv2d,
+    Conv2dConfig, Hooks, Linear, LinearConfig, MaxPool2d, Module, PoolConfig, Sequential,
 };
 
 /// Which residual network.
@@ -103,15 +102,19 @@ impl ResNetConfig {
 }
 
 /// A residual network.
+#[derive(Module)]
 pub struct ResNet<T: Float = f32> {
     pub conv1: Conv2d<T>,
     pub bn1: BatchNorm2d<T>,
     pub maxpool: Option<MaxPool2d>,
     /// `layer1`, `layer2`, ...: one Sequential of blocks per stage.
+    #[module(name = "layer{}", start = 1)]
     pub layers: Vec<Sequential<T>>,
     pub avgpool: AdaptiveAvgPool2d,
     pub fc: Linear<T>,
+    #[module(skip)]
     config: ResNetConfig,
+    hooks: Hooks,
 }
 
 /// A torchvision-layout ResNet in f32.
@@ -181,6 +184,7 @@ impl<T: Float> ResNet<T> {
             layers.push(seq);
         }
         ResNet {
+            hooks: Hooks::new(),
             conv1,
             bn1: BatchNorm2d::build(BatchNormConfig::new(stem)),
             maxpool: (!config.small_input_stem)
@@ -199,37 +203,21 @@ impl<T: Float> ResNet<T> {
 }
 
 impl<T: Float> Module<T> for ResNet<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        let mut h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
+        let mut h = self.bn1.forward(&self.conv1.forward(x)).relu();
         if let Some(p) = &self.maxpool {
-            h = forward_recorded(p, &h);
+            h = p.forward(&h);
         }
         for l in &self.layers {
-            h = forward_recorded(l, &h);
+            h = l.forward(&h);
         }
-        let h = forward_recorded(&self.avgpool, &h).flatten(1, -1);
-        forward_recorded(&self.fc, &h)
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        let mut v: Vec<(String, &dyn Module<T>)> =
-            vec![("conv1".into(), &self.conv1), ("bn1".into(), &self.bn1)];
-        if let Some(p) = &self.maxpool {
-            v.push(("maxpool".into(), p));
-        }
-        for (i, l) in self.layers.iter().enumerate() {
-            v.push((format!("layer{}", i + 1), l));
-        }
-        v.push(("avgpool".into(), &self.avgpool));
-        v.push(("fc".into(), &self.fc));
-        v
+        let h = self.avgpool.forward(&h).flatten(1, -1);
+        self.fc.forward(&h)
     }
     fn describe(&self) -> String {
         format!(
             "ResNet({:?}, num_classes={})",
             self.config.kind, self.config.num_classes
         )
-    }
-    fn as_dyn(&self) -> &dyn Module<T> {
-        self
     }
 }

@@ -15,8 +15,8 @@
 use autograd::{Float, Tensor};
 use nn::init::{self, FanMode, Nonlinearity};
 use nn::{
-    forward_recorded, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig,
-    Dropout, Linear, LinearConfig, MaxPool2d, Module, PoolConfig, ReLU, Sequential,
+    AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Hooks, Linear,
+    LinearConfig, MaxPool2d, Module, PoolConfig, ReLU, Sequential,
 };
 
 /// Depth of a VGG network (torchvision's configurations A, B, D, E).
@@ -94,11 +94,14 @@ impl VggConfig {
 }
 
 /// A VGG network.
+#[derive(Module)]
 pub struct Vgg<T: Float = f32> {
     pub features: Sequential<T>,
     pub avgpool: AdaptiveAvgPool2d,
     pub classifier: Sequential<T>,
+    #[module(skip)]
     config: VggConfig,
+    hooks: Hooks,
 }
 
 /// A VGG network in f32.
@@ -146,6 +149,7 @@ impl<T: Float> Vgg<T> {
                 .add(linear(4096, config.num_classes))
         };
         Vgg {
+            hooks: Hooks::new(),
             features,
             avgpool: AdaptiveAvgPool2d::new(config.pool_size),
             classifier,
@@ -155,25 +159,15 @@ impl<T: Float> Vgg<T> {
 }
 
 impl<T: Float> Module<T> for Vgg<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        let h = forward_recorded(&self.features, x);
-        let h = forward_recorded(&self.avgpool, &h).flatten(1, -1);
-        forward_recorded(&self.classifier, &h)
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![
-            ("features".into(), &self.features),
-            ("avgpool".into(), &self.avgpool),
-            ("classifier".into(), &self.classifier),
-        ]
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
+        let h = self.features.forward(x);
+        let h = self.avgpool.forward(&h).flatten(1, -1);
+        self.classifier.forward(&h)
     }
     fn describe(&self) -> String {
         format!(
             "VGG({:?}, batch_norm={}, num_classes={})",
             self.config.kind, self.config.batch_norm, self.config.num_classes
         )
-    }
-    fn as_dyn(&self) -> &dyn Module<T> {
-        self
     }
 }

@@ -12,22 +12,38 @@
 
 use autograd::{Float, Tensor};
 
-use crate::module::Module;
+use crate::{Hooks, Module};
 
 macro_rules! simple {
     ($name:ident, $doc:literal, |$x:ident| $body:expr, $desc:expr) => {
         #[doc = $doc]
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct $name;
+        ///
+        #[doc = concat!("`", stringify!($name), "` is also a constant, so `Sequential::new().add(", stringify!($name), ")` reads as in PyTorch.")]
+        #[derive(Clone, Debug, Default, Module)]
+        pub struct $name {
+            hooks: Hooks,
+        }
+
+        #[allow(non_upper_case_globals, clippy::declare_interior_mutable_const)]
+        #[doc = concat!("A new [`", stringify!($name), "`] (each use is its own module, with its own hooks).")]
+        pub const $name: $name = $name::new();
+
+        impl $name {
+            /// A new module (what the constant of the same name gives).
+            pub const fn new() -> Self {
+                $name {
+                    hooks: Hooks::new(),
+                }
+            }
+        }
 
         impl<T: Float> Module<T> for $name {
-            fn forward(&self, $x: &Tensor<T>) -> Tensor<T> {
+            fn forward_impl(&self, $x: &Tensor<T>) -> Tensor<T> {
                 $body
             }
             fn describe(&self) -> String {
                 $desc.to_string()
             }
-            crate::impl_as_dyn!();
         }
     };
 }
@@ -48,93 +64,156 @@ simple!(
 );
 
 /// `x` for `x > 0`, else `negative_slope * x` (default 0.01).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Module)]
 pub struct LeakyReLU {
+    #[module(skip)]
     pub negative_slope: f32,
+    hooks: Hooks,
+}
+
+impl LeakyReLU {
+    /// With this slope for negative inputs.
+    pub fn new(negative_slope: f32) -> Self {
+        LeakyReLU {
+            negative_slope,
+            hooks: Hooks::new(),
+        }
+    }
 }
 
 impl Default for LeakyReLU {
     fn default() -> Self {
         LeakyReLU {
+            hooks: Hooks::new(),
             negative_slope: 0.01,
         }
     }
 }
 
 impl<T: Float> Module<T> for LeakyReLU {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.leaky_relu(T::of(self.negative_slope as f64))
     }
     fn describe(&self) -> String {
         format!("LeakyReLU(negative_slope={})", self.negative_slope)
     }
-    crate::impl_as_dyn!();
 }
 
 /// `x` for `x > 0`, else `alpha * (exp(x) - 1)` (default alpha 1).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Module)]
 pub struct ELU {
+    #[module(skip)]
     pub alpha: f32,
+    hooks: Hooks,
+}
+
+impl ELU {
+    /// With this `alpha`.
+    pub fn new(alpha: f32) -> Self {
+        ELU {
+            alpha,
+            hooks: Hooks::new(),
+        }
+    }
 }
 
 impl Default for ELU {
     fn default() -> Self {
-        ELU { alpha: 1.0 }
+        ELU {
+            alpha: 1.0,
+            hooks: Hooks::new(),
+        }
     }
 }
 
 impl<T: Float> Module<T> for ELU {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.elu(T::of(self.alpha as f64))
     }
     fn describe(&self) -> String {
         format!("ELU(alpha={})", self.alpha)
     }
-    crate::impl_as_dyn!();
 }
 
 /// Softmax along `dim`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Module)]
 pub struct Softmax {
+    #[module(skip)]
     pub dim: isize,
+    hooks: Hooks,
+}
+
+impl Softmax {
+    /// Along `dim` (negative counts from the end).
+    pub fn new(dim: isize) -> Self {
+        Softmax {
+            dim,
+            hooks: Hooks::new(),
+        }
+    }
 }
 
 impl<T: Float> Module<T> for Softmax {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.softmax(self.dim)
     }
     fn describe(&self) -> String {
         format!("Softmax(dim={})", self.dim)
     }
-    crate::impl_as_dyn!();
 }
 
 /// Log-softmax along `dim`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Module)]
 pub struct LogSoftmax {
+    #[module(skip)]
     pub dim: isize,
+    hooks: Hooks,
+}
+
+impl LogSoftmax {
+    /// Along `dim` (negative counts from the end).
+    pub fn new(dim: isize) -> Self {
+        LogSoftmax {
+            dim,
+            hooks: Hooks::new(),
+        }
+    }
 }
 
 impl<T: Float> Module<T> for LogSoftmax {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.log_softmax(self.dim)
     }
     fn describe(&self) -> String {
         format!("LogSoftmax(dim={})", self.dim)
     }
-    crate::impl_as_dyn!();
 }
 
 /// Merges dims `start_dim..=end_dim` (default `1..=-1`: keeps the batch).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Module)]
 pub struct Flatten {
+    #[module(skip)]
     pub start_dim: isize,
+    #[module(skip)]
     pub end_dim: isize,
+    hooks: Hooks,
+}
+
+impl Flatten {
+    /// Merges dims `start_dim..=end_dim` (negative counts from the end).
+    pub fn new(start_dim: isize, end_dim: isize) -> Self {
+        Flatten {
+            start_dim,
+            end_dim,
+            hooks: Hooks::new(),
+        }
+    }
 }
 
 impl Default for Flatten {
     fn default() -> Self {
         Flatten {
+            hooks: Hooks::new(),
             start_dim: 1,
             end_dim: -1,
         }
@@ -142,7 +221,7 @@ impl Default for Flatten {
 }
 
 impl<T: Float> Module<T> for Flatten {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.flatten(self.start_dim, self.end_dim)
     }
     fn describe(&self) -> String {
@@ -151,5 +230,4 @@ impl<T: Float> Module<T> for Flatten {
             self.start_dim, self.end_dim
         )
     }
-    crate::impl_as_dyn!();
 }

@@ -15,8 +15,7 @@
 use autograd::{Float, Tensor};
 
 use crate::init;
-use crate::summary::forward_recorded;
-use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Module, Sequential};
+use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module, Sequential};
 
 /// Options of a residual block (torchvision's `BasicBlock` / `Bottleneck` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +78,16 @@ pub(crate) fn resnet_conv<T: Float>(cfg: Conv2dConfig) -> Conv2d<T> {
 }
 
 /// Two 3x3 convolutions and a shortcut (expansion 1).
+#[derive(Module)]
 pub struct BasicBlock<T: Float = f32> {
     pub conv1: Conv2d<T>,
     pub bn1: BatchNorm2d<T>,
     pub conv2: Conv2d<T>,
     pub bn2: BatchNorm2d<T>,
     pub downsample: Option<Sequential<T>>,
+    #[module(skip)]
     config: BlockConfig,
+    hooks: Hooks,
 }
 
 impl BasicBlock {
@@ -114,6 +116,7 @@ impl<T: Float> BasicBlock<T> {
             init::zeros_(bn2.weight.as_ref().expect("affine"));
         }
         BasicBlock {
+            hooks: Hooks::new(),
             conv1: resnet_conv(
                 Conv2dConfig::new(c.inplanes, c.planes, 3)
                     .stride(c.stride)
@@ -135,30 +138,18 @@ impl<T: Float> BasicBlock<T> {
 
     /// The residual branch alone (without the shortcut and the final ReLU).
     pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
-        let h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
-        forward_recorded(&self.bn2, &forward_recorded(&self.conv2, &h))
+        let h = self.bn1.forward(&self.conv1.forward(x)).relu();
+        self.bn2.forward(&self.conv2.forward(&h))
     }
 }
 
 impl<T: Float> Module<T> for BasicBlock<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let identity = match &self.downsample {
-            Some(p) => forward_recorded(p, x),
+            Some(p) => p.forward(x),
             None => x.clone(),
         };
         (self.residual(x) + identity).relu()
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        let mut v: Vec<(String, &dyn Module<T>)> = vec![
-            ("conv1".into(), &self.conv1),
-            ("bn1".into(), &self.bn1),
-            ("conv2".into(), &self.conv2),
-            ("bn2".into(), &self.bn2),
-        ];
-        if let Some(d) = &self.downsample {
-            v.push(("downsample".into(), d));
-        }
-        v
     }
     fn describe(&self) -> String {
         format!(
@@ -166,5 +157,4 @@ impl<T: Float> Module<T> for BasicBlock<T> {
             self.config.inplanes, self.config.planes, self.config.stride
         )
     }
-    crate::impl_as_dyn!();
 }

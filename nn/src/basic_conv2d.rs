@@ -12,13 +12,14 @@
 
 use autograd::{Float, Tensor};
 
-use crate::summary::forward_recorded;
-use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Module};
+use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module};
 
 /// Conv (no bias) + BatchNorm (eps 1e-3) + ReLU.
+#[derive(Module)]
 pub struct BasicConv2d<T: Float = f32> {
     pub conv: Conv2d<T>,
     pub bn: BatchNorm2d<T>,
+    hooks: Hooks,
 }
 
 impl BasicConv2d {
@@ -32,6 +33,7 @@ impl<T: Float> BasicConv2d<T> {
     /// The convolution's options (its bias flag is ignored: there is none).
     pub fn build(conv: Conv2dConfig) -> Self {
         BasicConv2d {
+            hooks: Hooks::new(),
             conv: Conv2d::build(conv.bias(false)),
             bn: BatchNorm2d::build(BatchNormConfig::new(conv.out_channels).eps(1e-3)),
         }
@@ -39,14 +41,10 @@ impl<T: Float> BasicConv2d<T> {
 }
 
 impl<T: Float> Module<T> for BasicConv2d<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        forward_recorded(&self.bn, &forward_recorded(&self.conv, x)).relu()
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![("conv".into(), &self.conv), ("bn".into(), &self.bn)]
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
+        self.bn.forward(&self.conv.forward(x)).relu()
     }
     fn describe(&self) -> String {
         "BasicConv2d".into()
     }
-    crate::impl_as_dyn!();
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autograd::{BatchNormOptions, Float, Tensor};
 
-use crate::module::{Module, NamedTensor};
+use crate::{Hooks, Module, ModuleFields, NamedTensor};
 
 /// Options of batch normalisation; defaults as PyTorch (eps 1e-5, momentum 0.1, affine, tracked stats).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,22 +56,34 @@ impl BatchNormConfig {
 }
 
 /// The layer behind both public types.
+#[derive(Module)]
 pub struct BatchNorm<T: Float = f32> {
+    #[param]
     pub weight: Option<Tensor<T>>,
+    #[param]
     pub bias: Option<Tensor<T>>,
+    #[buffer]
     pub running_mean: Tensor<T>,
+    #[buffer]
     pub running_var: Tensor<T>,
+    #[buffer]
     pub num_batches_tracked: Tensor<T>,
+    #[module(skip)]
     config: BatchNormConfig,
+    #[module(skip)]
     training: AtomicBool,
+    #[module(skip)]
     ranks: &'static [usize],
+    #[module(skip)]
     name: &'static str,
+    hooks: Hooks,
 }
 
 impl<T: Float> BatchNorm<T> {
     fn build(config: BatchNormConfig, ranks: &'static [usize], name: &'static str) -> Self {
         let c = config.num_features;
         BatchNorm {
+            hooks: Hooks::new(),
             weight: config.affine.then(|| Tensor::ones([c]).requires_grad_()),
             bias: config.affine.then(|| Tensor::zeros([c]).requires_grad_()),
             running_mean: Tensor::zeros([c]),
@@ -90,7 +102,7 @@ impl<T: Float> BatchNorm<T> {
 }
 
 impl<T: Float> Module<T> for BatchNorm<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let shape = x.shape();
         assert!(
             self.ranks.contains(&shape.len()),
@@ -119,25 +131,6 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         x.batch_norm(self.weight.as_ref(), self.bias.as_ref(), rm, rv, opts)
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
-        let mut v = Vec::new();
-        v.extend(
-            self.weight
-                .as_ref()
-                .map(|w| NamedTensor::param("weight", w)),
-        );
-        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
-        if self.config.track_running_stats {
-            v.push(NamedTensor::buffer("running_mean", &self.running_mean));
-            v.push(NamedTensor::buffer("running_var", &self.running_var));
-            v.push(NamedTensor::buffer(
-                "num_batches_tracked",
-                &self.num_batches_tracked,
-            ));
-        }
-        v
-    }
-
     fn set_own_training(&self, training: bool) {
         self.training.store(training, Ordering::Relaxed);
     }
@@ -153,8 +146,6 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             self.config.track_running_stats
         )
     }
-
-    crate::impl_as_dyn!();
 }
 
 macro_rules! batch_norm_type {
@@ -183,12 +174,22 @@ macro_rules! batch_norm_type {
             }
         }
 
-        impl<T: Float> Module<T> for $name<T> {
-            fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-                self.0.forward(x)
-            }
+        // A newtype: its tensors and hooks are the inner module's (no `0.` prefix).
+        impl<T: Float> ModuleFields<T> for $name<T> {
             fn own_tensors(&self) -> Vec<NamedTensor<T>> {
                 self.0.own_tensors()
+            }
+            fn children(&self) -> Vec<(String, &dyn Module<T>)> {
+                Vec::new()
+            }
+            fn hooks(&self) -> Option<&Hooks> {
+                self.0.hooks()
+            }
+        }
+
+        impl<T: Float> Module<T> for $name<T> {
+            fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
+                self.0.forward_impl(x)
             }
             fn set_own_training(&self, training: bool) {
                 self.0.set_own_training(training)
@@ -196,7 +197,6 @@ macro_rules! batch_norm_type {
             fn describe(&self) -> String {
                 self.0.describe()
             }
-            crate::impl_as_dyn!();
         }
     };
 }

@@ -15,10 +15,12 @@ use autograd::{Float, Tensor};
 
 use crate::basic_block::{projection, resnet_conv};
 use crate::init;
-use crate::summary::forward_recorded;
-use crate::{BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Module, Sequential};
+use crate::{
+    BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Hooks, Module, Sequential,
+};
 
 /// 1x1 -> 3x3 -> 1x1 with a shortcut (expansion 4).
+#[derive(Module)]
 pub struct Bottleneck<T: Float = f32> {
     pub conv1: Conv2d<T>,
     pub bn1: BatchNorm2d<T>,
@@ -27,7 +29,9 @@ pub struct Bottleneck<T: Float = f32> {
     pub conv3: Conv2d<T>,
     pub bn3: BatchNorm2d<T>,
     pub downsample: Option<Sequential<T>>,
+    #[module(skip)]
     config: BlockConfig,
+    hooks: Hooks,
 }
 
 impl Bottleneck {
@@ -51,6 +55,7 @@ impl<T: Float> Bottleneck<T> {
             init::zeros_(bn3.weight.as_ref().expect("affine"));
         }
         Bottleneck {
+            hooks: Hooks::new(),
             conv1: resnet_conv(Conv2dConfig::new(c.inplanes, width, 1)),
             bn1: BatchNorm2d::build(BatchNormConfig::new(width)),
             conv2: resnet_conv(
@@ -71,33 +76,19 @@ impl<T: Float> Bottleneck<T> {
 
     /// The residual branch alone (without the shortcut and the final ReLU).
     pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
-        let h = forward_recorded(&self.bn1, &forward_recorded(&self.conv1, x)).relu();
-        let h = forward_recorded(&self.bn2, &forward_recorded(&self.conv2, &h)).relu();
-        forward_recorded(&self.bn3, &forward_recorded(&self.conv3, &h))
+        let h = self.bn1.forward(&self.conv1.forward(x)).relu();
+        let h = self.bn2.forward(&self.conv2.forward(&h)).relu();
+        self.bn3.forward(&self.conv3.forward(&h))
     }
 }
 
 impl<T: Float> Module<T> for Bottleneck<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let identity = match &self.downsample {
-            Some(p) => forward_recorded(p, x),
+            Some(p) => p.forward(x),
             None => x.clone(),
         };
         (self.residual(x) + identity).relu()
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        let mut v: Vec<(String, &dyn Module<T>)> = vec![
-            ("conv1".into(), &self.conv1),
-            ("bn1".into(), &self.bn1),
-            ("conv2".into(), &self.conv2),
-            ("bn2".into(), &self.bn2),
-            ("conv3".into(), &self.conv3),
-            ("bn3".into(), &self.bn3),
-        ];
-        if let Some(d) = &self.downsample {
-            v.push(("downsample".into(), d));
-        }
-        v
     }
     fn describe(&self) -> String {
         format!(
@@ -105,5 +96,4 @@ impl<T: Float> Module<T> for Bottleneck<T> {
             self.config.inplanes, self.config.planes, self.config.stride
         )
     }
-    crate::impl_as_dyn!();
 }

@@ -12,7 +12,7 @@ use autograd::ops::conv::Pair;
 use autograd::{ConvOptions, Float, Tensor};
 
 use crate::init;
-use crate::module::{Module, NamedTensor};
+use crate::{Hooks, Module};
 
 /// Options of [`Conv2d`]; defaults as PyTorch (stride 1, padding 0, dilation 1, groups 1, bias).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,10 +77,15 @@ impl Conv2dConfig {
 }
 
 /// A 2-D convolution layer.
+#[derive(Module)]
 pub struct Conv2d<T: Float = f32> {
+    #[param]
     pub weight: Tensor<T>,
+    #[param]
     pub bias: Option<Tensor<T>>,
+    #[module(skip)]
     config: Conv2dConfig,
+    hooks: Hooks,
 }
 
 impl Conv2d {
@@ -114,6 +119,7 @@ impl<T: Float> Conv2d<T> {
             .then(|| Tensor::zeros([c.out_channels]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
         Conv2d {
+            hooks: Hooks::new(),
             weight,
             bias,
             config,
@@ -127,14 +133,8 @@ impl<T: Float> Conv2d<T> {
 }
 
 impl<T: Float> Module<T> for Conv2d<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.conv2d(&self.weight, self.bias.as_ref(), self.config.options())
-    }
-
-    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
-        let mut v = vec![NamedTensor::param("weight", &self.weight)];
-        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
-        v
     }
 
     fn describe(&self) -> String {
@@ -157,6 +157,4 @@ impl<T: Float> Module<T> for Conv2d<T> {
         }
         s + ")"
     }
-
-    crate::impl_as_dyn!();
 }

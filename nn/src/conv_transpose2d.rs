@@ -11,7 +11,7 @@ use autograd::ops::conv::Pair;
 use autograd::{ConvOptions, Float, Tensor};
 
 use crate::init;
-use crate::module::{Module, NamedTensor};
+use crate::{Hooks, Module};
 
 /// Options of [`ConvTranspose2d`]; defaults as PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,10 +75,15 @@ impl ConvTranspose2dConfig {
 }
 
 /// A transposed 2-D convolution layer (learned upsampling).
+#[derive(Module)]
 pub struct ConvTranspose2d<T: Float = f32> {
+    #[param]
     pub weight: Tensor<T>,
+    #[param]
     pub bias: Option<Tensor<T>>,
+    #[module(skip)]
     config: ConvTranspose2dConfig,
+    hooks: Hooks,
 }
 
 impl ConvTranspose2d {
@@ -112,6 +117,7 @@ impl<T: Float> ConvTranspose2d<T> {
             .then(|| Tensor::zeros([c.out_channels]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
         ConvTranspose2d {
+            hooks: Hooks::new(),
             weight,
             bias,
             config,
@@ -120,7 +126,7 @@ impl<T: Float> ConvTranspose2d<T> {
 }
 
 impl<T: Float> Module<T> for ConvTranspose2d<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let c = &self.config;
         let opts = ConvOptions::new()
             .stride(c.stride)
@@ -131,12 +137,6 @@ impl<T: Float> Module<T> for ConvTranspose2d<T> {
         x.conv_transpose2d(&self.weight, self.bias.as_ref(), opts)
     }
 
-    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
-        let mut v = vec![NamedTensor::param("weight", &self.weight)];
-        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
-        v
-    }
-
     fn describe(&self) -> String {
         let c = &self.config;
         format!(
@@ -144,6 +144,4 @@ impl<T: Float> Module<T> for ConvTranspose2d<T> {
             c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.output_padding
         )
     }
-
-    crate::impl_as_dyn!();
 }

@@ -15,13 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autograd::{Float, Tensor};
 
-use crate::module::Module;
+use crate::{Hooks, Module};
 
 /// Zeroes each value with probability `p` in training (scaling the rest by `1/(1-p)`).
+#[derive(Module)]
 pub struct Dropout<T: Float = f32> {
+    #[module(skip)]
     pub p: f64,
+    #[module(skip)]
     training: AtomicBool,
     _dtype: PhantomData<fn() -> T>,
+    hooks: Hooks,
 }
 
 impl Dropout {
@@ -45,6 +49,7 @@ impl<T: Float> Dropout<T> {
             "Dropout: probability {p} is outside [0, 1]"
         );
         Dropout {
+            hooks: Hooks::new(),
             p,
             training: AtomicBool::new(true),
             _dtype: PhantomData,
@@ -59,7 +64,7 @@ impl<T: Float> Default for Dropout<T> {
 }
 
 impl<T: Float> Module<T> for Dropout<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.dropout(self.p, self.training.load(Ordering::Relaxed))
     }
 
@@ -70,6 +75,4 @@ impl<T: Float> Module<T> for Dropout<T> {
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
-
-    crate::impl_as_dyn!();
 }

@@ -33,6 +33,12 @@ pub enum NnError {
         /// (name, shape in the module, shape in the state dict)
         mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
     },
+    /// No sub-module has this dotted name.
+    #[error("no sub-module named '{name}' (the model has: {})", known.join(", "))]
+    NoSuchModule { name: String, known: Vec<String> },
+    /// The sub-module has no hook slot (a `Hooks` field) to register a hook in.
+    #[error("sub-module '{name}' ({module}) cannot take hooks: give its struct a `hooks: nn::Hooks` field")]
+    NoHookSlot { name: String, module: String },
 }
 
 fn source_note(path: &Option<PathBuf>) -> String {

@@ -15,8 +15,7 @@
 
 use autograd::{Float, Tensor};
 
-use crate::summary::forward_recorded;
-use crate::{BasicConv2d, Conv2dConfig, MaxPool2d, Module, PoolConfig, Sequential};
+use crate::{BasicConv2d, Conv2dConfig, Hooks, MaxPool2d, Module, PoolConfig, Sequential};
 
 /// Channel counts of an Inception block (torchvision's argument order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,12 +58,15 @@ impl InceptionConfig {
 }
 
 /// Four parallel branches, concatenated on channels.
+#[derive(Module)]
 pub struct Inception<T: Float = f32> {
     pub branch1: BasicConv2d<T>,
     pub branch2: Sequential<T>,
     pub branch3: Sequential<T>,
     pub branch4: Sequential<T>,
+    #[module(skip)]
     config: InceptionConfig,
+    hooks: Hooks,
 }
 
 impl Inception {
@@ -78,6 +80,7 @@ impl<T: Float> Inception<T> {
     /// A block with fresh weights.
     pub fn build(c: InceptionConfig) -> Self {
         Inception {
+            hooks: Hooks::new(),
             branch1: BasicConv2d::build(Conv2dConfig::new(c.in_channels, c.ch1x1, 1)),
             branch2: Sequential::build()
                 .add(BasicConv2d::build(Conv2dConfig::new(
@@ -112,22 +115,14 @@ impl<T: Float> Inception<T> {
 }
 
 impl<T: Float> Module<T> for Inception<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let outs = [
-            forward_recorded(&self.branch1, x),
-            forward_recorded(&self.branch2, x),
-            forward_recorded(&self.branch3, x),
-            forward_recorded(&self.branch4, x),
+            self.branch1.forward(x),
+            self.branch2.forward(x),
+            self.branch3.forward(x),
+            self.branch4.forward(x),
         ];
         Tensor::cat(&outs, 1)
-    }
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        vec![
-            ("branch1".into(), &self.branch1),
-            ("branch2".into(), &self.branch2),
-            ("branch3".into(), &self.branch3),
-            ("branch4".into(), &self.branch4),
-        ]
     }
     fn describe(&self) -> String {
         let c = &self.config;
@@ -136,5 +131,4 @@ impl<T: Float> Module<T> for Inception<T> {
             c.in_channels, c.ch1x1, c.ch3x3red, c.ch3x3, c.ch5x5red, c.ch5x5, c.pool_proj
         )
     }
-    crate::impl_as_dyn!();
 }

@@ -21,6 +21,9 @@
 //! assert!(net.parameters().iter().all(|p| p.grad().is_some()));
 //! ```
 
+// The derive's generated code names this crate `nn`, here as in a user's crate.
+extern crate self as nn;
+
 pub mod activation;
 pub mod basic_block;
 pub mod basic_conv2d;
@@ -31,6 +34,7 @@ pub mod conv_transpose2d;
 pub mod dropout;
 pub mod error;
 pub mod gradcheck;
+pub mod hooks;
 pub mod inception;
 pub mod init;
 pub mod linear;
@@ -50,10 +54,19 @@ pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
 pub use dropout::Dropout;
 pub use error::{NnError, Result};
 pub use gradcheck::gradcheck_module;
+pub use hooks::{HookHandle, Hooks};
 pub use inception::{Inception, InceptionConfig};
 pub use linear::{Linear, LinearConfig};
-pub use module::{LoadReport, Module, NamedTensor, TensorKind};
+pub use module::{AsDyn, LoadReport, Module, ModuleFields, NamedTensor, TensorKind};
+/// `#[derive(Module)]`: children, parameters, buffers and the hook slot from
+/// the struct's fields (see the [`nn_derive`] crate for the field rules).
+pub use nn_derive::Module;
 pub use pooling::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, PoolConfig};
 pub use sequential::Sequential;
 pub use state_dict::{Dtype, StateDict};
-pub use summary::{forward_recorded, summary};
+pub use summary::summary;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use autograd::Float;
+}

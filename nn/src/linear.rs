@@ -14,7 +14,7 @@
 use autograd::{Float, Tensor};
 
 use crate::init;
-use crate::module::{Module, NamedTensor};
+use crate::{Hooks, Module};
 
 /// Options of [`Linear`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,10 +43,15 @@ impl LinearConfig {
 }
 
 /// A fully connected layer.
+#[derive(Module)]
 pub struct Linear<T: Float = f32> {
+    #[param]
     pub weight: Tensor<T>,
+    #[param]
     pub bias: Option<Tensor<T>>,
+    #[module(skip)]
     config: LinearConfig,
+    hooks: Hooks,
 }
 
 impl Linear {
@@ -65,6 +70,7 @@ impl<T: Float> Linear<T> {
             .then(|| Tensor::zeros([config.out_features]).requires_grad_());
         init::pytorch_default_(&weight, bias.as_ref());
         Linear {
+            hooks: Hooks::new(),
             weight,
             bias,
             config,
@@ -78,14 +84,8 @@ impl<T: Float> Linear<T> {
 }
 
 impl<T: Float> Module<T> for Linear<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.linear(&self.weight, self.bias.as_ref())
-    }
-
-    fn own_tensors(&self) -> Vec<NamedTensor<T>> {
-        let mut v = vec![NamedTensor::param("weight", &self.weight)];
-        v.extend(self.bias.as_ref().map(|b| NamedTensor::param("bias", b)));
-        v
     }
 
     fn describe(&self) -> String {
@@ -94,6 +94,4 @@ impl<T: Float> Module<T> for Linear<T> {
             self.config.in_features, self.config.out_features, self.config.bias
         )
     }
-
-    crate::impl_as_dyn!();
 }

@@ -12,25 +12,31 @@
 use autograd::ops::conv::Pair;
 use autograd::{Float, PoolOptions, Tensor};
 
-use crate::module::Module;
+use crate::{Hooks, Module};
 
 /// Options of the sliding-window pools (PyTorch's defaults: stride = kernel).
 pub type PoolConfig = PoolOptions;
 
 /// Max over sliding windows.
+#[derive(Module)]
 pub struct MaxPool2d {
+    #[module(skip)]
     pub config: PoolConfig,
+    hooks: Hooks,
 }
 
 impl MaxPool2d {
     /// A max pool with the given options.
     pub fn new(config: PoolConfig) -> Self {
-        MaxPool2d { config }
+        MaxPool2d {
+            config,
+            hooks: Hooks::new(),
+        }
     }
 }
 
 impl<T: Float> Module<T> for MaxPool2d {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.max_pool2d(self.config)
     }
     fn describe(&self) -> String {
@@ -40,23 +46,28 @@ impl<T: Float> Module<T> for MaxPool2d {
             c.kernel, c.stride, c.padding, c.dilation, c.ceil_mode
         )
     }
-    crate::impl_as_dyn!();
 }
 
 /// Average over sliding windows.
+#[derive(Module)]
 pub struct AvgPool2d {
+    #[module(skip)]
     pub config: PoolConfig,
+    hooks: Hooks,
 }
 
 impl AvgPool2d {
     /// An average pool with the given options.
     pub fn new(config: PoolConfig) -> Self {
-        AvgPool2d { config }
+        AvgPool2d {
+            config,
+            hooks: Hooks::new(),
+        }
     }
 }
 
 impl<T: Float> Module<T> for AvgPool2d {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.avg_pool2d(self.config)
     }
     fn describe(&self) -> String {
@@ -66,53 +77,58 @@ impl<T: Float> Module<T> for AvgPool2d {
             c.kernel, c.stride, c.padding, c.ceil_mode, c.count_include_pad
         )
     }
-    crate::impl_as_dyn!();
 }
 
 /// Average pooling to a fixed output size (so any input size works).
+#[derive(Module)]
 pub struct AdaptiveAvgPool2d {
+    #[module(skip)]
     pub output_size: [usize; 2],
+    hooks: Hooks,
 }
 
 impl AdaptiveAvgPool2d {
     /// Pools to `output_size` (`1`: global average pooling).
     pub fn new(output_size: impl Into<Pair>) -> Self {
         AdaptiveAvgPool2d {
+            hooks: Hooks::new(),
             output_size: output_size.into().0,
         }
     }
 }
 
 impl<T: Float> Module<T> for AdaptiveAvgPool2d {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.adaptive_avg_pool2d(self.output_size)
     }
     fn describe(&self) -> String {
         format!("AdaptiveAvgPool2d(output_size={:?})", self.output_size)
     }
-    crate::impl_as_dyn!();
 }
 
 /// Max pooling to a fixed output size.
+#[derive(Module)]
 pub struct AdaptiveMaxPool2d {
+    #[module(skip)]
     pub output_size: [usize; 2],
+    hooks: Hooks,
 }
 
 impl AdaptiveMaxPool2d {
     /// Pools to `output_size`.
     pub fn new(output_size: impl Into<Pair>) -> Self {
         AdaptiveMaxPool2d {
+            hooks: Hooks::new(),
             output_size: output_size.into().0,
         }
     }
 }
 
 impl<T: Float> Module<T> for AdaptiveMaxPool2d {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         x.adaptive_max_pool2d(self.output_size)
     }
     fn describe(&self) -> String {
         format!("AdaptiveMaxPool2d(output_size={:?})", self.output_size)
     }
-    crate::impl_as_dyn!();
 }

@@ -14,11 +14,14 @@
 
 use autograd::{Float, Tensor};
 
-use crate::module::Module;
+use crate::{Hooks, Module};
 
 /// A chain of modules.
+#[derive(Module)]
 pub struct Sequential<T: Float = f32> {
+    #[module(flatten)]
     layers: Vec<Box<dyn Module<T>>>,
+    hooks: Hooks,
 }
 
 impl Sequential {
@@ -37,7 +40,10 @@ impl<T: Float> Default for Sequential<T> {
 impl<T: Float> Sequential<T> {
     /// An empty chain.
     pub fn build() -> Self {
-        Sequential { layers: Vec::new() }
+        Sequential {
+            layers: Vec::new(),
+            hooks: Hooks::new(),
+        }
     }
 
     /// Appends a module (builder style).
@@ -74,25 +80,15 @@ impl<T: Float> Sequential<T> {
 }
 
 impl<T: Float> Module<T> for Sequential<T> {
-    fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
+    fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let mut h = x.clone();
         for l in &self.layers {
-            h = crate::summary::forward_recorded(l.as_ref(), &h);
+            h = l.forward(&h);
         }
         h
-    }
-
-    fn children(&self) -> Vec<(String, &dyn Module<T>)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (i.to_string(), m.as_ref()))
-            .collect()
     }
 
     fn describe(&self) -> String {
         "Sequential".into()
     }
-
-    crate::impl_as_dyn!();
 }

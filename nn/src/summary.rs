@@ -1,9 +1,8 @@
 //! A printable model summary: each layer with its output shape and
 //! parameter count, as `torchinfo`/Keras print them.
 //!
-//! Containers run their children through [`forward_recorded`], which notes
-//! each child's output shape while a summary is being taken (and costs one
-//! thread-local check otherwise).
+//! Built on forward hooks: a hook on every sub-module with a hook slot notes
+//! its output shape while the model runs once on zeros.
 //!
 //! ```
 //! use nn::{summary, Conv2d, Conv2dConfig, Flatten, Linear, LinearConfig, Module, ReLU, Sequential};
@@ -16,74 +15,12 @@
 //! assert!(s.contains("[1, 4, 26, 26]") && s.contains("27,090"));
 //! ```
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use autograd::{no_grad, Float, Tensor};
 
 use crate::module::Module;
-
-/// What a summary notes while the model runs: the addresses of the modules
-/// being run (outermost first), and each recorded module's output shape
-/// under its address path. The path, not the address alone, identifies a
-/// layer: a child at offset 0 of its parent shares the parent's address, and
-/// every zero-sized layer (`ReLU`) has the same address.
-struct Recording {
-    stack: Vec<usize>,
-    shapes: Vec<(Vec<usize>, Vec<usize>)>,
-}
-
-thread_local! {
-    static RECORD: RefCell<Option<Recording>> = const { RefCell::new(None) };
-}
-
-fn addr<T: Float>(m: &dyn Module<T>) -> usize {
-    m as *const dyn Module<T> as *const () as usize
-}
-
-/// Runs `m` on `x`, noting the output shape when a summary is being taken.
-pub fn forward_recorded<T: Float>(m: &dyn Module<T>, x: &Tensor<T>) -> Tensor<T> {
-    let recording = RECORD.with(|r| {
-        r.borrow_mut()
-            .as_mut()
-            .map(|rec| rec.stack.push(addr(m)))
-            .is_some()
-    });
-    let y = m.forward(x);
-    if recording {
-        RECORD.with(|r| {
-            if let Some(rec) = r.borrow_mut().as_mut() {
-                let path = rec.stack.clone();
-                rec.stack.pop();
-                rec.shapes.push((path, y.shape()));
-            }
-        });
-    }
-    y
-}
-
-/// A summary row: dotted name, depth, the module, and its address path.
-type Row<'a, T> = (String, usize, &'a dyn Module<T>, Vec<usize>);
-
-fn walk<'a, T: Float>(
-    m: &'a dyn Module<T>,
-    prefix: &str,
-    depth: usize,
-    path: &[usize],
-    out: &mut Vec<Row<'a, T>>,
-) {
-    for (name, c) in m.children() {
-        let full = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let mut p = path.to_vec();
-        p.push(addr(c));
-        out.push((full.clone(), depth, c, p.clone()));
-        walk(c, &full, depth + 1, &p, out);
-    }
-}
 
 fn group(n: usize) -> String {
     let s = n.to_string();
@@ -106,45 +43,45 @@ pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String
         .into_iter()
         .map(|(_, t)| (t.clone(), t.to_array()))
         .collect();
-    RECORD.with(|r| {
-        *r.borrow_mut() = Some(Recording {
-            stack: Vec::new(),
-            shapes: Vec::new(),
+    // A forward hook on every sub-module notes its output shape (the first
+    // call's, for a module run twice).
+    let shapes: Arc<Mutex<HashMap<String, Vec<usize>>>> = Arc::default();
+    let rows: Vec<(String, &dyn Module<T>)> = model.named_modules().into_iter().skip(1).collect();
+    let handles: Vec<_> = rows
+        .iter()
+        .filter_map(|(name, m)| {
+            let (name, shapes) = (name.clone(), shapes.clone());
+            m.hooks().map(|h| {
+                h.add_forward::<T>(Arc::new(move |_, y: &Tensor<T>| {
+                    let mut s = shapes.lock().unwrap_or_else(|e| e.into_inner());
+                    s.entry(name.clone()).or_insert_with(|| y.shape());
+                    None
+                }))
+            })
         })
-    });
+        .collect();
     let out = no_grad(|| model.forward(&Tensor::<T>::zeros(input_shape)));
-    let rec = RECORD
-        .with(|r| r.borrow_mut().take())
-        .map(|r| r.shapes)
-        .unwrap_or_default();
+    for h in handles {
+        h.remove();
+    }
     for (t, v) in saved {
         t.set_data(v);
     }
-    // Same-path layers (zero-sized siblings) in call order; by address alone
-    // as a fallback for children a custom container runs without recording.
-    let mut by_path: HashMap<Vec<usize>, VecDeque<Vec<usize>>> = HashMap::new();
-    let mut by_addr: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (path, shape) in rec {
-        by_addr.insert(*path.last().expect("non-empty path"), shape.clone());
-        by_path.entry(path).or_default().push_back(shape);
-    }
+    let shapes = shapes.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
-    let mut rows = Vec::new();
-    walk(model, "", 0, &[], &mut rows);
     let mut s = format!("{:<60} {:>20} {:>12}\n", "Layer", "Output shape", "Param #");
     s += &"=".repeat(94);
     s.push('\n');
-    for (name, depth, m, path) in rows {
+    for (name, m) in rows {
+        let depth = depth_of(model, &name);
         let own: usize = m
             .own_tensors()
             .iter()
             .filter(|t| t.kind == crate::TensorKind::Parameter)
             .map(|t| t.tensor.numel())
             .sum();
-        let shape = by_path
-            .get_mut(&path)
-            .and_then(|q| q.pop_front())
-            .or_else(|| by_addr.get(&addr(m)).cloned())
+        let shape = shapes
+            .get(&name)
             .map(|v| format!("{v:?}"))
             .unwrap_or_else(|| "-".into());
         let label = format!("{}{name}: {}", "  ".repeat(depth), m.describe());
@@ -166,4 +103,25 @@ pub fn summary<T: Float>(model: &dyn Module<T>, input_shape: &[usize]) -> String
         group(model.num_parameters() - model.num_trainable_parameters())
     );
     s
+}
+
+/// How deep `name` sits: the number of modules above it (a `Vec` field's
+/// `blocks.0` is one level, as its name is one child's).
+fn depth_of<T: Float>(model: &dyn Module<T>, name: &str) -> usize {
+    let mut depth = 0usize;
+    let mut m = model;
+    let mut rest = name;
+    while !rest.is_empty() {
+        let Some((child_name, child)) = m
+            .children()
+            .into_iter()
+            .find(|(n, _)| rest == n || rest.starts_with(&format!("{n}.")))
+        else {
+            break;
+        };
+        rest = rest[child_name.len()..].trim_start_matches('.');
+        m = child;
+        depth += 1;
+    }
+    depth.saturating_sub(1)
 }

@@ -292,49 +292,32 @@ fn flatten_and_identity() {
     manual_seed(12);
     let x = T64::randn([2, 3, 2, 2]);
     check(&Flatten::default(), &x);
-    check(
-        &Flatten {
-            start_dim: 2,
-            end_dim: 3,
-        },
-        &x,
-    );
-    check(
-        &Flatten {
-            start_dim: 0,
-            end_dim: -1,
-        },
-        &x,
-    );
-    check(&Identity, &x);
+    check(&Flatten::new(2, 3), &x);
+    check(&Flatten::new(0, -1), &x);
+    check(&Identity::new(), &x);
 }
 
 #[test]
 fn every_activation() {
     manual_seed(13);
     let x = away_from_zero(&[3, 5]);
-    check(&ReLU, &x);
+    check(&ReLU::new(), &x);
     check(&LeakyReLU::default(), &x);
-    check(
-        &LeakyReLU {
-            negative_slope: 0.2,
-        },
-        &x,
-    );
+    check(&LeakyReLU::new(0.2), &x);
     check(&ELU::default(), &x);
-    check(&ELU { alpha: 0.5 }, &x);
-    check(&Sigmoid, &x);
-    check(&Tanh, &x);
-    check(&Softmax { dim: 1 }, &x);
-    check(&Softmax { dim: 0 }, &x);
-    check(&Softmax { dim: -1 }, &x);
-    check(&LogSoftmax { dim: 1 }, &x);
-    check(&LogSoftmax { dim: 0 }, &x);
+    check(&ELU::new(0.5), &x);
+    check(&Sigmoid::new(), &x);
+    check(&Tanh::new(), &x);
+    check(&Softmax::new(1), &x);
+    check(&Softmax::new(0), &x);
+    check(&Softmax::new(-1), &x);
+    check(&LogSoftmax::new(1), &x);
+    check(&LogSoftmax::new(0), &x);
     // 4-D input, softmax over channels.
     let x4 = away_from_zero(&[2, 3, 2, 2]);
-    check(&ReLU, &x4);
-    check(&Softmax { dim: 1 }, &x4);
-    check(&LogSoftmax { dim: 1 }, &x4);
+    check(&ReLU::new(), &x4);
+    check(&Softmax::new(1), &x4);
+    check(&LogSoftmax::new(1), &x4);
 }
 
 // ----------------------------------------------------------- containers
@@ -346,7 +329,7 @@ fn sequential_mlp_and_cnn() {
         .add(Linear::build(LinearConfig::new(4, 6)))
         .add(Tanh)
         .add(Linear::build(LinearConfig::new(6, 3)))
-        .add(LogSoftmax { dim: 1 });
+        .add(LogSoftmax::new(1));
     check(&mlp, &T64::randn([3, 4]));
     assert_all_params_have_grads(&mlp);
 
@@ -541,17 +524,12 @@ proptest! {
 // ------------------------------------------------------ the check itself
 
 /// `x.detach() * x`: autograd sees `x`, the true derivative is `2x`.
-struct WrongGrad;
+#[derive(Module)]
+struct WrongGrad {}
 
 impl Module<f64> for WrongGrad {
-    fn forward(&self, x: &T64) -> T64 {
+    fn forward_impl(&self, x: &T64) -> T64 {
         x.detach() * x
-    }
-    fn describe(&self) -> String {
-        "WrongGrad".into()
-    }
-    fn as_dyn(&self) -> &dyn Module<f64> {
-        self
     }
 }
 
@@ -559,29 +537,25 @@ impl Module<f64> for WrongGrad {
 fn gradcheck_module_catches_a_wrong_gradient() {
     manual_seed(20);
     let err = gradcheck_module(
-        &WrongGrad,
+        &WrongGrad {},
         &away_from_zero(&[2, 3]),
         &GradcheckOptions::default(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("input 0"), "{err}");
     // A wrong parameter gradient is caught too: a frozen-in-the-graph weight.
-    struct DetachedWeight(Linear<f64>);
+    #[derive(Module)]
+    struct DetachedWeight {
+        fc: Linear<f64>,
+    }
     impl Module<f64> for DetachedWeight {
-        fn forward(&self, x: &T64) -> T64 {
-            x.matmul(&self.0.weight.t()) + x.matmul(&self.0.weight.detach().t())
-        }
-        fn children(&self) -> Vec<(String, &dyn Module<f64>)> {
-            vec![("fc".into(), &self.0)]
-        }
-        fn describe(&self) -> String {
-            "DetachedWeight".into()
-        }
-        fn as_dyn(&self) -> &dyn Module<f64> {
-            self
+        fn forward_impl(&self, x: &T64) -> T64 {
+            x.matmul(&self.fc.weight.t()) + x.matmul(&self.fc.weight.detach().t())
         }
     }
-    let m = DetachedWeight(Linear::build(LinearConfig::new(3, 2).no_bias()));
+    let m = DetachedWeight {
+        fc: Linear::build(LinearConfig::new(3, 2).no_bias()),
+    };
     let err = gradcheck_module(&m, &T64::randn([2, 3]), &GradcheckOptions::default()).unwrap_err();
     assert!(err.to_string().contains("input 1"), "{err}");
 }
