@@ -19,11 +19,37 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autograd::manual_seed;
+use autograd::{manual_seed, Tensor};
 use dlfs::tools::{evaluate, Args, Failure, MetricsCsv};
 use models::data::{DataLoader, Dataset, Mnist, Subset};
-use nn::{Dtype, Flatten, Linear, LinearConfig, Module, ReLU, Sequential};
+use nn::{Dtype, Linear, LinearConfig, Module};
 use optim::{Optimizer, Sgd, SgdConfig};
+
+/// The book's `TwoLayerNet`. `#[derive(Module)]` reads its layers off the
+/// fields: `parameters()` (what the optimizer updates) and the saved names
+/// (`fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`) come from them.
+#[derive(Module)]
+struct TwoLayerNet {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl TwoLayerNet {
+    fn new(hidden: usize) -> Self {
+        TwoLayerNet {
+            fc1: Linear::new(LinearConfig::new(28 * 28, hidden)),
+            fc2: Linear::new(LinearConfig::new(hidden, 10)),
+        }
+    }
+}
+
+impl Module for TwoLayerNet {
+    /// 28x28 digits flattened to 784 values -> Linear -> ReLU -> Linear (logits).
+    fn forward_impl(&self, x: &Tensor) -> Tensor {
+        let h = self.fc1.forward(&x.flatten(1, -1)).relu();
+        self.fc2.forward(&h)
+    }
+}
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
@@ -56,11 +82,7 @@ fn main() -> Result<(), Failure> {
 
     // 2. Model: the two layers (PyTorch's default initialisation).
     manual_seed(seed);
-    let model = Sequential::new()
-        .add(Flatten::default())
-        .add(Linear::new(LinearConfig::new(28 * 28, hidden)))
-        .add(ReLU)
-        .add(Linear::new(LinearConfig::new(hidden, 10)));
+    let model = TwoLayerNet::new(hidden);
     println!(
         "{} parameters; {} training and {} test images",
         model.num_parameters(),
@@ -97,7 +119,7 @@ fn main() -> Result<(), Failure> {
         metrics.push(&[epoch as f64, train_loss, test_ev.loss, test_ev.accuracy])?;
     }
 
-    // 5. Save the weights (names as PyTorch's nn.Sequential: 1.weight, 1.bias, 3.weight, 3.bias).
+    // 5. Save the weights (named after the fields: fc1.weight, fc1.bias, fc2.weight, fc2.bias).
     model.save(&out.join("two_layer_net.safetensors"), Dtype::F32)?;
     println!(
         "wrote {}/{{metrics.csv, two_layer_net.safetensors}}",

@@ -20,19 +20,84 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autograd::manual_seed;
+use autograd::{manual_seed, PoolOptions, Tensor};
 use dlfs::tools::{
     evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, MetricsCsv,
 };
 use models::data::transforms::{Compose, RandomAffine};
 use models::data::{DataLoader, Dataset, Mnist, Subset};
-use models::{DeepConvNet, DeepConvNetConfig};
-use nn::{Dtype, Module};
+use nn::init::{kaiming_normal_, zeros_, FanMode, Nonlinearity};
+use nn::{Conv2d, Conv2dConfig, Dropout, Dtype, Linear, LinearConfig, Module};
 use optim::lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
 use optim::lr_scheduler::one_cycle::{OneCycleLr, OneCycleLrConfig};
 use optim::lr_scheduler::step::{StepLr, StepLrConfig};
 use optim::lr_scheduler::LrScheduler;
 use optim::{Adam, AdamConfig, Optimizer};
+
+/// The book's deep CNN (`ch08/deep_convnet.py`): six 3x3 convolutions with
+/// ReLU, a 2x2 max-pool after every second one, then two fully connected
+/// layers with dropout; 123,552 parameters. `#[derive(Module)]` reads the
+/// layers off the fields, so `parameters()` and the saved names (`conv1.weight`,
+/// ..., `fc2.bias`, as `models::DeepConvNet` and PyTorch name them) need no
+/// second list.
+#[derive(Module)]
+struct DeepConvNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    conv4: Conv2d,
+    conv5: Conv2d,
+    conv6: Conv2d,
+    fc1: Linear,
+    dropout1: Dropout,
+    fc2: Linear,
+    dropout2: Dropout,
+}
+
+impl DeepConvNet {
+    /// He initialisation as the book's: weights N(0, 2 / fan_in), zero biases.
+    fn new() -> Self {
+        let conv = |i, o, pad| {
+            let c = Conv2d::new(Conv2dConfig::new(i, o, 3).padding(pad));
+            kaiming_normal_(&c.weight, FanMode::FanIn, Nonlinearity::Relu);
+            zeros_(c.bias.as_ref().expect("bias"));
+            c
+        };
+        let fc = |i, o| {
+            let l = Linear::new(LinearConfig::new(i, o));
+            kaiming_normal_(&l.weight, FanMode::FanIn, Nonlinearity::Relu);
+            zeros_(l.bias.as_ref().expect("bias"));
+            l
+        };
+        DeepConvNet {
+            conv1: conv(1, 16, 1),  // 16x28x28
+            conv2: conv(16, 16, 1), // 16x28x28, pooled to 14x14
+            conv3: conv(16, 32, 1), // 32x14x14
+            conv4: conv(32, 32, 2), // 32x16x16 (padding 2), pooled to 8x8
+            conv5: conv(32, 64, 1), // 64x8x8
+            conv6: conv(64, 64, 1), // 64x8x8, pooled to 4x4
+            fc1: fc(64 * 4 * 4, 50),
+            dropout1: Dropout::new(0.5),
+            fc2: fc(50, 10),
+            dropout2: Dropout::new(0.5),
+        }
+    }
+}
+
+impl Module for DeepConvNet {
+    fn forward_impl(&self, x: &Tensor) -> Tensor {
+        let pool = PoolOptions::new(2);
+        let h = self.conv1.forward(x).relu();
+        let h = self.conv2.forward(&h).relu().max_pool2d(pool);
+        let h = self.conv3.forward(&h).relu();
+        let h = self.conv4.forward(&h).relu().max_pool2d(pool);
+        let h = self.conv5.forward(&h).relu();
+        let h = self.conv6.forward(&h).relu().max_pool2d(pool);
+        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
+        let h = self.dropout1.forward(&h);
+        self.dropout2.forward(&self.fc2.forward(&h))
+    }
+}
 
 const HEADER: [&str; 9] = [
     "epoch",
@@ -104,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Model and optimizer: the book's network and recipe.
     manual_seed(seed);
-    let model = DeepConvNet::new(DeepConvNetConfig::default());
+    let model = DeepConvNet::new();
     let mut opt = Adam::new(
         model.parameters(),
         AdamConfig {

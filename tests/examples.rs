@@ -232,12 +232,21 @@ fn ex01_two_layer_mnist() {
     assert!(column(&rows, &header, "test_acc")
         .iter()
         .all(|a| (0.0..=100.0).contains(a)));
-    loads_back(&out.join("two_layer_net.safetensors"), || {
-        Sequential::new()
-            .add(Flatten::default())
-            .add(Linear::new(LinearConfig::new(784, 50)))
-            .add(ReLU)
-            .add(Linear::new(LinearConfig::new(50, 10)))
+    // The example's network, as a user who copied it would load the weights.
+    #[derive(Module)]
+    struct TwoLayerNet {
+        fc1: Linear,
+        fc2: Linear,
+    }
+    impl Module for TwoLayerNet {
+        fn forward_impl(&self, x: &autograd::Tensor) -> autograd::Tensor {
+            self.fc2
+                .forward(&self.fc1.forward(&x.flatten(1, -1)).relu())
+        }
+    }
+    loads_back(&out.join("two_layer_net.safetensors"), || TwoLayerNet {
+        fc1: Linear::new(LinearConfig::new(784, 50)),
+        fc2: Linear::new(LinearConfig::new(50, 10)),
     });
 }
 
