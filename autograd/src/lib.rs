@@ -19,6 +19,7 @@ pub mod dtype;
 pub mod error;
 pub mod gradcheck;
 pub mod graph;
+pub mod io;
 pub(crate) mod kernels;
 pub mod ops;
 pub mod rng;

@@ -4,8 +4,7 @@
 //! bf16 (half the file) and come back as f32.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use autograd::Tensor;
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
@@ -193,34 +192,12 @@ impl StateDict {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary sibling file, synced, then renamed.
+/// Writes `bytes` to `path` atomically (see [`autograd::io::write_atomic`]):
+/// the file holds its old contents or all of the new ones, never a part.
+/// The error names `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error, p: &Path| NnError::Io {
-        path: p.to_path_buf(),
+    autograd::io::write_atomic(path, bytes).map_err(|e| NnError::Io {
+        path: path.to_path_buf(),
         source: e,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "state".into());
-    // Unique per process and per call: concurrent saves (threads of one
-    // process) to the same path must not share, and clobber, one temporary file.
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp: PathBuf = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e, path));
-    }
-    Ok(())
+    })
 }

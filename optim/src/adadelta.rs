@@ -20,19 +20,14 @@
 //! `delta = sqrt(acc + eps) / sqrt(sq + eps) * g`,
 //! `acc = rho * acc + (1 - rho) * delta²`, `p -= lr * delta`.
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::error::{OptimError, Result};
-use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
-use crate::optimizer::{
-    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup,
-};
-use crate::Optimizer;
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::kernel::{c, par_apply, Direction, Kernel};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "Adadelta";
-const BUFFERS: &[BufferSpec] = &[("square_avg", true), ("acc_delta", true)];
-
-/// The settings of [`Adadelta`]; `Default` gives PyTorch's.
+/// The settings of [`Adadelta`], and its update rule; `Default` gives PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdadeltaConfig {
     /// Scales delta before it is applied (PyTorch's default 1.0).
@@ -60,66 +55,43 @@ impl Default for AdadeltaConfig {
 }
 
 /// AdaDelta over parameter groups; see the [module docs](self).
-pub struct Adadelta<T: Float = f32> {
-    config: AdadeltaConfig,
-    core: Core<T>,
-}
+pub type Adadelta<T = f32> = RuleOptimizer<AdadeltaConfig, T>;
 
-impl<T: Float> Adadelta<T> {
-    constructors!(Adadelta, AdadeltaConfig);
+impl<T: Float> UpdateRule<T> for AdadeltaConfig {
+    const NAME: &'static str = "Adadelta";
+    const BUFFERS: &'static [BufferSpec] = &[
+        BufferSpec::required("square_avg"),
+        BufferSpec::required("acc_delta"),
+    ];
 
-    fn defaults_of(config: &AdadeltaConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: None,
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr).weight_decay(self.weight_decay)
+    }
+
+    fn check(&self, _: &ParamGroup<T>) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.rho) {
+            Err(format!(
+                "invalid rho value {} (must be in [0, 1])",
+                self.rho
+            ))
+        } else if self.eps < 0.0 || self.eps.is_nan() {
+            Err(format!("invalid epsilon value {} (must be >= 0)", self.eps))
+        } else {
+            Ok(())
         }
     }
 
-    fn check(config: &AdadeltaConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        let cfg = *config;
-        move |_| {
-            let reason = if !(0.0..=1.0).contains(&cfg.rho) {
-                format!("invalid rho value {} (must be in [0, 1])", cfg.rho)
-            } else if cfg.eps < 0.0 || cfg.eps.is_nan() {
-                format!("invalid epsilon value {} (must be >= 0)", cfg.eps)
-            } else {
-                return Ok(());
-            };
-            Err(OptimError::InvalidConfig { what: NAME, reason })
-        }
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
+        let k = AdadeltaElem {
+            dir: Direction::new(self.maximize, group.weight_decay),
+            rho: c(self.rho),
+            one_minus_rho: c(1.0 - self.rho),
+            eps: c(self.eps),
+            neg_lr: c(-group.lr),
+        };
+        let [sq, acc] = slot.buffers(["square_avg", "acc_delta"], T::zero());
+        par_apply(p, [sq, acc], g, &k);
     }
-}
-
-impl<T: Float> Optimizer<T> for Adadelta<T> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
-        self.core.for_each_grad(|group, p, g, slot| {
-            slot.step += 1;
-            let k = AdadeltaElem {
-                dir: Direction::new(cfg.maximize, group.weight_decay),
-                rho: c(cfg.rho),
-                one_minus_rho: c(1.0 - cfg.rho),
-                eps: c(cfg.eps),
-                neg_lr: c(-group.lr),
-            };
-            with_slices(p, g, |p, g| {
-                let n = p.len();
-                slot.ensure(0, n, T::zero());
-                slot.ensure(1, n, T::zero());
-                let [Some(sq), Some(acc)] = slot.bufs.as_mut_slice() else {
-                    unreachable!("Adadelta has two buffers, created above")
-                };
-                par_apply(p, [sq.as_mut_slice(), acc.as_mut_slice()], g, &k);
-            });
-        })
-    }
-
-    forward_to_core!();
 }
 
 /// The per-step scalars of one parameter's update.

@@ -21,19 +21,14 @@
 //! Update (PyTorch's, t the parameter's step count): `g += wd * p`,
 //! `sum += g²`, `p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)`.
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::error::{OptimError, Result};
-use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
-use crate::optimizer::{
-    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup,
-};
-use crate::Optimizer;
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::kernel::{c, par_apply, Direction, Kernel};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "Adagrad";
-const BUFFERS: &[BufferSpec] = &[("sum", true)];
-
-/// The settings of [`Adagrad`]; `Default` gives PyTorch's.
+/// The settings of [`Adagrad`], and its update rule; `Default` gives PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdagradConfig {
     /// Learning rate (PyTorch's default 1e-2).
@@ -64,68 +59,41 @@ impl Default for AdagradConfig {
 }
 
 /// AdaGrad over parameter groups; see the [module docs](self).
-pub struct Adagrad<T: Float = f32> {
-    config: AdagradConfig,
-    core: Core<T>,
-}
+pub type Adagrad<T = f32> = RuleOptimizer<AdagradConfig, T>;
 
-impl<T: Float> Adagrad<T> {
-    constructors!(Adagrad, AdagradConfig);
+impl<T: Float> UpdateRule<T> for AdagradConfig {
+    const NAME: &'static str = "Adagrad";
+    const BUFFERS: &'static [BufferSpec] = &[BufferSpec::required("sum")];
 
-    fn defaults_of(config: &AdagradConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: None,
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr).weight_decay(self.weight_decay)
+    }
+
+    fn check(&self, _: &ParamGroup<T>) -> Result<(), String> {
+        let init = self.initial_accumulator_value;
+        if self.lr_decay < 0.0 || self.lr_decay.is_nan() {
+            Err(format!("invalid lr_decay {} (must be >= 0)", self.lr_decay))
+        } else if init < 0.0 || init.is_nan() {
+            Err(format!(
+                "invalid initial_accumulator_value {init} (must be >= 0)"
+            ))
+        } else if self.eps < 0.0 || self.eps.is_nan() {
+            Err(format!("invalid epsilon value {} (must be >= 0)", self.eps))
+        } else {
+            Ok(())
         }
     }
 
-    fn check(config: &AdagradConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        let cfg = *config;
-        move |_| {
-            let reason = if cfg.lr_decay < 0.0 || cfg.lr_decay.is_nan() {
-                format!("invalid lr_decay {} (must be >= 0)", cfg.lr_decay)
-            } else if cfg.initial_accumulator_value < 0.0 || cfg.initial_accumulator_value.is_nan()
-            {
-                format!(
-                    "invalid initial_accumulator_value {} (must be >= 0)",
-                    cfg.initial_accumulator_value
-                )
-            } else if cfg.eps < 0.0 || cfg.eps.is_nan() {
-                format!("invalid epsilon value {} (must be >= 0)", cfg.eps)
-            } else {
-                return Ok(());
-            };
-            Err(OptimError::InvalidConfig { what: NAME, reason })
-        }
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
+        let clr = group.lr / (1.0 + (slot.step() as f64 - 1.0) * self.lr_decay);
+        let k = AdagradElem {
+            dir: Direction::new(self.maximize, group.weight_decay),
+            neg_clr: c(-clr),
+            eps: c(self.eps),
+        };
+        let sum = slot.buffer("sum", c(self.initial_accumulator_value));
+        par_apply(p, [sum], g, &k);
     }
-}
-
-impl<T: Float> Optimizer<T> for Adagrad<T> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
-        let init: T = c(cfg.initial_accumulator_value);
-        self.core.for_each_grad(|group, p, g, slot| {
-            slot.step += 1;
-            let clr = group.lr / (1.0 + (slot.step as f64 - 1.0) * cfg.lr_decay);
-            let k = AdagradElem {
-                dir: Direction::new(cfg.maximize, group.weight_decay),
-                neg_clr: c(-clr),
-                eps: c(cfg.eps),
-            };
-            with_slices(p, g, |p, g| {
-                slot.ensure(0, p.len(), init);
-                let sum = slot.bufs[0].as_mut().expect("created above");
-                par_apply(p, [sum.as_mut_slice()], g, &k);
-            });
-        })
-    }
-
-    forward_to_core!();
 }
 
 /// The per-step scalars of one parameter's update.

@@ -24,25 +24,24 @@
 //! with AMSGrad `v_max = max(v_max, v)` replaces v below,
 //! `p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::error::{OptimError, Result};
-use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
-use crate::optimizer::{
-    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup, Slot,
-};
-use crate::Optimizer;
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::kernel::{c, par_apply, Direction, Kernel};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "Adam";
+/// The buffers of Adam and AdamW.
 pub(crate) const BUFFERS: &[BufferSpec] = &[
-    ("exp_avg", true),
-    ("exp_avg_sq", true),
-    ("max_exp_avg_sq", false),
+    BufferSpec::required("exp_avg"),
+    BufferSpec::required("exp_avg_sq"),
+    BufferSpec::optional("max_exp_avg_sq"),
 ];
 
-/// The settings of [`Adam`]; `Default` gives PyTorch's.
+/// The settings of [`Adam`], and its update rule; `Default` gives PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f64,
     /// Decay rates of the first and second moment estimates.
     pub betas: (f64, f64),
@@ -71,45 +70,49 @@ impl Default for AdamConfig {
 
 /// Adam over parameter groups; see the [module docs](self). A group's
 /// `momentum` is its beta1.
-pub struct Adam<T: Float = f32> {
-    config: AdamConfig,
-    core: Core<T>,
-}
+pub type Adam<T = f32> = RuleOptimizer<AdamConfig, T>;
 
-impl<T: Float> Adam<T> {
-    constructors!(Adam, AdamConfig);
+impl<T: Float> UpdateRule<T> for AdamConfig {
+    const NAME: &'static str = "Adam";
+    const BUFFERS: &'static [BufferSpec] = BUFFERS;
 
-    fn defaults_of(config: &AdamConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: Some(config.betas.0),
-        }
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr)
+            .weight_decay(self.weight_decay)
+            .momentum(self.betas.0)
     }
 
-    fn check(config: &AdamConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        check_adam(NAME, config.betas.1, config.eps)
+    fn check(&self, group: &ParamGroup<T>) -> Result<(), String> {
+        check_adam(group, self.betas.1, self.eps)
+    }
+
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
+        let rule = AdamRule {
+            beta2: self.betas.1,
+            eps: self.eps,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
+            decoupled: false,
+        };
+        adam_update(group, p, g, slot, rule);
     }
 }
 
 /// The checks of Adam and AdamW: betas in [0, 1), eps >= 0.
-pub(crate) fn check_adam<T: Float>(
-    what: &'static str,
-    beta2: f64,
-    eps: f64,
-) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-    move |g| {
-        let beta1 = g.momentum.unwrap_or(0.0);
-        let reason = if !(0.0..1.0).contains(&beta1) {
-            format!("invalid beta parameter at index 0: {beta1} (must be in [0, 1))")
-        } else if !(0.0..1.0).contains(&beta2) {
-            format!("invalid beta parameter at index 1: {beta2} (must be in [0, 1))")
-        } else if eps < 0.0 || eps.is_nan() {
-            format!("invalid epsilon value {eps} (must be >= 0)")
-        } else {
-            return Ok(());
-        };
-        Err(OptimError::InvalidConfig { what, reason })
+pub(crate) fn check_adam<T: Float>(g: &ParamGroup<T>, beta2: f64, eps: f64) -> Result<(), String> {
+    let beta1 = g.momentum.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&beta1) {
+        Err(format!(
+            "invalid beta parameter at index 0: {beta1} (must be in [0, 1))"
+        ))
+    } else if !(0.0..1.0).contains(&beta2) {
+        Err(format!(
+            "invalid beta parameter at index 1: {beta2} (must be in [0, 1))"
+        ))
+    } else if eps < 0.0 || eps.is_nan() {
+        Err(format!("invalid epsilon value {eps} (must be >= 0)"))
+    } else {
+        Ok(())
     }
 }
 
@@ -124,22 +127,17 @@ pub(crate) struct AdamRule {
     pub decoupled: bool,
 }
 
-/// One Adam or AdamW step over every parameter with a gradient.
-pub(crate) fn adam_step<T: Float>(core: &mut Core<T>, rule: AdamRule) -> Result<()> {
-    core.for_each_grad(|group, p, g, slot| adam_param(group, p, g, slot, rule))
-}
-
-fn adam_param<T: Float>(
+/// One Adam or AdamW update of one parameter.
+pub(crate) fn adam_update<T: Float>(
     group: &ParamGroup<T>,
-    p: &Tensor<T>,
-    g: &Tensor<T>,
-    slot: &mut Slot<T>,
+    p: &mut [T],
+    g: &[T],
+    slot: &mut ParamSlot<T>,
     rule: AdamRule,
 ) {
-    slot.step += 1;
     let (lr, beta1, beta2) = (group.lr, group.momentum.unwrap_or(0.9), rule.beta2);
     // The scalars in f64 with Python's operations, as PyTorch computes them.
-    let t = slot.step as f64;
+    let t = slot.step() as f64;
     let bias_correction1 = 1.0 - beta1.powf(t);
     let bias_correction2 = 1.0 - beta2.powf(t);
     let step_size = lr / bias_correction1;
@@ -157,22 +155,14 @@ fn adam_param<T: Float>(
         eps: c(rule.eps),
         neg_step: c(-step_size),
     };
-    with_slices(p, g, |p, g| {
-        let n = p.len();
-        slot.ensure(0, n, T::zero());
-        slot.ensure(1, n, T::zero());
-        if rule.amsgrad {
-            slot.ensure(2, n, T::zero());
-        }
-        let [Some(m), Some(v), vmax] = slot.bufs.as_mut_slice() else {
-            unreachable!("Adam has three buffers, the first two created above")
-        };
-        let (m, v) = (m.as_mut_slice(), v.as_mut_slice());
-        match vmax.as_mut().filter(|_| rule.amsgrad) {
-            Some(vmax) => par_apply(p, [m, v, vmax.as_mut_slice()], g, &k),
-            None => par_apply(p, [m, v], g, &k),
-        }
-    });
+    let zero = T::zero();
+    if rule.amsgrad {
+        let [m, v, vmax] = slot.buffers(["exp_avg", "exp_avg_sq", "max_exp_avg_sq"], zero);
+        par_apply(p, [m, v, vmax], g, &k);
+    } else {
+        let [m, v] = slot.buffers(["exp_avg", "exp_avg_sq"], zero);
+        par_apply(p, [m, v], g, &k);
+    }
 }
 
 /// The per-step scalars of one parameter's Adam update.
@@ -242,24 +232,4 @@ impl<T: Float> Kernel<T, 3> for AdamElem<T> {
             k.update(p, m, v, Some(x), g);
         }
     }
-}
-
-impl<T: Float> Optimizer<T> for Adam<T> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
-        let rule = AdamRule {
-            beta2: cfg.betas.1,
-            eps: cfg.eps,
-            amsgrad: cfg.amsgrad,
-            maximize: cfg.maximize,
-            decoupled: false,
-        };
-        adam_step(&mut self.core, rule)
-    }
-
-    forward_to_core!();
 }

@@ -19,18 +19,17 @@
 //! Update: `p *= 1 - lr * wd`, then Adam's update with no L2 term (the decay
 //! never enters the moment estimates).
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::adam::{adam_step, check_adam, AdamRule, BUFFERS};
-use crate::error::Result;
-use crate::optimizer::{constructors, forward_to_core, Core, GroupDefaults, ParamGroup};
-use crate::Optimizer;
+use crate::adam::{adam_update, check_adam, AdamRule, BUFFERS};
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "AdamW";
-
-/// The settings of [`AdamW`]; `Default` gives PyTorch's (weight decay 1e-2).
+/// The settings of [`AdamW`], and its update rule; `Default` gives PyTorch's (weight decay 1e-2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWConfig {
+    /// Learning rate.
     pub lr: f64,
     /// Decay rates of the first and second moment estimates.
     pub betas: (f64, f64),
@@ -59,43 +58,30 @@ impl Default for AdamWConfig {
 
 /// AdamW over parameter groups; see the [module docs](self). A group's
 /// `momentum` is its beta1.
-pub struct AdamW<T: Float = f32> {
-    config: AdamWConfig,
-    core: Core<T>,
-}
+pub type AdamW<T = f32> = RuleOptimizer<AdamWConfig, T>;
 
-impl<T: Float> AdamW<T> {
-    constructors!(AdamW, AdamWConfig);
+impl<T: Float> UpdateRule<T> for AdamWConfig {
+    const NAME: &'static str = "AdamW";
+    const BUFFERS: &'static [BufferSpec] = BUFFERS;
 
-    fn defaults_of(config: &AdamWConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: Some(config.betas.0),
-        }
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr)
+            .weight_decay(self.weight_decay)
+            .momentum(self.betas.0)
     }
 
-    fn check(config: &AdamWConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        check_adam(NAME, config.betas.1, config.eps)
-    }
-}
-
-impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn name(&self) -> &'static str {
-        NAME
+    fn check(&self, group: &ParamGroup<T>) -> Result<(), String> {
+        check_adam(group, self.betas.1, self.eps)
     }
 
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
         let rule = AdamRule {
-            beta2: cfg.betas.1,
-            eps: cfg.eps,
-            amsgrad: cfg.amsgrad,
-            maximize: cfg.maximize,
+            beta2: self.betas.1,
+            eps: self.eps,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
             decoupled: true,
         };
-        adam_step(&mut self.core, rule)
+        adam_update(group, p, g, slot, rule);
     }
-
-    forward_to_core!();
 }

@@ -8,6 +8,13 @@
 //! ([`lr_scheduler`]). Optimizer and scheduler state saves to safetensors
 //! files and loads back exactly, so a resumed run continues bit for bit.
 //!
+//! A new optimizer is one [`UpdateRule`]: how one parameter moves given its
+//! gradient, its group's settings and its named state buffers.
+//! [`RuleOptimizer`] makes it a whole optimizer (groups, per-group settings,
+//! `zero_grad`, schedulers, exact save and resume); every optimizer above is
+//! one (`Adam` is `RuleOptimizer<AdamConfig>`). The [`rule`] module writes
+//! Lion that way.
+//!
 //! ```
 //! use autograd::Tensor;
 //! use optim::{clip_grad_norm_, Adam, AdamConfig, GroupSpec, LrScheduler, Optimizer, StepLr, StepLrConfig};
@@ -42,12 +49,16 @@ pub mod adam;
 pub mod adamw;
 pub mod clip;
 pub mod error;
+pub mod group;
 mod kernel;
 pub mod lr_scheduler;
 pub mod optimizer;
 pub mod rmsprop;
+pub mod rule;
+pub mod rule_optimizer;
 pub mod sgd;
 pub mod state;
+pub mod state_io;
 
 pub use adadelta::{Adadelta, AdadeltaConfig};
 pub use adagrad::{Adagrad, AdagradConfig};
@@ -55,6 +66,7 @@ pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm_, clip_grad_value_, try_clip_grad_norm_, try_clip_grad_value_};
 pub use error::{OptimError, Result};
+pub use group::{GroupDefaults, GroupSpec, ParamGroup};
 pub use lr_scheduler::chained::ChainedScheduler;
 pub use lr_scheduler::constant::{ConstantLr, ConstantLrConfig};
 pub use lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
@@ -69,7 +81,9 @@ pub use lr_scheduler::plateau::{Mode, ReduceLrOnPlateau, ReduceLrOnPlateauConfig
 pub use lr_scheduler::sequential::SequentialLr;
 pub use lr_scheduler::step::{StepLr, StepLrConfig};
 pub use lr_scheduler::LrScheduler;
-pub use optimizer::{GroupSpec, Optimizer, ParamGroup};
+pub use optimizer::Optimizer;
 pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use rule::{BufferSpec, ParamSlot, UpdateRule};
+pub use rule_optimizer::RuleOptimizer;
 pub use sgd::{Sgd, SgdConfig};
 pub use state::{GroupState, OptimizerState, ParamState, SchedulerState};

@@ -20,23 +20,14 @@
 //! else `avg = sqrt(sq) + eps`; with momentum `buf = momentum * buf + g / avg`,
 //! `p -= lr * buf`, else `p -= lr * g / avg`.
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::error::{OptimError, Result};
-use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
-use crate::optimizer::{
-    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup,
-};
-use crate::Optimizer;
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::kernel::{c, par_apply, Direction, Kernel};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "RMSprop";
-const BUFFERS: &[BufferSpec] = &[
-    ("square_avg", true),
-    ("momentum_buffer", false),
-    ("grad_avg", false),
-];
-
-/// The settings of [`RmsProp`]; `Default` gives PyTorch's.
+/// The settings of [`RmsProp`], and its update rule; `Default` gives PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsPropConfig {
     /// Learning rate (PyTorch's default 1e-2).
@@ -70,36 +61,65 @@ impl Default for RmsPropConfig {
 }
 
 /// RMSprop over parameter groups; see the [module docs](self).
-pub struct RmsProp<T: Float = f32> {
-    config: RmsPropConfig,
-    core: Core<T>,
-}
+pub type RmsProp<T = f32> = RuleOptimizer<RmsPropConfig, T>;
 
-impl<T: Float> RmsProp<T> {
-    constructors!(RmsProp, RmsPropConfig);
+impl<T: Float> UpdateRule<T> for RmsPropConfig {
+    const NAME: &'static str = "RMSprop";
+    const BUFFERS: &'static [BufferSpec] = &[
+        BufferSpec::required("square_avg"),
+        BufferSpec::optional("momentum_buffer"),
+        BufferSpec::optional("grad_avg"),
+    ];
 
-    fn defaults_of(config: &RmsPropConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: Some(config.momentum),
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr)
+            .weight_decay(self.weight_decay)
+            .momentum(self.momentum)
+    }
+
+    fn check(&self, group: &ParamGroup<T>) -> Result<(), String> {
+        let m = group.momentum.unwrap_or(0.0);
+        if self.eps < 0.0 || self.eps.is_nan() {
+            Err(format!("invalid epsilon value {} (must be >= 0)", self.eps))
+        } else if m < 0.0 || m.is_nan() {
+            Err(format!("invalid momentum value {m} (must be >= 0)"))
+        } else if self.alpha < 0.0 || self.alpha.is_nan() {
+            Err(format!("invalid alpha value {} (must be >= 0)", self.alpha))
+        } else {
+            Ok(())
         }
     }
 
-    fn check(config: &RmsPropConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        let cfg = *config;
-        move |g| {
-            let m = g.momentum.unwrap_or(0.0);
-            let reason = if cfg.eps < 0.0 || cfg.eps.is_nan() {
-                format!("invalid epsilon value {} (must be >= 0)", cfg.eps)
-            } else if m < 0.0 || m.is_nan() {
-                format!("invalid momentum value {m} (must be >= 0)")
-            } else if cfg.alpha < 0.0 || cfg.alpha.is_nan() {
-                format!("invalid alpha value {} (must be >= 0)", cfg.alpha)
-            } else {
-                return Ok(());
-            };
-            Err(OptimError::InvalidConfig { what: NAME, reason })
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
+        let momentum = group.momentum.unwrap_or(0.0);
+        let s = Scalars {
+            dir: Direction::new(self.maximize, group.weight_decay),
+            alpha: c(self.alpha),
+            one_minus_alpha: c(1.0 - self.alpha),
+            lerp_small: (1.0 - self.alpha).abs() < 0.5,
+            eps: c(self.eps),
+            momentum: c(momentum),
+            neg_lr: c(-group.lr),
+        };
+        let z = T::zero();
+        match (self.centered, momentum > 0.0) {
+            (false, false) => {
+                let [sq] = slot.buffers(["square_avg"], z);
+                par_apply(p, [sq], g, &Plain(s));
+            }
+            (true, false) => {
+                let [sq, ga] = slot.buffers(["square_avg", "grad_avg"], z);
+                par_apply(p, [sq, ga], g, &Centered(s));
+            }
+            (false, true) => {
+                let [sq, b] = slot.buffers(["square_avg", "momentum_buffer"], z);
+                par_apply(p, [sq, b], g, &Momentum(s));
+            }
+            (true, true) => {
+                let names = ["square_avg", "grad_avg", "momentum_buffer"];
+                let [sq, ga, b] = slot.buffers(names, z);
+                par_apply(p, [sq, ga, b], g, &CenteredMomentum(s));
+            }
         }
     }
 }
@@ -198,56 +218,4 @@ impl<T: Float> Kernel<T, 3> for CenteredMomentum<T> {
             s.update(p, sq, Some(ga), Some(b), g);
         }
     }
-}
-
-impl<T: Float> Optimizer<T> for RmsProp<T> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
-        self.core.for_each_grad(|group, p, g, slot| {
-            slot.step += 1;
-            let momentum = group.momentum.unwrap_or(0.0);
-            let s = Scalars {
-                dir: Direction::new(cfg.maximize, group.weight_decay),
-                alpha: c(cfg.alpha),
-                one_minus_alpha: c(1.0 - cfg.alpha),
-                lerp_small: (1.0 - cfg.alpha).abs() < 0.5,
-                eps: c(cfg.eps),
-                momentum: c(momentum),
-                neg_lr: c(-group.lr),
-            };
-            with_slices(p, g, |p, g| {
-                let n = p.len();
-                slot.ensure(0, n, T::zero());
-                if momentum > 0.0 {
-                    slot.ensure(1, n, T::zero());
-                }
-                if cfg.centered {
-                    slot.ensure(2, n, T::zero());
-                }
-                let [Some(sq), buf, ga] = slot.bufs.as_mut_slice() else {
-                    unreachable!("RMSprop has three buffers, the first created above")
-                };
-                let sq = sq.as_mut_slice();
-                let buf = buf.as_mut().filter(|_| momentum > 0.0);
-                let ga = ga.as_mut().filter(|_| cfg.centered);
-                match (ga, buf) {
-                    (None, None) => par_apply(p, [sq], g, &Plain(s)),
-                    (Some(ga), None) => par_apply(p, [sq, ga.as_mut_slice()], g, &Centered(s)),
-                    (None, Some(b)) => par_apply(p, [sq, b.as_mut_slice()], g, &Momentum(s)),
-                    (Some(ga), Some(b)) => par_apply(
-                        p,
-                        [sq, ga.as_mut_slice(), b.as_mut_slice()],
-                        g,
-                        &CenteredMomentum(s),
-                    ),
-                }
-            });
-        })
-    }
-
-    forward_to_core!();
 }

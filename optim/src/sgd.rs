@@ -25,19 +25,14 @@
 //! step and `buf = momentum * buf + (1 - dampening) * g` after; Nesterov uses
 //! `g + momentum * buf`, plain momentum `buf`; then `p -= lr * g`.
 
-use autograd::{Float, Tensor};
+use autograd::Float;
 
-use crate::error::{OptimError, Result};
-use crate::kernel::{c, par_apply, with_slices, Direction, Kernel};
-use crate::optimizer::{
-    constructors, forward_to_core, BufferSpec, Core, GroupDefaults, ParamGroup,
-};
-use crate::Optimizer;
+use crate::group::{GroupDefaults, ParamGroup};
+use crate::kernel::{c, par_apply, Direction, Kernel};
+use crate::rule::{BufferSpec, ParamSlot, UpdateRule};
+use crate::RuleOptimizer;
 
-const NAME: &str = "SGD";
-const BUFFERS: &[BufferSpec] = &[("momentum_buffer", false)];
-
-/// The settings of [`Sgd`]; `Default` gives PyTorch's.
+/// The settings of [`Sgd`], and its update rule; `Default` gives PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate (PyTorch's default 1e-3).
@@ -68,72 +63,49 @@ impl Default for SgdConfig {
 }
 
 /// SGD over parameter groups; see the [module docs](self).
-pub struct Sgd<T: Float = f32> {
-    config: SgdConfig,
-    core: Core<T>,
-}
+pub type Sgd<T = f32> = RuleOptimizer<SgdConfig, T>;
 
-impl<T: Float> Sgd<T> {
-    constructors!(Sgd, SgdConfig);
+impl<T: Float> UpdateRule<T> for SgdConfig {
+    const NAME: &'static str = "SGD";
+    const BUFFERS: &'static [BufferSpec] = &[BufferSpec::optional("momentum_buffer")];
 
-    fn defaults_of(config: &SgdConfig) -> GroupDefaults {
-        GroupDefaults {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            momentum: Some(config.momentum),
+    fn defaults(&self) -> GroupDefaults {
+        GroupDefaults::new(self.lr)
+            .weight_decay(self.weight_decay)
+            .momentum(self.momentum)
+    }
+
+    fn check(&self, group: &ParamGroup<T>) -> Result<(), String> {
+        let m = group.momentum.unwrap_or(0.0);
+        if m < 0.0 || m.is_nan() {
+            Err(format!("invalid momentum {m} (must be >= 0)"))
+        } else if self.nesterov && (m <= 0.0 || self.dampening != 0.0) {
+            Err("Nesterov momentum requires a momentum and zero dampening".to_string())
+        } else {
+            Ok(())
         }
     }
 
-    fn check(config: &SgdConfig) -> impl Fn(&ParamGroup<T>) -> Result<()> {
-        let (nesterov, dampening) = (config.nesterov, config.dampening);
-        move |g| {
-            let m = g.momentum.unwrap_or(0.0);
-            let reason = if m < 0.0 || m.is_nan() {
-                format!("invalid momentum {m} (must be >= 0)")
-            } else if nesterov && (m <= 0.0 || dampening != 0.0) {
-                "Nesterov momentum requires a momentum and zero dampening".to_string()
-            } else {
-                return Ok(());
-            };
-            Err(OptimError::InvalidConfig { what: NAME, reason })
+    fn update(&self, group: &ParamGroup<T>, p: &mut [T], g: &[T], slot: &mut ParamSlot<T>) {
+        let momentum = group.momentum.unwrap_or(0.0);
+        let dir = Direction::new(self.maximize, group.weight_decay);
+        let neg_lr: T = c(-group.lr);
+        if momentum == 0.0 {
+            return par_apply(p, [], g, &Plain { dir, neg_lr });
         }
+        // PyTorch's first momentum buffer is the gradient itself (no dampening).
+        let first = !slot.has("momentum_buffer");
+        let buf = slot.buffer("momentum_buffer", T::zero());
+        let k = WithMomentum {
+            dir,
+            momentum: c(momentum),
+            damp1: c(1.0 - self.dampening),
+            neg_lr,
+            first,
+            nesterov: self.nesterov,
+        };
+        par_apply(p, [buf], g, &k);
     }
-}
-
-impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn try_step(&mut self) -> Result<()> {
-        let cfg = self.config;
-        self.core.for_each_grad(|group, p, g, slot| {
-            slot.step += 1;
-            let momentum = group.momentum.unwrap_or(0.0);
-            let dir = Direction::new(cfg.maximize, group.weight_decay);
-            let neg_lr: T = c(-group.lr);
-            with_slices(p, g, |p, g| {
-                if momentum == 0.0 {
-                    return par_apply(p, [], g, &Plain { dir, neg_lr });
-                }
-                // PyTorch's first momentum buffer is the gradient itself (no dampening).
-                let first = slot.bufs[0].is_none();
-                slot.ensure(0, p.len(), T::zero());
-                let buf = slot.bufs[0].as_mut().expect("created above");
-                let k = WithMomentum {
-                    dir,
-                    momentum: c(momentum),
-                    damp1: c(1.0 - cfg.dampening),
-                    neg_lr,
-                    first,
-                    nesterov: cfg.nesterov,
-                };
-                par_apply(p, [buf.as_mut_slice()], g, &k);
-            });
-        })
-    }
-
-    forward_to_core!();
 }
 
 /// Without momentum: `p -= lr * d`.
