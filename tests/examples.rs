@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use autograd::no_grad;
 use models::data::{DataLoader, Dataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
-use nn::{Flatten, Linear, LinearConfig, LoadReport, Module, ReLU, Sequential};
+use nn::{Linear, LinearConfig, LoadReport, Module};
 
 /// One example at a time: the machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
