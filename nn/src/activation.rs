@@ -50,7 +50,7 @@ simple!(
 /// `x` for `x > 0`, else `negative_slope * x` (default 0.01).
 #[derive(Clone, Copy, Debug)]
 pub struct LeakyReLU {
-    pub negative_slope: f32,
+    pub negative_slope: f64,
 }
 
 impl Default for LeakyReLU {
@@ -63,7 +63,7 @@ impl Default for LeakyReLU {
 
 impl<T: Float> Module<T> for LeakyReLU {
     fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        x.leaky_relu(T::of(self.negative_slope as f64))
+        x.leaky_relu(self.negative_slope)
     }
     fn describe(&self) -> String {
         format!("LeakyReLU(negative_slope={})", self.negative_slope)
@@ -74,7 +74,7 @@ impl<T: Float> Module<T> for LeakyReLU {
 /// `x` for `x > 0`, else `alpha * (exp(x) - 1)` (default alpha 1).
 #[derive(Clone, Copy, Debug)]
 pub struct ELU {
-    pub alpha: f32,
+    pub alpha: f64,
 }
 
 impl Default for ELU {
@@ -85,7 +85,7 @@ impl Default for ELU {
 
 impl<T: Float> Module<T> for ELU {
     fn forward(&self, x: &Tensor<T>) -> Tensor<T> {
-        x.elu(T::of(self.alpha as f64))
+        x.elu(self.alpha)
     }
     fn describe(&self) -> String {
         format!("ELU(alpha={})", self.alpha)
