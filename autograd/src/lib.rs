@@ -2,7 +2,8 @@
 //!
 //! Every op is recorded while the program runs; [`Tensor::backward`] replays
 //! the record in reverse. Gradients are written with differentiable ops, so
-//! they can be differentiated again (`create_graph`).
+//! they can be differentiated again (`create_graph`). An op of one's own,
+//! with its backward, is a [`CustomOp`] applied with [`Tensor::apply_op`].
 //!
 //! ```
 //! use autograd::Tensor;
@@ -39,6 +40,7 @@
 //! assert_eq!((2.0 - &b).powf(2.0).to_vec(), vec![1.0, 16.0]);
 //! ```
 
+pub mod custom_op;
 mod denormals;
 pub mod dims;
 pub mod dtype;
@@ -51,6 +53,7 @@ pub mod rng;
 pub mod tensor;
 pub mod threads;
 
+pub use custom_op::CustomOp;
 pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
