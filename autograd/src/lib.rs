@@ -2,7 +2,8 @@
 //!
 //! Every op is recorded while the program runs; [`Tensor::backward`] replays
 //! the record in reverse. Gradients are written with differentiable ops, so
-//! they can be differentiated again (`create_graph`).
+//! they can be differentiated again (`create_graph`). An op of one's own,
+//! with its backward, is a [`CustomOp`] applied with [`Tensor::apply_op`].
 //!
 //! ```
 //! use autograd::Tensor;
@@ -12,7 +13,34 @@
 //! y.backward();
 //! assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
 //! ```
+//!
+//! # Conventions
+//!
+//! - **Scalar arguments of ops are `f64`**, whatever the element type `T`
+//!   (as PyTorch's Python floats): the operand of `add_scalar`, `mul_scalar`,
+//!   `powf`, the operators `&x * 2.0` and `2.0 - &x`, slopes (`leaky_relu`,
+//!   `elu`), bounds (`clamp`), fill values (`pad`), comparison scalars
+//!   (`gt_scalar`), and options (`eps`, `momentum`, dropout `p`, label
+//!   smoothing). They are rounded to `T` where the op runs. Values that
+//!   become the elements of a new tensor (`from_vec`, `scalar`, `full`,
+//!   `arange`, `uniform`) are `T`.
+//! - **Several optional tensors are passed by name**, in an argument struct
+//!   ([`BatchNormArgs`]), so they cannot be swapped.
+//! - **Errors**: every fallible op has a `try_*` form returning [`Result`];
+//!   the plain form panics with the same message, which names the op and
+//!   the shapes involved.
+//!
+//! ```
+//! use autograd::Tensor;
+//!
+//! let a = Tensor::<f32>::from_vec(vec![1.0, -2.0], [2]);
+//! let b = Tensor::<f64>::from_vec(vec![1.0, -2.0], [2]);
+//! let slope = 0.1; // one f64 serves both precisions
+//! assert_eq!((&a * 2.0).leaky_relu(slope).to_vec(), vec![2.0, -0.4]);
+//! assert_eq!((2.0 - &b).powf(2.0).to_vec(), vec![1.0, 16.0]);
+//! ```
 
+pub mod custom_op;
 mod denormals;
 pub mod dims;
 pub mod dtype;
@@ -26,6 +54,7 @@ pub mod rng;
 pub mod tensor;
 pub mod threads;
 
+pub use custom_op::CustomOp;
 pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
@@ -37,7 +66,7 @@ pub use graph::{
 };
 pub use ops::conv::ConvOptions;
 pub use ops::loss::Reduction;
-pub use ops::norm::BatchNormOptions;
+pub use ops::norm::BatchNormArgs;
 pub use ops::pool::PoolOptions;
 pub use rng::manual_seed;
 pub use tensor::{BackwardOptions, Storage, Tensor};

@@ -90,8 +90,8 @@ fn mlp<T: Float>(f: &Fixture, rtol: f64) {
 
 fn arith<T: Float>(f: &Fixture, rtol: f64) {
     let [a, b, c, e] = ["a", "b", "c", "e"].map(|n| f.leaf::<T>(&format!("arith.{n}")));
-    let base = (&a * &b + &c) / (c.abs() + T::one());
-    let out = (base.abs() + T::of(0.5)).pow(&e).sum() - (&a - &b).mean() * T::of(3.0);
+    let base = (&a * &b + &c) / (c.abs() + 1.0);
+    let out = (base.abs() + 0.5).pow(&e).sum() - (&a - &b).mean() * 3.0;
     f.check_grads("arith", &out, &[a, b, c, e], rtol);
 }
 
@@ -107,8 +107,8 @@ fn soft<T: Float>(f: &Fixture, rtol: f64) {
 
 fn norm<T: Float>(f: &Fixture, rtol: f64) {
     let [n, g] = ["x", "g"].map(|k| f.leaf::<T>(&format!("norm.{k}")));
-    let z = (&n - n.mean_dim(1, true)) / (n.var_dim(1, 1, true) + T::of(1e-5)).sqrt();
-    let out = ((&z * &g).tanh() + z.sigmoid()).powf(T::of(2.0)).mean();
+    let z = (&n - n.mean_dim(1, true)) / (n.var_dim(1, 1, true) + 1e-5).sqrt();
+    let out = ((&z * &g).tanh() + z.sigmoid()).powf(2.0).mean();
     f.check_grads("norm", &out, &[n, g], rtol);
 }
 
@@ -117,7 +117,7 @@ fn losses<T: Float>(f: &Fixture, rtol: f64) {
     let labels = f.labels("loss.labels");
     let out = lg.cross_entropy_with(&labels, Reduction::Sum, 0.1)
         + yp.mse_loss(&yt)
-        + (&yp * T::of(2.0)).bce_with_logits(&yt);
+        + (&yp * 2.0).bce_with_logits(&yt);
     f.check_grads("loss", &out, &[lg, yp, yt], rtol);
 }
 
@@ -125,20 +125,19 @@ fn shapes<T: Float>(f: &Fixture, rtol: f64) {
     let [p, q, w] = ["p", "q", "w"].map(|k| f.leaf::<T>(&format!("shape.{k}")));
     let cat = Tensor::cat(&[p.clone(), q.clone()], 1);
     let st = Tensor::stack(&[p.clone(), q.clone()], -1).sum_dim(-1, false);
-    let pd = st.pad(&[1, 2, 0, 1], T::of(0.5));
+    let pd = st.pad(&[1, 2, 0, 1], 0.5);
     let sel = cat.index_select(1, &[5, 0, 0, 2]);
     let sl = pd.slice(1, 1, isize::MAX, 1).slice(2, 0, isize::MAX, 2);
     let mm = sel.permute([0, 2, 1]).matmul(&sel).matmul(&w);
-    let out =
-        mm.tanh().sum() + (&sl * &st).sum() + cat.slice(1, 0, isize::MAX, 3).powf(T::of(2.0)).sum();
+    let out = mm.tanh().sum() + (&sl * &st).sum() + cat.slice(1, 0, isize::MAX, 3).powf(2.0).sum();
     f.check_grads("shape", &out, &[p, q, w], rtol);
 }
 
 fn activations<T: Float>(f: &Fixture, rtol: f64) {
     let v = f.leaf::<T>("act.v");
-    let out = (v.elu(T::of(0.7)) * v.leaky_relu(T::of(0.1))).sum()
-        + v.clamp(Some(T::of(-0.5)), Some(T::of(0.8))).exp().sum()
-        + (&v * &v + T::one()).log().sum();
+    let out = (v.elu(0.7) * v.leaky_relu(0.1)).sum()
+        + v.clamp(Some(-0.5), Some(0.8)).exp().sum()
+        + (&v * &v + 1.0).log().sum();
     f.check_grads("act", &out, &[v], rtol);
 }
 
@@ -149,7 +148,7 @@ fn second_order<T: Float>(f: &Fixture, rtol: f64) {
     };
     // Hessian-vector product.
     let [hx, hw, hv] = ["x", "w", "v"].map(|k| f.leaf::<T>(&format!("hvp.{k}")));
-    let y = hx.tanh().matmul(&hw).sigmoid().powf(T::of(2.0)).sum();
+    let y = hx.tanh().matmul(&hw).sigmoid().powf(2.0).sum();
     let gx = grad(&[y], &[hx.clone()], create()).remove(0).unwrap();
     f.assert_close("hvp.gx", &gx, rtol);
     let hvp = grad(&[(&gx * &hv).sum()], &[hx, hw], GradOptions::default());
@@ -160,8 +159,8 @@ fn second_order<T: Float>(f: &Fixture, rtol: f64) {
     let [dx, dw1, dw2] = ["x", "w1", "w2"].map(|k| f.leaf::<T>(&format!("gp.{k}")));
     let d = dx.matmul(&dw1).tanh().matmul(&dw2);
     let gdx = grad(&[d.sum()], &[dx], create()).remove(0).unwrap();
-    let penalty = ((gdx.powf(T::of(2.0)).sum_dim(1, false) + T::of(1e-12)).sqrt() - T::one())
-        .powf(T::of(2.0))
+    let penalty = ((gdx.powf(2.0).sum_dim(1, false) + 1e-12).sqrt() - 1.0)
+        .powf(2.0)
         .mean();
     f.check_grads("gp", &penalty, &[dw1, dw2], rtol);
 }

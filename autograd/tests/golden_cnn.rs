@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use autograd::ops::conv::ConvOptions;
-use autograd::ops::norm::BatchNormOptions;
 use autograd::ops::pool::PoolOptions;
+use autograd::BatchNormArgs;
 use autograd::{grad, Float, GradOptions, Tensor};
 
 struct Fixture(BTreeMap<String, (Vec<usize>, Vec<f64>)>);
@@ -216,11 +216,6 @@ fn batch_norm_cases<T: Float>(f: &Fixture, rtol: f64) -> usize {
     let cases = f.cases("batch_norm");
     for p in &cases {
         let o = f.opts_f64(p);
-        let opts = BatchNormOptions {
-            training: o[0] == 1.0,
-            momentum: o[4],
-            eps: o[5],
-        };
         let x = f.leaf::<T>(&format!("{p}.x"));
         let w = (o[1] == 1.0).then(|| f.leaf::<T>(&format!("{p}.w")));
         let b = (o[2] == 1.0).then(|| f.leaf::<T>(&format!("{p}.b")));
@@ -228,7 +223,15 @@ fn batch_norm_cases<T: Float>(f: &Fixture, rtol: f64) -> usize {
         let rm = running.then(|| f.get::<T>(&format!("{p}.rm")));
         let rv = running.then(|| f.get::<T>(&format!("{p}.rv")));
         let y = x
-            .try_batch_norm(w.as_ref(), b.as_ref(), rm.as_ref(), rv.as_ref(), opts)
+            .try_batch_norm(BatchNormArgs {
+                running_mean: rm.as_ref(),
+                running_var: rv.as_ref(),
+                weight: w.as_ref(),
+                bias: b.as_ref(),
+                training: o[0] == 1.0,
+                momentum: o[4],
+                eps: o[5],
+            })
             .unwrap_or_else(|e| panic!("{p}: {e}"));
         if running {
             // Updated in place in training, untouched in evaluation (the

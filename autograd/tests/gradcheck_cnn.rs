@@ -19,9 +19,9 @@
 
 use autograd::gradcheck::{gradcheck_with, gradgradcheck_with, GradcheckOptions};
 use autograd::ops::conv::ConvOptions;
-use autograd::ops::norm::BatchNormOptions;
 use autograd::ops::pool::PoolOptions;
 use autograd::rng::generator;
+use autograd::BatchNormArgs;
 use autograd::{grad, GradOptions, Tensor};
 use proptest::array::uniform2;
 use proptest::prelude::*;
@@ -457,12 +457,11 @@ impl BnCase {
         self.shape[1]
     }
 
-    fn opts(&self) -> BatchNormOptions {
-        BatchNormOptions {
-            training: self.training,
-            momentum: self.momentum,
-            eps: 1e-5,
-        }
+    fn args(&self) -> BatchNormArgs<'static, f64> {
+        BatchNormArgs::new()
+            .training(self.training)
+            .momentum(self.momentum)
+            .eps(1e-5)
     }
 
     /// x (per-channel offsets, spread 0.5-1.5), then weight and bias if present.
@@ -506,7 +505,13 @@ impl BnCase {
         let (w, b) = (next(self.weight), next(self.bias));
         let rs = self.running();
         let (rm, rv) = (rs.as_ref().map(|r| &r.0), rs.as_ref().map(|r| &r.1));
-        t[0].batch_norm(w.as_ref(), b.as_ref(), rm, rv, self.opts())
+        t[0].batch_norm(BatchNormArgs {
+            running_mean: rm,
+            running_var: rv,
+            weight: w.as_ref(),
+            bias: b.as_ref(),
+            ..self.args()
+        })
     }
 }
 
@@ -1158,13 +1163,11 @@ fn pool_errors_name_the_op_and_shapes() {
 #[test]
 fn batch_norm_and_dropout_errors_name_the_op_and_shapes() {
     let x = Tensor::<f32>::zeros([2, 3, 4, 4]);
-    let train = BatchNormOptions::default();
-    let eval = BatchNormOptions {
-        training: false,
-        ..train
-    };
+    let train = BatchNormArgs::new();
+    let eval = train.training(false);
+    let (c3, c2) = (Tensor::zeros([3]), Tensor::ones([2]));
     assert_message(
-        x.try_batch_norm(Some(&Tensor::ones([4])), None, None, None, train),
+        x.try_batch_norm(BatchNormArgs::new().weight(&Tensor::ones([4]))),
         &[
             "batch_norm",
             "weight has shape [4], expected [3]",
@@ -1172,25 +1175,19 @@ fn batch_norm_and_dropout_errors_name_the_op_and_shapes() {
         ],
     );
     assert_message(
-        x.try_batch_norm(
-            None,
-            None,
-            Some(&Tensor::zeros([3])),
-            Some(&Tensor::ones([2])),
-            train,
-        ),
+        x.try_batch_norm(train.running_mean(&c3).running_var(&c2)),
         &["batch_norm", "running_var has shape [2], expected [3]"],
     );
     assert_message(
-        x.try_batch_norm(None, None, Some(&Tensor::zeros([3])), None, train),
+        x.try_batch_norm(train.running_mean(&c3)),
         &["batch_norm", "both running_mean and running_var"],
     );
     assert_message(
-        x.try_batch_norm(None, None, None, None, eval),
+        x.try_batch_norm(eval),
         &["batch_norm", "evaluation mode needs running_mean"],
     );
     assert_message(
-        Tensor::<f32>::zeros([1, 3]).try_batch_norm(None, None, None, None, train),
+        Tensor::<f32>::zeros([1, 3]).try_batch_norm(train),
         &[
             "batch_norm",
             "more than one value per channel, got 1",
@@ -1198,7 +1195,7 @@ fn batch_norm_and_dropout_errors_name_the_op_and_shapes() {
         ],
     );
     assert_message(
-        Tensor::<f32>::zeros([3]).try_batch_norm(None, None, None, None, train),
+        Tensor::<f32>::zeros([3]).try_batch_norm(train),
         &["batch_norm", "[N, C, ...]", "[3]"],
     );
     assert_message(

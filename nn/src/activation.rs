@@ -67,13 +67,13 @@ simple!(
 #[derive(Clone, Debug, Module)]
 pub struct LeakyReLU {
     #[module(skip)]
-    pub negative_slope: f32,
+    pub negative_slope: f64,
     hooks: Hooks,
 }
 
 impl LeakyReLU {
     /// With this slope for negative inputs.
-    pub fn new(negative_slope: f32) -> Self {
+    pub fn new(negative_slope: f64) -> Self {
         LeakyReLU {
             negative_slope,
             hooks: Hooks::new(),
@@ -92,7 +92,7 @@ impl Default for LeakyReLU {
 
 impl<T: Float> Module<T> for LeakyReLU {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
-        x.leaky_relu(T::of(self.negative_slope as f64))
+        x.leaky_relu(self.negative_slope)
     }
     fn describe(&self) -> String {
         format!("LeakyReLU(negative_slope={})", self.negative_slope)
@@ -103,13 +103,13 @@ impl<T: Float> Module<T> for LeakyReLU {
 #[derive(Clone, Debug, Module)]
 pub struct ELU {
     #[module(skip)]
-    pub alpha: f32,
+    pub alpha: f64,
     hooks: Hooks,
 }
 
 impl ELU {
     /// With this `alpha`.
-    pub fn new(alpha: f32) -> Self {
+    pub fn new(alpha: f64) -> Self {
         ELU {
             alpha,
             hooks: Hooks::new(),
@@ -128,7 +128,7 @@ impl Default for ELU {
 
 impl<T: Float> Module<T> for ELU {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
-        x.elu(T::of(self.alpha as f64))
+        x.elu(self.alpha)
     }
     fn describe(&self) -> String {
         format!("ELU(alpha={})", self.alpha)

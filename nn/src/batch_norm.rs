@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use autograd::{BatchNormOptions, Float, Tensor};
+use autograd::{BatchNormArgs, Float, Tensor};
 
 use crate::{Hooks, Module, ModuleFields, NamedTensor};
 
@@ -117,18 +117,21 @@ impl<T: Float> Module<T> for BatchNorm<T> {
                 .write()
                 .mapv_inplace(|v| v + T::one());
         }
-        let opts = BatchNormOptions {
-            // Without running statistics, evaluation also uses batch statistics (as PyTorch).
-            training: training || !track,
-            momentum: self.config.momentum,
-            eps: self.config.eps,
-        };
-        let (rm, rv) = if track {
+        let (running_mean, running_var) = if track {
             (Some(&self.running_mean), Some(&self.running_var))
         } else {
             (None, None)
         };
-        x.batch_norm(self.weight.as_ref(), self.bias.as_ref(), rm, rv, opts)
+        x.batch_norm(BatchNormArgs {
+            running_mean,
+            running_var,
+            weight: self.weight.as_ref(),
+            bias: self.bias.as_ref(),
+            // Without running statistics, evaluation also uses batch statistics (as PyTorch).
+            training: training || !track,
+            momentum: self.config.momentum,
+            eps: self.config.eps,
+        })
     }
 
     fn set_own_training(&self, training: bool) {

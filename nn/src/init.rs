@@ -64,7 +64,7 @@ pub fn uniform_<T: Float>(t: &Tensor<T>, low: f64, high: f64) {
 
 /// `N(mean, std^2)`.
 pub fn normal_<T: Float>(t: &Tensor<T>, mean: f64, std: f64) {
-    fill(t, Tensor::randn(t.shape()) * T::of(std) + T::of(mean));
+    fill(t, Tensor::randn(t.shape()) * std + mean);
 }
 
 /// A constant.

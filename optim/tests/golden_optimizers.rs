@@ -183,8 +183,8 @@ fn loss<T: Float>(
     f: &Tensor<T>,
 ) -> Tensor<T> {
     ((x.matmul(w) + b + f).tanh() - y).square().mean()
-        + w.square().sum() * T::of(0.05)
-        + b.square().square().sum() * T::of(0.1)
+        + w.square().sum() * 0.05
+        + b.square().square().sum() * 0.1
 }
 
 /// Runs one fixture case in precision `T`; returns the largest relative difference of w and b.

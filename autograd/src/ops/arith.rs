@@ -79,7 +79,7 @@ impl<T: Float> Tensor<T> {
             Ok(vec![
                 // y * x^(y-1)
                 need(c.needs[0], || {
-                    let d = x.try_pow(&y.add_scalar(-T::one()))?.try_mul(&y)?;
+                    let d = x.try_pow(&y.add_scalar(-1.0))?.try_mul(&y)?;
                     c.grad.try_mul(&d)?.try_sum_to(&x.shape())
                 })?,
                 // x^y * ln x
@@ -100,7 +100,8 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `self + s`.
-    pub fn add_scalar(&self, s: T) -> Tensor<T> {
+    pub fn add_scalar(&self, s: f64) -> Tensor<T> {
+        let s = T::of(s);
         let out = kernels::map(&self.array().view(), |x| x + s);
         Tensor::from_op(out, "add_scalar", &[self], |c| {
             Ok(vec![Some(c.grad.clone())])
@@ -108,23 +109,26 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `self * s`.
-    pub fn mul_scalar(&self, s: T) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| x * s);
+    pub fn mul_scalar(&self, s: f64) -> Tensor<T> {
+        let st = T::of(s);
+        let out = kernels::map(&self.array().view(), |x| x * st);
         Tensor::from_op(out, "mul_scalar", &[self], move |c| {
             Ok(vec![Some(c.grad.mul_scalar(s))])
         })
     }
 
     /// `self / s`.
-    pub fn div_scalar(&self, s: T) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| x / s);
+    pub fn div_scalar(&self, s: f64) -> Tensor<T> {
+        let st = T::of(s);
+        let out = kernels::map(&self.array().view(), |x| x / st);
         Tensor::from_op(out, "div_scalar", &[self], move |c| {
             Ok(vec![Some(c.grad.div_scalar(s))])
         })
     }
 
     /// `s - self`.
-    pub fn rsub_scalar(&self, s: T) -> Tensor<T> {
+    pub fn rsub_scalar(&self, s: f64) -> Tensor<T> {
+        let s = T::of(s);
         let out = kernels::map(&self.array().view(), |x| s - x);
         Tensor::from_op(out, "rsub_scalar", &[self], |c| {
             Ok(vec![Some(c.grad.neg())])
@@ -132,7 +136,8 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `s / self`.
-    pub fn rdiv_scalar(&self, s: T) -> Tensor<T> {
+    pub fn rdiv_scalar(&self, s: f64) -> Tensor<T> {
+        let s = T::of(s);
         let out = kernels::map(&self.array().view(), |x| s / x);
         let x = self.clone();
         Tensor::from_op(out, "rdiv_scalar", &[self], move |c| {
@@ -142,14 +147,15 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `self ^ p` elementwise (a scalar exponent).
-    pub fn powf(&self, p: T) -> Tensor<T> {
-        let out = kernels::map(&self.array().view(), |x| x.powf(p));
+    pub fn powf(&self, p: f64) -> Tensor<T> {
+        let pt = T::of(p);
+        let out = kernels::map(&self.array().view(), |x| x.powf(pt));
         let x = self.clone();
         Tensor::from_op(out, "powf", &[self], move |c| {
-            let d = if p == T::one() {
+            let d = if p == 1.0 {
                 c.grad.clone()
             } else {
-                c.grad.try_mul(&x.powf(p - T::one()))?.mul_scalar(p)
+                c.grad.try_mul(&x.powf(p - 1.0))?.mul_scalar(p)
             };
             Ok(vec![Some(d)])
         })
@@ -157,12 +163,12 @@ impl<T: Float> Tensor<T> {
 
     /// `self * self`.
     pub fn square(&self) -> Tensor<T> {
-        self.powf(T::of(2.0))
+        self.powf(2.0)
     }
 
     /// `1 / self`.
     pub fn reciprocal(&self) -> Tensor<T> {
-        self.rdiv_scalar(T::one())
+        self.rdiv_scalar(1.0)
     }
 
     /// Broadcasts to `shape` (PyTorch's `expand` / `broadcast_to`), copying.
@@ -321,31 +327,31 @@ macro_rules! tensor_binop {
                 ok(self.$try(&rhs))
             }
         }
-        impl<T: Float> $Trait<T> for &Tensor<T> {
+        impl<T: Float> $Trait<f64> for &Tensor<T> {
             type Output = Tensor<T>;
-            fn $method(self, rhs: T) -> Tensor<T> {
+            fn $method(self, rhs: f64) -> Tensor<T> {
                 $scalar(self, rhs)
             }
         }
-        impl<T: Float> $Trait<T> for Tensor<T> {
+        impl<T: Float> $Trait<f64> for Tensor<T> {
             type Output = Tensor<T>;
-            fn $method(self, rhs: T) -> Tensor<T> {
+            fn $method(self, rhs: f64) -> Tensor<T> {
                 $scalar(&self, rhs)
             }
         }
     };
 }
 
-fn add_s<T: Float>(t: &Tensor<T>, s: T) -> Tensor<T> {
+fn add_s<T: Float>(t: &Tensor<T>, s: f64) -> Tensor<T> {
     t.add_scalar(s)
 }
-fn sub_s<T: Float>(t: &Tensor<T>, s: T) -> Tensor<T> {
+fn sub_s<T: Float>(t: &Tensor<T>, s: f64) -> Tensor<T> {
     t.add_scalar(-s)
 }
-fn mul_s<T: Float>(t: &Tensor<T>, s: T) -> Tensor<T> {
+fn mul_s<T: Float>(t: &Tensor<T>, s: f64) -> Tensor<T> {
     t.mul_scalar(s)
 }
-fn div_s<T: Float>(t: &Tensor<T>, s: T) -> Tensor<T> {
+fn div_s<T: Float>(t: &Tensor<T>, s: f64) -> Tensor<T> {
     t.div_scalar(s)
 }
 
@@ -354,43 +360,55 @@ tensor_binop!(Sub, sub, try_sub, sub_s);
 tensor_binop!(Mul, mul, try_mul, mul_s);
 tensor_binop!(Div, div, try_div, div_s);
 
-macro_rules! scalar_lhs {
-    ($($t:ty),*) => {$(
-        impl Add<&Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn add(self, rhs: &Tensor<$t>) -> Tensor<$t> { rhs.add_scalar(self) }
-        }
-        impl Add<Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn add(self, rhs: Tensor<$t>) -> Tensor<$t> { rhs.add_scalar(self) }
-        }
-        impl Sub<&Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn sub(self, rhs: &Tensor<$t>) -> Tensor<$t> { rhs.rsub_scalar(self) }
-        }
-        impl Sub<Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn sub(self, rhs: Tensor<$t>) -> Tensor<$t> { rhs.rsub_scalar(self) }
-        }
-        impl Mul<&Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn mul(self, rhs: &Tensor<$t>) -> Tensor<$t> { rhs.mul_scalar(self) }
-        }
-        impl Mul<Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn mul(self, rhs: Tensor<$t>) -> Tensor<$t> { rhs.mul_scalar(self) }
-        }
-        impl Div<&Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn div(self, rhs: &Tensor<$t>) -> Tensor<$t> { rhs.rdiv_scalar(self) }
-        }
-        impl Div<Tensor<$t>> for $t {
-            type Output = Tensor<$t>;
-            fn div(self, rhs: Tensor<$t>) -> Tensor<$t> { rhs.rdiv_scalar(self) }
-        }
-    )*};
+// A scalar on the left is an f64 too, whatever the tensor's element type.
+impl<T: Float> Add<&Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn add(self, rhs: &Tensor<T>) -> Tensor<T> {
+        rhs.add_scalar(self)
+    }
 }
-scalar_lhs!(f32, f64);
+impl<T: Float> Add<Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn add(self, rhs: Tensor<T>) -> Tensor<T> {
+        rhs.add_scalar(self)
+    }
+}
+impl<T: Float> Sub<&Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn sub(self, rhs: &Tensor<T>) -> Tensor<T> {
+        rhs.rsub_scalar(self)
+    }
+}
+impl<T: Float> Sub<Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn sub(self, rhs: Tensor<T>) -> Tensor<T> {
+        rhs.rsub_scalar(self)
+    }
+}
+impl<T: Float> Mul<&Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn mul(self, rhs: &Tensor<T>) -> Tensor<T> {
+        rhs.mul_scalar(self)
+    }
+}
+impl<T: Float> Mul<Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn mul(self, rhs: Tensor<T>) -> Tensor<T> {
+        rhs.mul_scalar(self)
+    }
+}
+impl<T: Float> Div<&Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn div(self, rhs: &Tensor<T>) -> Tensor<T> {
+        rhs.rdiv_scalar(self)
+    }
+}
+impl<T: Float> Div<Tensor<T>> for f64 {
+    type Output = Tensor<T>;
+    fn div(self, rhs: Tensor<T>) -> Tensor<T> {
+        rhs.rdiv_scalar(self)
+    }
+}
 
 impl<T: Float> Neg for &Tensor<T> {
     type Output = Tensor<T>;

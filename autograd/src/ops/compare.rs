@@ -25,7 +25,8 @@ macro_rules! compare {
             }
 
             #[doc = concat!("`1` where `self ", $doc, " s`, else `0` (no gradient).")]
-            pub fn $scalar(&self, s: T) -> Tensor<T> {
+            pub fn $scalar(&self, s: f64) -> Tensor<T> {
+                let s = T::of(s);
                 let out = kernels::map(&self.array().view(), |x| if x $op s { T::one() } else { T::zero() });
                 Tensor::from_array(out)
             }

@@ -16,9 +16,29 @@ use crate::ops::conv::with_slice;
 use crate::ops::need;
 use crate::tensor::Tensor;
 
-/// Options of [`Tensor::batch_norm`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchNormOptions {
+/// The arguments of [`Tensor::batch_norm`] besides the input, by name, so
+/// that the four `[C]` tensors cannot be passed in the wrong order (PyTorch's
+/// `F.batch_norm(input, running_mean, running_var, weight, bias, training,
+/// momentum, eps)`; one difference: `training` defaults to true here).
+///
+/// ```
+/// use autograd::{BatchNormArgs, Tensor};
+/// let (rm, rv) = (Tensor::zeros([3]), Tensor::ones([3]));
+/// let gamma = Tensor::full([3], 2.0f32);
+/// let args = BatchNormArgs::new().running_mean(&rm).running_var(&rv).weight(&gamma);
+/// let y = Tensor::<f32>::randn([8, 3, 4, 4]).batch_norm(args);
+/// assert_eq!(y.shape(), [8, 3, 4, 4]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormArgs<'a, T: Float = f32> {
+    /// Running mean `[C]`: read in evaluation, updated in place in training.
+    pub running_mean: Option<&'a Tensor<T>>,
+    /// Running (unbiased) variance `[C]`: read in evaluation, updated in place in training.
+    pub running_var: Option<&'a Tensor<T>>,
+    /// Scale `gamma` `[C]` (ones when absent).
+    pub weight: Option<&'a Tensor<T>>,
+    /// Shift `beta` `[C]` (zeros when absent).
+    pub bias: Option<&'a Tensor<T>>,
     /// Batch statistics (and running-statistics updates) when true; running statistics when false.
     pub training: bool,
     /// Weight of the new batch statistic in the running estimate (PyTorch's sense).
@@ -27,13 +47,66 @@ pub struct BatchNormOptions {
     pub eps: f64,
 }
 
-impl Default for BatchNormOptions {
+impl<T: Float> Default for BatchNormArgs<'_, T> {
     fn default() -> Self {
-        BatchNormOptions {
+        BatchNormArgs {
+            running_mean: None,
+            running_var: None,
+            weight: None,
+            bias: None,
             training: true,
             momentum: 0.1,
             eps: 1e-5,
         }
+    }
+}
+
+impl<'a, T: Float> BatchNormArgs<'a, T> {
+    /// Training mode, no tensors, momentum 0.1, eps 1e-5 (PyTorch's defaults).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the running mean `[C]`.
+    pub fn running_mean(mut self, t: &'a Tensor<T>) -> Self {
+        self.running_mean = Some(t);
+        self
+    }
+
+    /// Sets the running variance `[C]`.
+    pub fn running_var(mut self, t: &'a Tensor<T>) -> Self {
+        self.running_var = Some(t);
+        self
+    }
+
+    /// Sets the scale `gamma` `[C]`.
+    pub fn weight(mut self, t: &'a Tensor<T>) -> Self {
+        self.weight = Some(t);
+        self
+    }
+
+    /// Sets the shift `beta` `[C]`.
+    pub fn bias(mut self, t: &'a Tensor<T>) -> Self {
+        self.bias = Some(t);
+        self
+    }
+
+    /// Batch statistics (true) or running statistics (false).
+    pub fn training(mut self, on: bool) -> Self {
+        self.training = on;
+        self
+    }
+
+    /// Sets the momentum of the running estimates.
+    pub fn momentum(mut self, m: f64) -> Self {
+        self.momentum = m;
+        self
+    }
+
+    /// Sets the variance epsilon.
+    pub fn eps(mut self, e: f64) -> Self {
+        self.eps = e;
+        self
     }
 }
 
@@ -95,24 +168,26 @@ fn per_channel_map2<T: Float, G: Fn(T, T) -> T>(
 
 impl<T: Float> Tensor<T> {
     /// Batch normalisation of `[N, C]`, `[N, C, L]` or `[N, C, H, W]` per
-    /// channel `C`, with optional affine `weight`/`bias` `[C]` and running
-    /// statistics `[C]` (updated in place in training).
+    /// channel `C`, with the optional affine `weight`/`bias` `[C]` and
+    /// running statistics `[C]` (updated in place in training) of `args`.
     ///
     /// ```
-    /// use autograd::{ops::norm::BatchNormOptions, Tensor};
+    /// use autograd::{BatchNormArgs, Tensor};
     /// let x = Tensor::<f32>::randn([8, 3, 4, 4]);
     /// let (rm, rv) = (Tensor::zeros([3]), Tensor::ones([3]));
-    /// let y = x.batch_norm(None, None, Some(&rm), Some(&rv), BatchNormOptions::default());
+    /// let y = x.batch_norm(BatchNormArgs::new().running_mean(&rm).running_var(&rv));
     /// assert!(y.mean_dim([0, 2, 3], false).to_vec().iter().all(|m| m.abs() < 1e-5));
     /// ```
-    pub fn try_batch_norm(
-        &self,
-        weight: Option<&Tensor<T>>,
-        bias: Option<&Tensor<T>>,
-        running_mean: Option<&Tensor<T>>,
-        running_var: Option<&Tensor<T>>,
-        opts: BatchNormOptions,
-    ) -> Result<Tensor<T>> {
+    pub fn try_batch_norm(&self, args: BatchNormArgs<'_, T>) -> Result<Tensor<T>> {
+        let BatchNormArgs {
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+        } = args;
         let shape = self.shape();
         let bad = |reason: String| Error::InvalidArgument {
             op: "batch_norm",
@@ -145,8 +220,8 @@ impl<T: Float> Tensor<T> {
             ));
         }
         let m = n * s;
-        let eps = T::of(opts.eps);
-        let (mean, var) = if opts.training {
+        let eps = T::of(eps);
+        let (mean, var) = if training {
             if m <= 1 {
                 return Err(bad(format!(
                     "training needs more than one value per channel, got {m}"
@@ -165,7 +240,7 @@ impl<T: Float> Tensor<T> {
                 )
             });
             if let (Some(rm), Some(rv)) = (running_mean, running_var) {
-                let mo = T::of(opts.momentum);
+                let mo = T::of(momentum);
                 let unbias = T::of(m as f64 / (m as f64 - 1.0));
                 rm.write()
                     .iter_mut()
@@ -200,7 +275,6 @@ impl<T: Float> Tensor<T> {
 
         let x = self.clone();
         let w = weight.cloned();
-        let training = opts.training;
         let mut inputs = vec![self];
         inputs.extend(weight);
         inputs.extend(bias);
@@ -218,7 +292,7 @@ impl<T: Float> Tensor<T> {
                     let mu = x.try_mean_dim(axes.clone(), true)?;
                     let xc = x.try_sub(&mu)?;
                     let var = xc.try_mul(&xc)?.try_mean_dim(axes.clone(), true)?;
-                    let inv = var.add_scalar(eps).powf(T::of(-0.5));
+                    let inv = var.add_scalar(eps.as_f64()).powf(-0.5);
                     (xc.try_mul(&inv)?, inv)
                 } else {
                     let mu = Tensor::from_vec(mean.clone(), &bshape);
@@ -299,15 +373,8 @@ impl<T: Float> Tensor<T> {
 
     /// Batch normalisation; see [`try_batch_norm`](Self::try_batch_norm).
     #[track_caller]
-    pub fn batch_norm(
-        &self,
-        weight: Option<&Tensor<T>>,
-        bias: Option<&Tensor<T>>,
-        running_mean: Option<&Tensor<T>>,
-        running_var: Option<&Tensor<T>>,
-        opts: BatchNormOptions,
-    ) -> Tensor<T> {
-        ok(self.try_batch_norm(weight, bias, running_mean, running_var, opts))
+    pub fn batch_norm(&self, args: BatchNormArgs<'_, T>) -> Tensor<T> {
+        ok(self.try_batch_norm(args))
     }
 }
 

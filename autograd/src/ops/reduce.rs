@@ -64,7 +64,7 @@ impl<T: Float> Tensor<T> {
         let shape = self.shape();
         let axes = reduce_axes("mean", &dims, &shape)?;
         let n: usize = axes.iter().map(|&a| shape[a]).product();
-        Ok(self.try_sum_dim(dims, keepdim)?.div_scalar(T::of(n as f64)))
+        Ok(self.try_sum_dim(dims, keepdim)?.div_scalar(n as f64))
     }
 
     /// Mean over `dims`.
@@ -194,7 +194,7 @@ impl<T: Float> Tensor<T> {
         let denom = n.saturating_sub(correction);
         Ok(d.try_mul(&d)?
             .try_sum_dim(ax, keepdim)?
-            .div_scalar(T::of(denom as f64)))
+            .div_scalar(denom as f64))
     }
 
     /// Variance over `dims`.

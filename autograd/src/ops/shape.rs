@@ -490,7 +490,7 @@ impl<T: Float> Tensor<T> {
     /// Pads with a constant, as `torch.nn.functional.pad`: `pads` lists
     /// (before, after) pairs starting from the last dim:
     /// `[left, right, top, bottom, ...]`.
-    pub fn try_pad(&self, pads: &[usize], value: T) -> Result<Tensor<T>> {
+    pub fn try_pad(&self, pads: &[usize], value: f64) -> Result<Tensor<T>> {
         let shape = self.shape();
         if !pads.len().is_multiple_of(2) || pads.len() / 2 > shape.len() {
             return Err(invalid(
@@ -510,7 +510,7 @@ impl<T: Float> Tensor<T> {
             out_shape[d] = shape[d] + pair[0] + pair[1];
             ranges.push((d, pair[0], shape[d]));
         }
-        let mut out = ArrayD::from_elem(IxDyn(&out_shape), value);
+        let mut out = ArrayD::from_elem(IxDyn(&out_shape), T::of(value));
         {
             let mut view = out.view_mut();
             for &(d, before, len) in &ranges {
@@ -529,7 +529,7 @@ impl<T: Float> Tensor<T> {
 
     /// Pads with a constant; see [`try_pad`](Self::try_pad).
     #[track_caller]
-    pub fn pad(&self, pads: &[usize], value: T) -> Tensor<T> {
+    pub fn pad(&self, pads: &[usize], value: f64) -> Tensor<T> {
         ok(self.try_pad(pads, value))
     }
 }

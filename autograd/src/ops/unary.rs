@@ -45,7 +45,8 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `x` for `x > 0`, else `slope * x`.
-    pub fn leaky_relu(&self, slope: T) -> Tensor<T> {
+    pub fn leaky_relu(&self, slope: f64) -> Tensor<T> {
+        let slope = T::of(slope);
         let out = kernels::map(&self.array().view(), |x| {
             if x > T::zero() {
                 x
@@ -61,12 +62,13 @@ impl<T: Float> Tensor<T> {
     }
 
     /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
-    pub fn elu(&self, alpha: T) -> Tensor<T> {
+    pub fn elu(&self, alpha: f64) -> Tensor<T> {
+        let a = T::of(alpha);
         let out = kernels::map(&self.array().view(), |x| {
             if x > T::zero() {
                 x
             } else {
-                alpha * (x.exp() - T::one())
+                a * (x.exp() - T::one())
             }
         });
         let x = self.clone();
@@ -92,7 +94,7 @@ impl<T: Float> Tensor<T> {
         Tensor::from_op(out, "sigmoid", &[self], |c| {
             let y = c.output;
             Ok(vec![Some(
-                c.grad.try_mul(&y.try_mul(&y.rsub_scalar(T::one()))?)?,
+                c.grad.try_mul(&y.try_mul(&y.rsub_scalar(1.0))?)?,
             )])
         })
     }
@@ -102,9 +104,7 @@ impl<T: Float> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.tanh());
         Tensor::from_op(out, "tanh", &[self], |c| {
             let y = c.output;
-            Ok(vec![Some(
-                c.grad.try_mul(&y.try_mul(y)?.rsub_scalar(T::one()))?,
-            )])
+            Ok(vec![Some(c.grad.try_mul(&y.try_mul(y)?.rsub_scalar(1.0))?)])
         })
     }
 
@@ -129,9 +129,7 @@ impl<T: Float> Tensor<T> {
     pub fn sqrt(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.sqrt());
         Tensor::from_op(out, "sqrt", &[self], |c| {
-            Ok(vec![Some(
-                c.grad.try_div(&c.output.mul_scalar(T::of(2.0)))?,
-            )])
+            Ok(vec![Some(c.grad.try_div(&c.output.mul_scalar(2.0))?)])
         })
     }
 
@@ -155,9 +153,9 @@ impl<T: Float> Tensor<T> {
 
     /// Limits values to `[min, max]` (either bound optional). The gradient
     /// passes where `min <= x <= max`, as in PyTorch.
-    pub fn clamp(&self, min: Option<T>, max: Option<T>) -> Tensor<T> {
-        let lo = min.unwrap_or(T::neg_infinity());
-        let hi = max.unwrap_or(T::infinity());
+    pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Tensor<T> {
+        let lo = min.map_or(T::neg_infinity(), T::of);
+        let hi = max.map_or(T::infinity(), T::of);
         let out = kernels::map(&self.array().view(), |x| {
             if x < lo {
                 lo

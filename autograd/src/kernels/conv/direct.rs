@@ -15,7 +15,7 @@
 //! - forward: `Y (Og x Q) = W (Og x K) @ X`, 6 x 16 tiles, W packed once
 //!   per call in 6-row panels, X rows read in place;
 //! - input gradient: with stride 1 it is the forward convolution of `gy`
-//!   with the flipped kernel (conv.rs `as_flipped_forward`);
+//!   with the flipped kernel (`conv::as_flipped_forward`);
 //! - weight gradient: `dW^T (K x Og) = X (K x Q) @ gy^T (Q x Og)` over the
 //!   valid outputs only: six rows of X are broadcast straight from the
 //!   padded input (jumping over the padding columns at each row's end), gy
@@ -31,15 +31,17 @@
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
-use super::conv::ConvGeom;
 use super::im2col::{copy_short, zero_short};
-use super::scratch::with_scratch;
-use super::team;
+use super::ConvGeom;
+use crate::kernels::scratch::with_scratch;
+use crate::kernels::team;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::x86::direct as x86;
 
 /// Output columns per micro-tile.
 const NR: usize = 16;
 /// Output rows per micro-tile.
-const MR: usize = 6;
+pub(in crate::kernels) const MR: usize = 6;
 /// Output pixels per block of the weight gradient's reduction (its gy^T
 /// block, 16 KiB, stays in L1 while every row panel uses it).
 const QC: usize = 256;
@@ -77,7 +79,7 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
 /// The share of the tiles' outputs that are real outputs, not padding
 /// columns: 1 on 8x8 planes, 0.77 on 7x7, 0.5 on 4x4 and 0.25 on 2x2, where
 /// each sample's few pixels are better batched with other samples' into
-/// one im2col product (conv.rs `samples_per_chunk`).
+/// one im2col product (`conv::chunked::samples_per_chunk`).
 fn useful_fraction(g: &ConvGeom) -> f64 {
     let wp = g.w + 2 * g.padding[1];
     let tiles = tiles(g.oh, g.ow, wp, g.oh * wp).0.len();
@@ -480,10 +482,10 @@ fn weight_grad_group(
 /// Output rows of a weight-gradient block: `rows` rows of `ow` pixels,
 /// `wp` apart in the padded input.
 #[derive(Clone, Copy)]
-struct Span {
-    rows: usize,
-    ow: usize,
-    wp: usize,
+pub(in crate::kernels) struct Span {
+    pub(in crate::kernels) rows: usize,
+    pub(in crate::kernels) ow: usize,
+    pub(in crate::kernels) wp: usize,
 }
 
 /// Runs the weight-gradient micro-kernel for `rows` (1..=6) x `width` (8 or 16).
@@ -521,100 +523,9 @@ unsafe fn wtile_dispatch(
     );
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// For both vectors `v`: `C_v[R x 8] = A (R x K, tap-major) @ X_v[K x 8]`
-    /// (+ `bias[r]` on row `r` unless `bias` is null), `X_v`'s row `p` at
-    /// `xb[v] + offs[p]`.
-    ///
-    /// # Safety
-    /// AVX2 and FMA present; `a` holds `R * offs.len()` floats; every
-    /// `xb[v] + offs[p]` 8 readable floats; `c[v]` R rows of 8 writable
-    /// floats, `rsc` apart; `bias` null or R readable floats.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile<const R: usize>(
-        offs: &[usize],
-        a: *const f32,
-        xb: [*const f32; 2],
-        c: [*mut f32; 2],
-        rsc: usize,
-        bias: *const f32,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        if !bias.is_null() {
-            for (r, row) in acc.iter_mut().enumerate() {
-                let b = _mm256_set1_ps(*bias.add(r));
-                *row = [b, b];
-            }
-        }
-        let mut a = a;
-        for &o in offs {
-            let b0 = _mm256_loadu_ps(xb[0].add(o));
-            let b1 = _mm256_loadu_ps(xb[1].add(o));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*a.add(r));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-            }
-            a = a.add(R);
-        }
-        for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(c[0].add(r * rsc), row[0]);
-            _mm256_storeu_ps(c[1].add(r * rsc), row[1]);
-        }
-    }
-
-    /// `C[R x 8NV] += sum over the span's pixels (oy, ox) of
-    /// rp[r][oy * wp + ox] * B[oy * ow + ox][0..8NV]`.
-    ///
-    /// # Safety
-    /// AVX2 and FMA present; each `rp[r]` (r < R) readable at those
-    /// offsets; `b` `rows * ow * 8NV` floats; `c` R rows of `8NV` floats,
-    /// `rsc` apart.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn wtile<const R: usize, const NV: usize>(
-        span: super::Span,
-        rp: &[*const f32; super::MR],
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); NV]; R];
-        let mut rows = [std::ptr::null::<f32>(); R];
-        rows.copy_from_slice(&rp[..R]);
-        let mut b = b;
-        for _ in 0..span.rows {
-            for q in 0..span.ow {
-                let mut bv = [_mm256_setzero_ps(); NV];
-                for (v, slot) in bv.iter_mut().enumerate() {
-                    *slot = _mm256_loadu_ps(b.add(v * 8));
-                }
-                for (row, &x) in acc.iter_mut().zip(rows.iter()) {
-                    let av = _mm256_broadcast_ss(&*x.add(q));
-                    for v in 0..NV {
-                        row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
-                    }
-                }
-                b = b.add(8 * NV);
-            }
-            for x in rows.iter_mut() {
-                *x = x.add(span.wp);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &val) in row.iter().enumerate() {
-                let cp = c.add(r * rsc + v * 8);
-                _mm256_storeu_ps(cp, _mm256_add_ps(_mm256_loadu_ps(cp), val));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
+    use super::super::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
     use proptest::prelude::*;
 
     /// The direct f32 kernels (forward, input gradient through the flipped

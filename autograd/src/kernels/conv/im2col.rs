@@ -2,7 +2,7 @@
 //! column matrix its GEMMs read (`K = Cg*KH*KW` rows of `OH*OW` columns), and
 //! column gradients folded back.
 
-use super::conv::ConvGeom;
+use super::ConvGeom;
 use crate::dtype::Float;
 
 /// Unfolds one sample's group (`Cg x H x W`) into columns (`K x OH*OW`).

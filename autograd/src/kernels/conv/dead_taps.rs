@@ -5,7 +5,7 @@
 //! arithmetic). Without those taps the layer is a 1x1 convolution, a plain
 //! matrix product; the weight gradient of a dropped tap is exactly zero.
 
-use super::conv::ConvGeom;
+use super::ConvGeom;
 use crate::dtype::Float;
 
 /// The same convolution over the live taps only: kernel rows
@@ -99,7 +99,7 @@ impl Pruned {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+    use super::super::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
     use super::*;
 
     fn geom(hw: usize, c: usize, o: usize, k: usize, s: usize, p: usize, d: usize) -> ConvGeom {

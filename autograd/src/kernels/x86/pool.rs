@@ -1,6 +1,8 @@
-//! The f32 max-pool kernels on AVX2 (see `super::max_pool`).
+//! The f32 max-pool kernels on AVX2 (see `kernels::pool::max`).
 
 use std::arch::x86_64::*;
+
+use crate::kernels::pool::max::{FlatTaps, GatherTaps};
 
 /// Even and odd lanes of the 16 floats `a, b`, in order.
 #[inline]
@@ -61,7 +63,7 @@ unsafe fn eight_windows(
 /// AVX2; `plane` holds rows `0..2 * oh` of width `w >= 2 * ow`; `o`
 /// and `id` hold `oh` rows of `ow`.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn max_pool_2x2(
+pub(crate) unsafe fn max_pool_2x2(
     plane: &[f32],
     w: usize,
     oh: usize,
@@ -146,7 +148,7 @@ unsafe fn store_eight(
     }
 }
 
-/// Every output of one plane through [`super::FlatTaps`]: per tap, the
+/// Every output of one plane through [`FlatTaps`]: per tap, the
 /// inputs of 8 outputs loaded under the tap's mask (masked lanes are not
 /// read), taken where valid and greater or NaN: the scalar scan's rule,
 /// taps in row-major order.
@@ -155,12 +157,7 @@ unsafe fn store_eight(
 /// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
 /// plane's `len` outputs.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn max_pool_flat(
-    plane: &[f32],
-    ft: &super::FlatTaps,
-    o: &mut [f32],
-    id: &mut [u32],
-) {
+pub(crate) unsafe fn max_pool_flat(plane: &[f32], ft: &FlatTaps, o: &mut [f32], id: &mut [u32]) {
     let (len, len8) = (ft.len, ft.first.len());
     debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
     let base = plane.as_ptr();
@@ -180,7 +177,7 @@ pub(super) unsafe fn max_pool_flat(
     }
 }
 
-/// Every output of one plane through [`super::GatherTaps`]: per tap, the
+/// Every output of one plane through [`GatherTaps`]: per tap, the
 /// inputs of 8 outputs gathered under the tap's mask (masked lanes are not
 /// read), taken where valid and greater or NaN, taps in row-major order.
 ///
@@ -188,9 +185,9 @@ pub(super) unsafe fn max_pool_flat(
 /// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
 /// plane's `len` outputs.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn max_pool_gather(
+pub(crate) unsafe fn max_pool_gather(
     plane: &[f32],
-    gt: &super::GatherTaps,
+    gt: &GatherTaps,
     o: &mut [f32],
     id: &mut [u32],
 ) {

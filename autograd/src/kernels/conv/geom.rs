@@ -1,0 +1,79 @@
+//! The geometry of a convolution: sizes, stride, padding, dilation, groups.
+
+/// Stride, padding, dilation (each per axis: `[h, w]`) and groups of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    pub fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Rows of a column matrix: `Cg * KH * KW`.
+    pub fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    pub fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// A 1x1 convolution with stride 1 and no padding reads the input as its own column matrix.
+    pub(super) fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+#[cfg(test)]
+impl ConvGeom {
+    /// For tests: the geometry with the output size PyTorch gives (`c` and
+    /// `o` count all groups' channels); `None` when the output is empty.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sized(
+        n: usize,
+        c: usize,
+        hw: [usize; 2],
+        o: usize,
+        k: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
+    ) -> Option<ConvGeom> {
+        let out = |a: usize| {
+            let span = dilation[a] * (k[a] - 1) + 1;
+            (hw[a] + 2 * padding[a])
+                .checked_sub(span)
+                .map(|r| r / stride[a] + 1)
+        };
+        Some(ConvGeom {
+            n,
+            c,
+            h: hw[0],
+            w: hw[1],
+            o,
+            kh: k[0],
+            kw: k[1],
+            oh: out(0)?,
+            ow: out(1)?,
+            stride,
+            padding,
+            dilation,
+            groups,
+        })
+    }
+}

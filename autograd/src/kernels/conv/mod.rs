@@ -1,0 +1,288 @@
+//! Convolution kernels (NCHW). Taps that only read padding are dropped first
+//! (`dead_taps`); stride-1 convolutions in f32 on AVX2 + FMA then run
+//! directly on the padded input (`direct`); the rest use im2col + GEMM for
+//! the forward pass and the weight gradient, GEMM + col2im for the input
+//! gradient (which is also `conv_transpose2d`). Batches are split across
+//! threads, each with its own reused column buffer and a single-threaded GEMM.
+//!
+//! Here: the dispatch between those paths for the forward pass and the input
+//! gradient; `geom` (the geometry), `chunked` (several samples per GEMM on
+//! small planes), `weight_grad`, and the kernels of each path.
+
+mod chunked;
+mod dead_taps;
+pub(in crate::kernels) mod direct;
+mod geom;
+mod im2col;
+mod weight_grad;
+
+pub(crate) use geom::ConvGeom;
+pub(crate) use weight_grad::conv2d_weight_grad;
+
+use chunked::{forward_chunked, input_grad_chunked, samples_per_chunk};
+use im2col::{col2im, im2col, im2col_row};
+
+use super::gemm;
+use super::scratch::with_scratch;
+use super::team;
+use crate::dtype::Float;
+
+/// `C = A B (+ C if accumulate)` on slices with explicit strides, one thread.
+#[allow(clippy::too_many_arguments)]
+fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+    rsc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(a.len() > (m - 1) * rsa + (k.max(1) - 1) * csa || k == 0);
+    debug_assert!(c.len() >= (m - 1) * rsc + n);
+    let beta = if accumulate { T::one() } else { T::zero() };
+    // SAFETY: the slices cover the strided matrices (asserted above in debug
+    // builds, guaranteed by the callers' shapes) and `c` is exclusively borrowed.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            1,
+            threads,
+        );
+    }
+}
+
+/// `y (Og x OHW) = W (Og x K) @ im2col(x)`; in f32 with AVX-512 the columns
+/// are written straight into the GEMM's packed layout (no second copy).
+fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, t: usize) {
+    let (og, k, ohw) = (g.og(), g.k(), g.ohw());
+    if let (Some(x32), Some(w32), Some(y32)) =
+        (T::f32_slice(xg), T::f32_slice(wg), T::f32_slice_mut(yg))
+    {
+        if gemm::can_prepack(ohw) && !g.is_pointwise() {
+            with_scratch(gemm::packed_b_len(k, ohw), |bp: &mut [f32]| {
+                with_scratch(ohw, |row: &mut [f32]| {
+                    for r in 0..k {
+                        im2col_row(x32, g, r, row);
+                        gemm::pack_b_row(r, k, row, bp);
+                    }
+                });
+                // SAFETY: w32 is og x k row-major, y32 is og x ohw row-major.
+                unsafe {
+                    gemm::sgemm_packed_b(
+                        og,
+                        k,
+                        ohw,
+                        w32.as_ptr(),
+                        k as isize,
+                        1,
+                        bp,
+                        0.0,
+                        y32.as_mut_ptr(),
+                        ohw as isize,
+                        t,
+                    )
+                };
+            });
+            return;
+        }
+    }
+    if g.is_pointwise() {
+        gemm(og, k, ohw, wg, k, 1, xg, ohw, 1, yg, ohw, false, t);
+    } else {
+        with_scratch(k * ohw, |col: &mut [T]| {
+            im2col(xg, g, col);
+            gemm(og, k, ohw, wg, k, 1, col, ohw, 1, yg, ohw, false, t);
+        });
+    }
+}
+
+/// A new output of `n` samples (`per` values each, zeroed) whose chunks go
+/// to `f(sample index, chunk, GEMM threads)`: samples in parallel (single-threaded GEMMs) when there are enough
+/// of them, else one after another with multi-threaded GEMMs.
+fn per_sample<T: Float>(
+    per: usize,
+    n: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T], usize) + Sync + Send,
+) -> Vec<T> {
+    let threads = team::threads();
+    let parallel = n >= threads && work >= 1 << 15 && threads > 1;
+    let inner = if !parallel && work >= 1 << 18 {
+        threads
+    } else {
+        1
+    };
+    team::zeroed_chunks(n * per, per, parallel, |i, o| f(i, o, inner))
+}
+
+/// `y = conv2d(x, w) + bias`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
+pub(crate) fn conv2d_forward<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+) -> Vec<T> {
+    if let Some(p) = dead_taps::prune(g) {
+        return conv2d_forward(x, &p.weights(g, wt), bias, &p.g);
+    }
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    let out_per = g.o * ohw;
+    if direct::applies(g) {
+        if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
+            let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+            // Not zero-filled: the kernel writes every element.
+            let mut y = Vec::<T>::with_capacity(g.n * out_per);
+            let spare = y.spare_capacity_mut();
+            // SAFETY: T is f32 (f32_slice returned Some), so the uninitialized
+            // slots have f32's layout.
+            let y32 = unsafe {
+                std::slice::from_raw_parts_mut(
+                    spare.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>,
+                    g.n * out_per,
+                )
+            };
+            direct::forward(x32, w32, b32, g, y32);
+            // SAFETY: direct::forward initialized all `n * out_per` elements.
+            unsafe { y.set_len(g.n * out_per) };
+            return y;
+        }
+    }
+    let work = og * k * ohw * g.groups;
+    let s = samples_per_chunk(g);
+    if s > 1 {
+        return forward_chunked(x, wt, bias, g, s);
+    }
+    per_sample(out_per, g.n, work, |i, yo, t| {
+        let xs = &x[i * in_per..(i + 1) * in_per];
+        for gi in 0..g.groups {
+            let xg = &xs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            let yg = &mut yo[gi * og * ohw..(gi + 1) * og * ohw];
+            conv_group_forward(xg, wg, yg, g, t);
+        }
+        if let Some(b) = bias {
+            for (o, plane) in yo.chunks_mut(ohw).enumerate() {
+                let bo = b[o];
+                plane.iter_mut().for_each(|v| *v += bo);
+            }
+        }
+    })
+}
+
+/// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
+pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some(p) = dead_taps::prune(g) {
+        return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
+    }
+    if let Some((wf, gf)) = as_flipped_forward(wt, g) {
+        return conv2d_forward(gy, &wf, None, &gf);
+    }
+    let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
+    let in_per = g.c * g.h * g.w;
+    let out_per = g.o * ohw;
+    let work = og * k * ohw * g.groups;
+    let s = samples_per_chunk(g);
+    if s > 1 {
+        return input_grad_chunked(gy, wt, g, s);
+    }
+    // The chunks are written with zeros before col2im adds into them: a
+    // fresh calloc'd allocation read first maps the shared zero page, and the
+    // copy-on-write fault on the first store then flushes the TLB of every
+    // core (measured: 11% of the time).
+    per_sample(in_per, g.n, work, |i, dxs, t| {
+        let gys = &gy[i * out_per..(i + 1) * out_per];
+        for gi in 0..g.groups {
+            let gyg = &gys[gi * og * ohw..(gi + 1) * og * ohw];
+            let wg = &wt[gi * og * k..(gi + 1) * og * k];
+            let dxg = &mut dxs[gi * cg * g.h * g.w..(gi + 1) * cg * g.h * g.w];
+            // dcol = W^T (K x Og) @ gy (Og x OHW)
+            if g.is_pointwise() {
+                gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, dxg, ohw, false, t);
+            } else {
+                with_scratch(k * ohw, |col: &mut [T]| {
+                    gemm(k, og, ohw, wg, 1, k, gyg, ohw, 1, col, ohw, false, t);
+                    col2im(col, ohw, g, dxg);
+                });
+            }
+        }
+    })
+}
+
+/// With stride 1 the input gradient is itself a convolution: of `gy`, padded
+/// by `dilation * (k - 1) - padding`, with the kernel flipped and its channel
+/// axes swapped. That reuses the forward kernel (columns packed straight into
+/// the GEMM layout) instead of a GEMM whose inner dimension is only the output
+/// channels, followed by col2im. Returns the flipped weight and the geometry
+/// of that convolution when it applies.
+fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvGeom)> {
+    let possible = g.stride == [1, 1]
+        && g.padding[0] <= g.dilation[0] * (g.kh - 1)
+        && g.padding[1] <= g.dilation[1] * (g.kw - 1)
+        && !g.is_pointwise();
+    if !possible {
+        return None;
+    }
+    let gf = ConvGeom {
+        n: g.n,
+        c: g.o,
+        h: g.oh,
+        w: g.ow,
+        o: g.c,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        stride: [1, 1],
+        padding: [
+            g.dilation[0] * (g.kh - 1) - g.padding[0],
+            g.dilation[1] * (g.kw - 1) - g.padding[1],
+        ],
+        dilation: g.dilation,
+        groups: g.groups,
+    };
+    // Measured (2 threads, AVX2): with the direct kernels (f32) always worth
+    // it; through im2col from 8 input channels on planes of 16x16 and up,
+    // below that the transposed GEMM + col2im is faster.
+    let direct = T::f32_slice(wt).is_some() && direct::applies(&gf);
+    if !(direct || g.cg() >= 8 && g.h * g.w >= 256) {
+        return None;
+    }
+    let (cg, og, kk) = (g.cg(), g.og(), g.kh * g.kw);
+    // w: [G][Og][Cg][kh][kw] -> wf: [G][Cg][Og][kh][kw], taps reversed.
+    let mut wf = vec![T::zero(); wt.len()];
+    for gi in 0..g.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let src = &wt[((gi * og + o) * cg + c) * kk..][..kk];
+                let dst = &mut wf[((gi * cg + c) * og + o) * kk..][..kk];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    Some((wf, gf))
+}
