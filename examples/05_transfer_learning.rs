@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{evaluate, train_epoch, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, FashionMnist, Mnist, Subset};
+use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module, StateDict};
 use optim::{Adam, AdamConfig};
@@ -75,8 +75,8 @@ fn main() -> Result<(), Failure> {
             "{} not found: pre-training DeepConvNet on MNIST for {pretrain_epochs} epoch(s)",
             pretrained.display()
         );
-        let mnist: Arc<dyn Dataset> = Arc::new(Mnist::load_default(true)?);
-        let mnist: Arc<dyn Dataset> = if quick {
+        let mnist: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(true)?);
+        let mnist: Arc<dyn ImageDataset> = if quick {
             Arc::new(Subset::first(mnist, 600))
         } else {
             mnist
@@ -113,8 +113,9 @@ fn main() -> Result<(), Failure> {
     if fashion.is_sample() {
         println!("{SAMPLE_NOTE}");
     }
-    let few: Arc<dyn Dataset> = Arc::new(Subset::per_class(Arc::new(fashion), labels / 10, seed));
-    let test: Arc<dyn Dataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
+    let few: Arc<dyn ImageDataset> =
+        Arc::new(Subset::per_class(Arc::new(fashion), labels / 10, seed));
+    let test: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
     let train_loader = DataLoader::new(few.clone(), 100).shuffle(true).seed(seed);
     let test_loader = DataLoader::new(test.clone(), 500);
     println!(

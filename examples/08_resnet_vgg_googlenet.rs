@@ -37,7 +37,7 @@ use dlfs::tools::{
     MetricsCsv,
 };
 use models::data::transforms::Pad;
-use models::data::{DataLoader, Dataset, FashionMnist, Subset};
+use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Subset};
 use models::{cifar_resnet, vgg, GoogLeNet, GoogLeNetConfig, VggConfig, VggKind};
 use nn::Module;
 use optim::{Adam, AdamConfig, Optimizer};
@@ -100,8 +100,8 @@ fn main() -> Result<(), Failure> {
     if fashion.is_sample() {
         println!("{SAMPLE_NOTE}");
     }
-    let train: Arc<dyn Dataset> = Arc::new(Subset::first(Arc::new(fashion), train_n));
-    let test: Arc<dyn Dataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
+    let train: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion), train_n));
+    let test: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
     let train_loader = DataLoader::new(train.clone(), batch)
         .shuffle(true)
         .seed(seed)
@@ -144,14 +144,14 @@ fn main() -> Result<(), Failure> {
             let mut recent = Vec::new();
             for (i, b) in train_loader.epoch(epoch as u64).enumerate() {
                 opt.zero_grad();
-                let logits = model.forward(&b.images);
-                let loss = logits.cross_entropy(&b.labels);
+                let logits = model.forward(b.images());
+                let loss = logits.cross_entropy(b.labels());
                 loss.backward();
                 opt.step();
                 bar.batch(
                     loss.item() as f64,
-                    count_correct(&logits, &b.labels),
-                    b.labels.len(),
+                    count_correct(&logits, b.labels()),
+                    b.labels().len(),
                 );
                 recent.push(loss.item() as f64);
                 if (i + 1) % log_every == 0 || i + 1 == steps {

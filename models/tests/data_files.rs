@@ -9,7 +9,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use models::data::idx::{read_idx_images, read_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use models::data::io::read_file;
-use models::data::{Cifar10, DataError, Dataset, FashionMnist, Mnist};
+use models::data::{Cifar10, DataError, Dataset, FashionMnist, ImageDataset, Mnist};
 use proptest::prelude::*;
 
 /// A fresh, empty directory for one test, removed when dropped.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use models::data::io::{read_file, sha256_hex};
-use models::data::{Dataset, FashionMnist, Mnist};
+use models::data::{Dataset, FashionMnist, ImageDataset, Mnist};
 
 fn mnist(train: bool) -> &'static Mnist {
     static TRAIN: OnceLock<Mnist> = OnceLock::new();
@@ -16,7 +16,7 @@ fn mnist(train: bool) -> &'static Mnist {
     cell.get_or_init(|| Mnist::load_default(train).unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn histogram(ds: &dyn Dataset) -> Vec<usize> {
+fn histogram(ds: &dyn ImageDataset) -> Vec<usize> {
     let mut h = vec![0; ds.num_classes()];
     for i in 0..ds.len() {
         h[ds.label(i)] += 1;
@@ -26,7 +26,7 @@ fn histogram(ds: &dyn Dataset) -> Vec<usize> {
 
 /// Checks what every split of an MNIST-format dataset must satisfy.
 fn check_split(
-    ds: &dyn Dataset,
+    ds: &dyn ImageDataset,
     len: usize,
     first_label: usize,
     per_class: std::ops::RangeInclusive<usize>,

@@ -200,7 +200,7 @@ impl Mnist {
 /// when it is installed and the sample otherwise.
 ///
 /// ```
-/// use models::data::{Dataset, FashionMnist};
+/// use models::data::{Dataset, FashionMnist, ImageDataset};
 ///
 /// let train = FashionMnist::load_sample(true)?;   // the repository's sample, checksums verified
 /// assert_eq!((train.len(), train.is_sample()), (200, true));
