@@ -72,7 +72,7 @@ fn main() {
         while seen < images {
             for batch in loader.epoch(epoch) {
                 // Touch the batch, as the first layer would.
-                checksum += f64::from(batch.images.read().iter().next().copied().unwrap_or(0.0));
+                checksum += f64::from(batch.images().read().iter().next().copied().unwrap_or(0.0));
                 seen += batch.len();
                 if seen >= images {
                     break;

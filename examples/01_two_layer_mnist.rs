@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use autograd::{manual_seed, Tensor};
 use dlfs::tools::{evaluate, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use nn::{Dtype, Linear, LinearConfig, Module};
 use optim::{Optimizer, Sgd, SgdConfig};
 
@@ -65,9 +65,9 @@ fn main() -> Result<(), Failure> {
     std::fs::create_dir_all(&out)?;
 
     // 1. Data: images as [N, 1, 28, 28] batches with values in [0, 1].
-    let train: Arc<dyn Dataset> = Arc::new(Mnist::load_default(true)?);
-    let test: Arc<dyn Dataset> = Arc::new(Mnist::load_default(false)?);
-    let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = if quick {
+    let train: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(true)?);
+    let test: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(false)?);
+    let (train, test): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>) = if quick {
         (
             Arc::new(Subset::first(train, 1000)),
             Arc::new(Subset::first(test, 500)),
@@ -108,7 +108,7 @@ fn main() -> Result<(), Failure> {
         let mut loss_sum = 0.0;
         for b in train_loader.epoch(epoch as u64) {
             opt.zero_grad();
-            let loss = model.forward(&b.images).cross_entropy(&b.labels);
+            let loss = model.forward(b.images()).cross_entropy(b.labels());
             loss.backward();
             opt.step();
             loss_sum += loss.item() as f64;

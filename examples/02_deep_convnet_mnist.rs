@@ -25,7 +25,7 @@ use dlfs::tools::{
     evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, MetricsCsv,
 };
 use models::data::transforms::{Compose, RandomAffine};
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use nn::init::{kaiming_normal_, zeros_, FanMode, Nonlinearity};
 use nn::{Conv2d, Conv2dConfig, Dropout, Dtype, Linear, LinearConfig, Module};
 use optim::lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
@@ -133,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out.join("checkpoint"))?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).
-    let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match &data_dir {
+    let (train, test): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>) = match &data_dir {
         Some(dir) => (
             Arc::new(Mnist::load(dir, true)?),
             Arc::new(Mnist::load(dir, false)?),
@@ -145,12 +145,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let train_n = train_subset.unwrap_or(if quick { 600 } else { train.len() });
     let test_n = test_subset.unwrap_or(if quick { 500 } else { test.len() });
-    let train: Arc<dyn Dataset> = if train_n < train.len() {
+    let train: Arc<dyn ImageDataset> = if train_n < train.len() {
         Arc::new(Subset::first(train, train_n))
     } else {
         train
     };
-    let test: Arc<dyn Dataset> = if test_n < test.len() {
+    let test: Arc<dyn ImageDataset> = if test_n < test.len() {
         Arc::new(Subset::first(test, test_n))
     } else {
         test
@@ -242,8 +242,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut bar = EpochProgress::new(epoch, epochs, steps_per_epoch);
         for b in train_loader.epoch(epoch as u64) {
             opt.zero_grad();
-            let logits = model.forward(&b.images);
-            let loss = logits.cross_entropy(&b.labels);
+            let logits = model.forward(b.images());
+            let loss = logits.cross_entropy(b.labels());
             loss.backward();
             opt.step();
             if let Some(s) = sched.as_mut() {
@@ -251,8 +251,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             bar.batch(
                 loss.item() as f64,
-                count_correct(&logits, &b.labels),
-                b.labels.len(),
+                count_correct(&logits, b.labels()),
+                b.labels().len(),
             );
         }
         bar.finish();

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use dlfs::tools::{
     argmax, image_grid_png, predict, trained_deep_convnet, Args, Failure, GridImage,
 };
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
@@ -38,8 +38,8 @@ fn main() -> Result<(), Failure> {
     std::fs::create_dir_all(&out)?;
 
     // The test set (a part of it in a quick run).
-    let test: Arc<dyn Dataset> = Arc::new(Mnist::load_default(false)?);
-    let test: Arc<dyn Dataset> = if quick {
+    let test: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(false)?);
+    let test: Arc<dyn ImageDataset> = if quick {
         Arc::new(Subset::first(test, 500))
     } else {
         test

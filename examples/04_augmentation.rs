@@ -28,7 +28,7 @@ use dlfs::tools::{
     MetricsCsv,
 };
 use models::data::transforms::RandomAffine;
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::Module;
 use optim::{Adam, AdamConfig};
@@ -55,9 +55,9 @@ fn main() -> Result<(), Failure> {
     args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
 
-    let train: Arc<dyn Dataset> =
+    let train: Arc<dyn ImageDataset> =
         Arc::new(Subset::first(Arc::new(Mnist::load_default(true)?), train_n));
-    let test: Arc<dyn Dataset> =
+    let test: Arc<dyn ImageDataset> =
         Arc::new(Subset::first(Arc::new(Mnist::load_default(false)?), test_n));
     let test_loader = DataLoader::new(test.clone(), 500);
 

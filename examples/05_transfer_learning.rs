@@ -24,7 +24,10 @@
 //!
 //! Without example 02's weights it first pre-trains on MNIST itself
 //! (`--pretrain-epochs`, 2). Fashion-MNIST comes from Debian's
-//! `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`).
+//! `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`); without
+//! it, `--quick` runs on the 200-image sample in
+//! `examples/data/fashion-mnist-sample/` and a full run stops, naming the
+//! package.
 //!
 //! Options: `--pretrained PATH` (runs/deep_convnet/deep_convnet.safetensors)
 //! `--pretrain-epochs N` (2) `--labels N` (1,000) `--epochs N` (30)
@@ -37,10 +40,13 @@ use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{evaluate, train_epoch, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, FashionMnist, Mnist, Subset};
+use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module, StateDict};
 use optim::{Adam, AdamConfig};
+
+const SAMPLE_NOTE: &str = "Fashion-MNIST is not installed: using the repository's sample \
+    (200 images per split); `apt-get install dataset-fashion-mnist` for the full dataset";
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
@@ -69,8 +75,8 @@ fn main() -> Result<(), Failure> {
             "{} not found: pre-training DeepConvNet on MNIST for {pretrain_epochs} epoch(s)",
             pretrained.display()
         );
-        let mnist: Arc<dyn Dataset> = Arc::new(Mnist::load_default(true)?);
-        let mnist: Arc<dyn Dataset> = if quick {
+        let mnist: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(true)?);
+        let mnist: Arc<dyn ImageDataset> = if quick {
             Arc::new(Subset::first(mnist, 600))
         } else {
             mnist
@@ -96,12 +102,20 @@ fn main() -> Result<(), Failure> {
     };
 
     // 2. The target task: a few labelled Fashion-MNIST images, balanced over the classes.
-    let fashion: Arc<dyn Dataset> = Arc::new(FashionMnist::load_default(true)?);
-    let few: Arc<dyn Dataset> = Arc::new(Subset::per_class(fashion, labels / 10, seed));
-    let test: Arc<dyn Dataset> = Arc::new(Subset::first(
-        Arc::new(FashionMnist::load_default(false)?),
-        test_n,
-    ));
+    let load = |train| {
+        if quick {
+            FashionMnist::load_or_sample(FashionMnist::DEFAULT_DIR, train) // the repository's sample without the package
+        } else {
+            FashionMnist::load_default(train)
+        }
+    };
+    let (fashion, fashion_test) = (load(true)?, load(false)?);
+    if fashion.is_sample() {
+        println!("{SAMPLE_NOTE}");
+    }
+    let few: Arc<dyn ImageDataset> =
+        Arc::new(Subset::per_class(Arc::new(fashion), labels / 10, seed));
+    let test: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
     let train_loader = DataLoader::new(few.clone(), 100).shuffle(true).seed(seed);
     let test_loader = DataLoader::new(test.clone(), 500);
     println!(

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dlfs::tools::{argmax, predict, trained_deep_convnet, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module};
 
@@ -42,8 +42,8 @@ fn main() -> Result<(), Failure> {
     let out = PathBuf::from(args.get("--out", "runs/reduced_precision".to_string()));
     args.finish(); // --help, or an unknown option: say so before any work
     std::fs::create_dir_all(&out)?;
-    let test: Arc<dyn Dataset> = Arc::new(Mnist::load_default(false)?);
-    let test: Arc<dyn Dataset> = if quick {
+    let test: Arc<dyn ImageDataset> = Arc::new(Mnist::load_default(false)?);
+    let test: Arc<dyn ImageDataset> = if quick {
         Arc::new(Subset::first(test, 500))
     } else {
         test

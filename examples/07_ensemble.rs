@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{argmax, predict, train_epoch, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module};
 use optim::{Adam, AdamConfig};
@@ -52,9 +52,9 @@ fn main() -> Result<(), Failure> {
     }
     std::fs::create_dir_all(&out)?;
 
-    let train: Arc<dyn Dataset> =
+    let train: Arc<dyn ImageDataset> =
         Arc::new(Subset::first(Arc::new(Mnist::load_default(true)?), train_n));
-    let test: Arc<dyn Dataset> =
+    let test: Arc<dyn ImageDataset> =
         Arc::new(Subset::first(Arc::new(Mnist::load_default(false)?), test_n));
     let test_loader = DataLoader::new(test.clone(), 500);
     println!(

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use autograd::no_grad;
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Linear, LinearConfig, LoadReport, Module};
 
@@ -170,13 +170,13 @@ fn check_png(path: &Path) -> (u32, u32) {
 
 /// The first `n` MNIST test images as one `[n, 1, 28, 28]` batch.
 fn mnist_test_images(n: usize) -> autograd::Tensor {
-    let test: Arc<dyn Dataset> =
+    let test: Arc<dyn ImageDataset> =
         Arc::new(Mnist::load_default(false).expect("the repository's MNIST"));
     let batch = DataLoader::new(Arc::new(Subset::first(test, n)), n)
         .epoch(0)
         .next()
         .expect("one batch");
-    batch.images
+    batch.data.0
 }
 
 /// Evaluation-mode outputs of `model` on `x`.

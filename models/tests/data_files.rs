@@ -9,7 +9,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use models::data::idx::{read_idx_images, read_idx_labels, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use models::data::io::read_file;
-use models::data::{Cifar10, DataError, Dataset, FashionMnist, Mnist};
+use models::data::{Cifar10, DataError, Dataset, FashionMnist, ImageDataset, Mnist};
 use proptest::prelude::*;
 
 /// A fresh, empty directory for one test, removed when dropped.
@@ -259,10 +259,11 @@ fn missing_files_and_bad_labels_are_named() {
     assert!(matches!(err, DataError::NotFound { .. }), "{err}");
     assert_names(&err, &tmp.0, "train-images-idx3-ubyte.gz");
     let err = FashionMnist::load(&tmp.0, false).unwrap_err();
+    let msg = err.to_string();
     assert!(
-        err.to_string()
-            .contains("apt-get install dataset-fashion-mnist"),
-        "{err}"
+        msg.contains("apt-get install dataset-fashion-mnist")
+            && msg.contains("examples/data/fashion-mnist-sample"),
+        "the package to install and the sample: {msg}"
     );
     // A directory where a file should be: an I/O error naming it.
     let err = read_file(&tmp.0).unwrap_err();

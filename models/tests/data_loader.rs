@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use autograd::rng::Generator;
 use models::data::transforms::{Compose, Pad, RandomAffine};
-use models::data::{random_split, DataLoader, Dataset, Image, InMemory, Subset};
+use models::data::{
+    random_split, Batch, DataLoader, Dataset, Image, ImageDataset, InMemory, Subset,
+};
 use rand::RngExt;
 
 /// `n` examples of shape `[1, 2, 3]`; every value of image `i` is `i`, its
@@ -30,7 +32,12 @@ fn noise(mut image: Image, rng: &mut Generator) -> Image {
 fn all_values(loader: &DataLoader, epoch: u64) -> Vec<(Vec<usize>, Vec<usize>, Vec<f32>)> {
     loader
         .epoch(epoch)
-        .map(|b| (b.indices, b.labels, b.images.to_vec()))
+        .map(
+            |Batch {
+                 data: (images, labels),
+                 indices,
+             }| (indices, labels, images.to_vec()),
+        )
         .collect()
 }
 
@@ -45,10 +52,10 @@ fn every_index_once_per_epoch_in_batches() {
         assert_eq!(sizes, [vec![10; 10], vec![3]].concat());
         let mut seen = Vec::new();
         for b in &batches {
-            assert_eq!(b.images.shape(), vec![b.len(), 1, 2, 3]);
-            let values = b.images.to_vec();
+            assert_eq!(b.images().shape(), vec![b.len(), 1, 2, 3]);
+            let values = b.images().to_vec();
             for (k, &i) in b.indices.iter().enumerate() {
-                assert_eq!(b.labels[k], i % 10);
+                assert_eq!(b.labels()[k], i % 10);
                 assert!(values[k * 6..(k + 1) * 6].iter().all(|&v| v == i as f32));
             }
             seen.extend_from_slice(&b.indices);
@@ -130,7 +137,7 @@ fn same_batches_whatever_the_threads() {
     let loader = make(2, 2);
     let batch = loader.epoch(2).next().unwrap();
     let i = batch.indices[0];
-    assert_eq!(&batch.images.to_vec()[..6], loader.sample(2, i).0.data());
+    assert_eq!(&batch.images().to_vec()[..6], loader.sample(2, i).0.data());
     assert_ne!(loader.sample(2, i).0, loader.sample(3, i).0);
     assert_ne!(all_values(&make(1, 2), 3), reference);
     // And on the batch size not at all.
@@ -138,7 +145,7 @@ fn same_batches_whatever_the_threads() {
         let mut v: Vec<(usize, Vec<f32>)> = loader
             .epoch(1)
             .flat_map(|b| {
-                let values = b.images.to_vec();
+                let values = b.images().to_vec();
                 b.indices
                     .into_iter()
                     .enumerate()
@@ -175,7 +182,7 @@ fn transforms_that_change_the_shape() {
             .then(Pad::new(2))
             .then(RandomAffine::new(10.0)),
     );
-    let shapes: Vec<Vec<usize>> = loader.epoch(0).map(|b| b.images.shape()).collect();
+    let shapes: Vec<Vec<usize>> = loader.epoch(0).map(|b| b.images().shape()).collect();
     assert_eq!(
         shapes,
         vec![vec![4, 1, 6, 7], vec![4, 1, 6, 7], vec![2, 1, 6, 7]]
@@ -254,7 +261,7 @@ fn empty_dataset_gives_no_batches() {
 
 #[test]
 fn subsets_and_splits() {
-    let ds: Arc<dyn Dataset> = numbered(100);
+    let ds: Arc<dyn ImageDataset> = numbered(100);
     let first = Subset::first(ds.clone(), 30);
     assert_eq!(
         (first.len(), first.label(29), first.get(29).0.data()[0]),

@@ -1,12 +1,13 @@
-//! The real datasets: MNIST from the repository (checksums verified on
-//! load) and Fashion-MNIST from Debian's `dataset-fashion-mnist`, which CI
-//! installs (`.ci/run`).
+//! The real datasets: MNIST and the Fashion-MNIST sample from the
+//! repository, checksums verified on load. Nothing here reads the full
+//! Fashion-MNIST (Debian's `dataset-fashion-mnist`): the tests pass on a
+//! fresh clone.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use models::data::io::{read_file, sha256_hex};
-use models::data::{Dataset, FashionMnist, Mnist};
+use models::data::{Dataset, FashionMnist, ImageDataset, Mnist};
 
 fn mnist(train: bool) -> &'static Mnist {
     static TRAIN: OnceLock<Mnist> = OnceLock::new();
@@ -15,7 +16,7 @@ fn mnist(train: bool) -> &'static Mnist {
     cell.get_or_init(|| Mnist::load_default(train).unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn histogram(ds: &dyn Dataset) -> Vec<usize> {
+fn histogram(ds: &dyn ImageDataset) -> Vec<usize> {
     let mut h = vec![0; ds.num_classes()];
     for i in 0..ds.len() {
         h[ds.label(i)] += 1;
@@ -25,7 +26,7 @@ fn histogram(ds: &dyn Dataset) -> Vec<usize> {
 
 /// Checks what every split of an MNIST-format dataset must satisfy.
 fn check_split(
-    ds: &dyn Dataset,
+    ds: &dyn ImageDataset,
     len: usize,
     first_label: usize,
     per_class: std::ops::RangeInclusive<usize>,
@@ -96,29 +97,62 @@ fn mnist_raw_copy_loads_and_checksums_hold() {
     );
 }
 
-fn fashion(train: bool) -> FashionMnist {
-    let dir = Path::new(FashionMnist::DEFAULT_DIR);
-    assert!(
-        dir.is_dir(),
-        "Fashion-MNIST is not installed in {}: run `apt-get install -y dataset-fashion-mnist` \
-         (CI's .ci/run installs it before the tests)",
-        dir.display()
-    );
-    FashionMnist::load_default(train).unwrap_or_else(|e| panic!("{e}"))
+fn fashion_sample(train: bool) -> FashionMnist {
+    FashionMnist::load_sample(train).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
-fn fashion_mnist_loads_from_debian_package() {
-    // Balanced classes: 6,000 per class in training, 1,000 in test; the
-    // first image of each split is an ankle boot (9).
-    let train = fashion(true);
-    check_split(&train, 60_000, 9, 6_000..=6_000);
-    let test = fashion(false);
-    check_split(&test, 10_000, 9, 1_000..=1_000);
+fn fashion_mnist_sample_loads_with_checksums() {
+    // The first 200 images of each split; the first of each is an ankle
+    // boot (9), as in the full dataset.
+    let train = fashion_sample(true);
+    assert!(train.is_train() && train.is_sample());
+    check_split(&train, 200, 9, 16..=26);
+    assert_eq!(
+        histogram(&train),
+        [24, 26, 18, 17, 18, 20, 21, 21, 16, 19],
+        "the per-class counts the sample's README gives"
+    );
+    let test = fashion_sample(false);
+    assert!(!test.is_train() && test.is_sample());
+    check_split(&test, 200, 9, 16..=27);
+    assert_eq!(histogram(&test), [20, 27, 27, 17, 21, 16, 16, 20, 18, 18]);
     assert_eq!(FashionMnist::CLASSES[9], "Ankle boot");
+    assert_eq!(FashionMnist::SAMPLE_LEN, 200);
     // A different dataset from MNIST, of course.
     assert_ne!(
         &test.images().pixels()[..784 * 10],
         &mnist(false).images().pixels()[..784 * 10]
     );
+    // Whatever is installed, the default directory or the fallback gives a
+    // split whose first images are the sample's (the sample is a prefix).
+    let either = FashionMnist::load_or_sample(FashionMnist::DEFAULT_DIR, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!([200, 10_000].contains(&either.len()), "{}", either.len());
+    assert_eq!(either.is_sample(), either.len() == 200);
+    assert_eq!(
+        &either.images().pixels()[..784 * 200],
+        test.images().pixels()
+    );
+}
+
+#[test]
+fn fashion_mnist_falls_back_to_the_sample_only_when_absent() {
+    let dir = std::env::temp_dir().join(format!("dlfs-data-fashion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // No files: the sample.
+    let fallback = FashionMnist::load_or_sample(&dir, true);
+    // Files that are there but wrong: their error, no silent fallback.
+    for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+        let raw =
+            read_file(Path::new(FashionMnist::SAMPLE_DIR).join(format!("{name}.gz"))).unwrap();
+        std::fs::write(dir.join(name), &raw).unwrap();
+    }
+    let corrupt = FashionMnist::load_or_sample(&dir, true);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let fallback = fallback.unwrap_or_else(|e| panic!("{e}"));
+    assert!(fallback.is_sample() && fallback.is_train());
+    assert_eq!(fallback.len(), FashionMnist::SAMPLE_LEN);
+    let err = corrupt.unwrap_err();
+    assert!(err.to_string().contains("SHA-256 mismatch"), "{err}");
 }

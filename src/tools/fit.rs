@@ -48,14 +48,14 @@ pub fn train_epoch(
     let mut bar = EpochProgress::new(epoch, epochs, loader.len());
     for batch in loader.epoch(epoch as u64) {
         opt.zero_grad();
-        let logits = model.forward(&batch.images);
-        let loss = logits.cross_entropy(&batch.labels);
+        let logits = model.forward(batch.images());
+        let loss = logits.cross_entropy(batch.labels());
         loss.backward();
         opt.step();
         bar.batch(
             loss.item() as f64,
-            count_correct(&logits, &batch.labels),
-            batch.labels.len(),
+            count_correct(&logits, batch.labels()),
+            batch.labels().len(),
         );
     }
     bar.finish();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use autograd::manual_seed;
-use models::data::{DataLoader, Dataset, Mnist, Subset};
+use models::data::{DataLoader, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::Module;
 use optim::{Adam, AdamConfig};
@@ -35,7 +35,7 @@ pub fn trained_deep_convnet(weights: &Path, quick: bool) -> Result<DeepConvNet, 
         weights.display()
     );
     manual_seed(0);
-    let train: Arc<dyn Dataset> =
+    let train: Arc<dyn ImageDataset> =
         Arc::new(Subset::first(Arc::new(Mnist::load_default(true)?), 600));
     let mut opt = Adam::new(model.parameters(), AdamConfig::default());
     train_epoch(

@@ -23,12 +23,12 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader, restore_train: bool) ->
     let (mut loss, mut correct, mut count) = (0.0, 0, 0);
     no_grad(|| {
         for batch in loader.epoch(0) {
-            let logits = model.forward(&batch.images);
+            let logits = model.forward(batch.images());
             loss += logits
-                .cross_entropy_with(&batch.labels, autograd::Reduction::Sum, 0.0)
+                .cross_entropy_with(batch.labels(), autograd::Reduction::Sum, 0.0)
                 .item() as f64;
-            correct += count_correct(&logits, &batch.labels);
-            count += batch.labels.len();
+            correct += count_correct(&logits, batch.labels());
+            count += batch.labels().len();
         }
     });
     if restore_train {
@@ -73,11 +73,11 @@ pub fn predict(model: &dyn Module, loader: &DataLoader) -> (Vec<Vec<f32>>, Vec<u
     let (mut probs, mut labels) = (Vec::new(), Vec::new());
     no_grad(|| {
         for batch in loader.epoch(0) {
-            let p = model.forward(&batch.images).softmax(1);
+            let p = model.forward(batch.images()).softmax(1);
             let c = p.shape()[1];
             let v = p.to_vec();
             probs.extend(v.chunks(c).map(|r| r.to_vec()));
-            labels.extend(batch.labels.iter().copied());
+            labels.extend(batch.labels().iter().copied());
         }
     });
     (probs, labels)

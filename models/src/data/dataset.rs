@@ -1,18 +1,71 @@
 //! The [`Dataset`] trait (as `torch.utils.data.Dataset`: a length and
-//! indexed access) and the two in-memory stores behind every dataset here:
+//! indexed access to items of any type), [`ImageDataset`] for labelled
+//! images, and the two in-memory stores behind every image dataset here:
 //! [`ByteImages`] (bytes as the files hold them, decoded per sample) and
 //! [`InMemory`] (`f32` values from vectors, for synthetic data and tests).
+//!
+//! A dataset of one's own implements [`Dataset`]; any item type that
+//! [`Collate`](super::Collate)s — images, `f32`, `Vec<f32>`, labels, and
+//! tuples of them — goes through the [`DataLoader`](super::DataLoader):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use models::data::{DataLoader, Dataset, Image};
+//!
+//! /// A segmentation toy: 2x2 images whose mask marks the pixels above 0.5.
+//! struct Blobs {
+//!     images: Vec<Vec<f32>>,
+//! }
+//!
+//! impl Dataset for Blobs {
+//!     type Item = (Image, Image);
+//!     fn len(&self) -> usize {
+//!         self.images.len()
+//!     }
+//!     fn get(&self, index: usize) -> (Image, Image) {
+//!         let pixels = self.images[index].clone();
+//!         let mask = pixels.iter().map(|&v| f32::from(u8::from(v > 0.5))).collect();
+//!         (Image::new(pixels, [1, 2, 2]), Image::new(mask, [1, 2, 2]))
+//!     }
+//! }
+//!
+//! let blobs = Blobs { images: (0..10).map(|i| vec![0.1 * i as f32, 0.9, 0.0, 0.6]).collect() };
+//! let loader = DataLoader::new(Arc::new(blobs), 4)
+//!     .shuffle(true)
+//!     .seed(3)
+//!     // A random flip of the image and its mask together, from the item's own generator.
+//!     .augment(|(image, mask), rng| {
+//!         use models::data::transforms::hflip;
+//!         use rand::RngExt;
+//!         if rng.random::<f32>() < 0.5 { (hflip(image), hflip(mask)) } else { (image, mask) }
+//!     });
+//! let batch = loader.epoch(0).next().unwrap();
+//! let (images, masks) = &batch.data;
+//! assert_eq!((images.shape(), masks.shape()), (vec![4, 1, 2, 2], vec![4, 1, 2, 2]));
+//! assert_eq!(batch.indices.len(), 4);
+//! for (x, m) in images.to_vec().into_iter().zip(masks.to_vec()) {
+//!     assert_eq!(m, f32::from(u8::from(x > 0.5)), "masks stay with their images");
+//! }
+//! ```
 
 use std::sync::Arc;
 
 use super::error::{DataError, Result};
 use super::image::Image;
 
-/// A labelled image dataset with random access.
+/// A dataset with random access: a length and the item at each index.
 ///
 /// `Send + Sync` so that a [`DataLoader`](super::DataLoader) can read it
-/// from its background threads through an `Arc<dyn Dataset>`.
+/// from its background threads through an `Arc<dyn Dataset<Item = ...>>`.
+/// `get` takes `&self` and no generator: an item's random augmentation is
+/// the loader's job ([`DataLoader::augment`](super::DataLoader::augment)),
+/// which seeds it per item so batches do not depend on threads.
 pub trait Dataset: Send + Sync {
+    /// What one example is: `(Image, usize)` for labelled images, `(Image,
+    /// Image)` for an image and its mask, `(Vec<f32>, f32)` for a
+    /// regression pair, ...
+    type Item;
+
     /// Number of examples.
     fn len(&self) -> usize;
 
@@ -21,13 +74,18 @@ pub trait Dataset: Send + Sync {
         self.len() == 0
     }
 
-    /// Example `index`: its `[C, H, W]` image (values in `[0, 1]` for the
-    /// datasets read from files) and its label.
+    /// Example `index`.
     ///
     /// # Panics
     /// If `index >= len()`, as slice indexing does.
-    fn get(&self, index: usize) -> (Image, usize);
+    fn get(&self, index: usize) -> Self::Item;
+}
 
+/// A dataset of labelled images (image classification): items `([C, H, W]
+/// image, label)`, with the labels and the image shape at hand without
+/// decoding any image. MNIST, Fashion-MNIST, CIFAR-10, [`InMemory`] and
+/// [`Subset`](super::Subset)s of them are.
+pub trait ImageDataset: Dataset<Item = (Image, usize)> {
     /// The label of example `index`, without decoding its image.
     fn label(&self, index: usize) -> usize {
         self.get(index).1
@@ -41,12 +99,17 @@ pub trait Dataset: Send + Sync {
 }
 
 impl<D: Dataset + ?Sized> Dataset for Arc<D> {
+    type Item = D::Item;
+
     fn len(&self) -> usize {
         (**self).len()
     }
-    fn get(&self, index: usize) -> (Image, usize) {
+    fn get(&self, index: usize) -> D::Item {
         (**self).get(index)
     }
+}
+
+impl<D: ImageDataset + ?Sized> ImageDataset for Arc<D> {
     fn label(&self, index: usize) -> usize {
         (**self).label(index)
     }
@@ -58,16 +121,22 @@ impl<D: Dataset + ?Sized> Dataset for Arc<D> {
     }
 }
 
-/// Implements [`Dataset`] for a wrapper type by forwarding to one field.
+/// Implements [`Dataset`] and [`ImageDataset`] for a wrapper type by
+/// forwarding to one field.
 macro_rules! delegate_dataset {
     ($ty:ty, $field:ident) => {
         impl $crate::data::Dataset for $ty {
+            type Item = ($crate::data::Image, usize);
+
             fn len(&self) -> usize {
                 self.$field.len()
             }
             fn get(&self, index: usize) -> ($crate::data::Image, usize) {
                 self.$field.get(index)
             }
+        }
+
+        impl $crate::data::ImageDataset for $ty {
             fn label(&self, index: usize) -> usize {
                 self.$field.label(index)
             }
@@ -157,6 +226,8 @@ impl ByteImages {
 }
 
 impl Dataset for ByteImages {
+    type Item = (Image, usize);
+
     fn len(&self) -> usize {
         self.labels.len()
     }
@@ -167,7 +238,9 @@ impl Dataset for ByteImages {
             self.label(index),
         )
     }
+}
 
+impl ImageDataset for ByteImages {
     fn label(&self, index: usize) -> usize {
         usize::from(self.labels[index])
     }
@@ -247,6 +320,8 @@ impl InMemory {
 }
 
 impl Dataset for InMemory {
+    type Item = (Image, usize);
+
     fn len(&self) -> usize {
         self.labels.len()
     }
@@ -256,7 +331,9 @@ impl Dataset for InMemory {
         let values = self.values[index * size..(index + 1) * size].to_vec();
         (Image::new(values, self.shape), self.labels[index])
     }
+}
 
+impl ImageDataset for InMemory {
     fn label(&self, index: usize) -> usize {
         self.labels[index]
     }

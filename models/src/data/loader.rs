@@ -2,6 +2,10 @@
 //! optionally augmented, prepared on background threads while the model
 //! trains (as `torch.utils.data.DataLoader`).
 //!
+//! Any [`Dataset`] whose items [`Collate`] can be batched: labelled images
+//! (the default, `DataLoader<(Image, usize)>`, whose batches are
+//! `(images, labels)`), an image and its mask, regression pairs, ...
+//!
 //! Reproducibility does not depend on threads: epoch `e`'s order comes from
 //! a generator seeded with `(seed, e)` and example `i`'s augmentation in
 //! that epoch from one seeded with `(seed, e, i)` (see [`super::seed`]), so
@@ -21,37 +25,54 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use autograd::rng::Generator;
 use autograd::Tensor;
 use rand::seq::SliceRandom;
 
+use super::collate::Collate;
 use super::dataset::Dataset;
 use super::image::Image;
 use super::seed::{sample_rng, shuffle_rng};
 use super::transforms::Transform;
 
-/// One batch: images stacked as `[N, C, H, W]`, their labels, and which
-/// examples of the dataset they are (for showing misclassified images).
+/// One batch: the collated items and which examples of the dataset they
+/// are (for showing misclassified images). For labelled images `data` is
+/// `([N, C, H, W] images, labels)`, also at hand as
+/// [`images`](Batch::images) and [`labels`](Batch::labels).
 #[derive(Debug, Clone)]
-pub struct Batch {
-    /// `[N, C, H, W]` `f32`.
-    pub images: Tensor,
-    /// The label of each image.
-    pub labels: Vec<usize>,
-    /// The dataset index of each image.
+pub struct Batch<B = (Tensor, Vec<usize>)> {
+    /// The items, stacked by their [`Collate`] implementation.
+    pub data: B,
+    /// The dataset index of each item.
     pub indices: Vec<usize>,
 }
 
-impl Batch {
+impl<B> Batch<B> {
     /// Number of examples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.indices.len()
     }
 
     /// Whether the batch is empty (never, for a loader's batches).
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.indices.is_empty()
     }
 }
+
+impl Batch {
+    /// The images, `[N, C, H, W]`.
+    pub fn images(&self) -> &Tensor {
+        &self.data.0
+    }
+
+    /// The label of each image.
+    pub fn labels(&self) -> &[usize] {
+        &self.data.1
+    }
+}
+
+/// A function applied to each item with the item's own generator.
+type Augment<I> = Arc<dyn Fn(I, &mut Generator) -> I + Send + Sync>;
 
 /// Batches a dataset; see the [module documentation](self).
 ///
@@ -67,25 +88,25 @@ impl Batch {
 ///     .transform(RandomAffine::new(10.0).translate(0.1, 0.1).scale(0.9, 1.1));
 /// for epoch in 0..20 {
 ///     for batch in loader.epoch(epoch) {
-///         assert_eq!(batch.images.shape(), vec![100, 1, 28, 28]);
-///         // forward, loss on batch.labels, backward, step ...
+///         assert_eq!(batch.images().shape(), vec![100, 1, 28, 28]);
+///         // forward, loss on batch.labels(), backward, step ...
 ///     }
 /// }
 /// # Ok::<(), models::data::DataError>(())
 /// ```
-pub struct DataLoader {
-    dataset: Arc<dyn Dataset>,
+pub struct DataLoader<I = (Image, usize)> {
+    dataset: Arc<dyn Dataset<Item = I>>,
     batch_size: usize,
     shuffle: bool,
     drop_last: bool,
     seed: u64,
-    transform: Option<Arc<dyn Transform>>,
+    augment: Option<Augment<I>>,
     num_workers: usize,
     prefetch: usize,
     next_epoch: AtomicU64,
 }
 
-impl fmt::Debug for DataLoader {
+impl<I> fmt::Debug for DataLoader<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataLoader")
             .field("examples", &self.dataset.len())
@@ -93,21 +114,21 @@ impl fmt::Debug for DataLoader {
             .field("shuffle", &self.shuffle)
             .field("drop_last", &self.drop_last)
             .field("seed", &self.seed)
-            .field("transform", &self.transform.is_some())
+            .field("augment", &self.augment.is_some())
             .field("num_workers", &self.num_workers)
             .field("prefetch", &self.prefetch)
             .finish()
     }
 }
 
-impl DataLoader {
+impl<I: Collate + 'static> DataLoader<I> {
     /// Batches of `batch_size` examples in dataset order, no transform, one
     /// background worker two batches ahead, seed 0; change with the
     /// builder methods.
     ///
     /// # Panics
     /// If `batch_size` is 0.
-    pub fn new(dataset: Arc<dyn Dataset>, batch_size: usize) -> DataLoader {
+    pub fn new(dataset: Arc<dyn Dataset<Item = I>>, batch_size: usize) -> DataLoader<I> {
         assert!(batch_size > 0, "DataLoader: batch_size must be at least 1");
         DataLoader {
             dataset,
@@ -115,7 +136,7 @@ impl DataLoader {
             shuffle: false,
             drop_last: false,
             seed: 0,
-            transform: None,
+            augment: None,
             num_workers: 1,
             prefetch: 2,
             next_epoch: AtomicU64::new(0),
@@ -123,39 +144,45 @@ impl DataLoader {
     }
 
     /// Whether each epoch visits the examples in a fresh random order.
-    pub fn shuffle(mut self, shuffle: bool) -> DataLoader {
+    pub fn shuffle(mut self, shuffle: bool) -> DataLoader<I> {
         self.shuffle = shuffle;
         self
     }
 
     /// The seed of every shuffle and augmentation.
-    pub fn seed(mut self, seed: u64) -> DataLoader {
+    pub fn seed(mut self, seed: u64) -> DataLoader<I> {
         self.seed = seed;
         self
     }
 
     /// Whether to drop the last batch when it would be smaller than the rest.
-    pub fn drop_last(mut self, drop_last: bool) -> DataLoader {
+    pub fn drop_last(mut self, drop_last: bool) -> DataLoader<I> {
         self.drop_last = drop_last;
         self
     }
 
-    /// The transform applied to each example (use
-    /// [`Compose`](super::transforms::Compose) for several).
-    pub fn transform(mut self, transform: impl Transform + 'static) -> DataLoader {
-        self.transform = Some(Arc::new(transform));
+    /// `f(item, rng)` replaces each item, `rng` being the item's own
+    /// generator in this epoch (see [`sample`](Self::sample)): random
+    /// augmentation of any item type, such as one flip of an image and its
+    /// mask. Replaces any earlier [`augment`](Self::augment) or
+    /// [`transform`](DataLoader::transform).
+    pub fn augment(
+        mut self,
+        f: impl Fn(I, &mut Generator) -> I + Send + Sync + 'static,
+    ) -> DataLoader<I> {
+        self.augment = Some(Arc::new(f));
         self
     }
 
     /// Background threads building batches; 0 builds each batch on the
     /// calling thread when it is asked for.
-    pub fn num_workers(mut self, workers: usize) -> DataLoader {
+    pub fn num_workers(mut self, workers: usize) -> DataLoader<I> {
         self.num_workers = workers;
         self
     }
 
     /// Batches each worker keeps ready ahead of the training loop (at least 1).
-    pub fn prefetch(mut self, batches: usize) -> DataLoader {
+    pub fn prefetch(mut self, batches: usize) -> DataLoader<I> {
         self.prefetch = batches.max(1);
         self
     }
@@ -166,7 +193,7 @@ impl DataLoader {
     }
 
     /// The dataset.
-    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+    pub fn dataset(&self) -> &Arc<dyn Dataset<Item = I>> {
         &self.dataset
     }
 
@@ -199,24 +226,21 @@ impl DataLoader {
         order
     }
 
-    /// Example `index` as epoch `epoch` serves it: transformed with the same
+    /// Example `index` as epoch `epoch` serves it: augmented with the same
     /// random numbers (to show augmented samples, or to check them).
-    pub fn sample(&self, epoch: u64, index: usize) -> (Image, usize) {
-        let (image, label) = self.dataset.get(index);
-        match &self.transform {
-            Some(t) => (
-                t.apply(image, &mut sample_rng(self.seed, epoch, index)),
-                label,
-            ),
-            None => (image, label),
+    pub fn sample(&self, epoch: u64, index: usize) -> I {
+        let item = self.dataset.get(index);
+        match &self.augment {
+            Some(f) => f(item, &mut sample_rng(self.seed, epoch, index)),
+            None => item,
         }
     }
 
     /// The batches of epoch `epoch`; workers start at once.
-    pub fn epoch(&self, epoch: u64) -> Batches {
+    pub fn epoch(&self, epoch: u64) -> Batches<I> {
         let plan = Arc::new(Plan {
             dataset: Arc::clone(&self.dataset),
-            transform: self.transform.clone(),
+            augment: self.augment.clone(),
             order: self.order(epoch),
             batch_size: self.batch_size,
             num_batches: self.len(),
@@ -228,24 +252,34 @@ impl DataLoader {
 
     /// The batches of the next epoch: 0 first, then 1, 2, ... (see
     /// [`set_epoch`](Self::set_epoch)).
-    pub fn iter(&self) -> Batches {
+    pub fn iter(&self) -> Batches<I> {
         self.epoch(self.next_epoch.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-impl IntoIterator for &DataLoader {
-    type Item = Batch;
-    type IntoIter = Batches;
+impl DataLoader {
+    /// The transform applied to each image (use
+    /// [`Compose`](super::transforms::Compose) for several); the labels
+    /// pass unchanged. Replaces any earlier transform or
+    /// [`augment`](DataLoader::augment).
+    pub fn transform(self, transform: impl Transform + 'static) -> DataLoader {
+        self.augment(move |(image, label), rng| (transform.apply(image, rng), label))
+    }
+}
 
-    fn into_iter(self) -> Batches {
+impl<I: Collate + 'static> IntoIterator for &DataLoader<I> {
+    type Item = Batch<I::Batch>;
+    type IntoIter = Batches<I>;
+
+    fn into_iter(self) -> Batches<I> {
         self.iter()
     }
 }
 
 /// Everything needed to build any batch of one epoch; shared with workers.
-struct Plan {
-    dataset: Arc<dyn Dataset>,
-    transform: Option<Arc<dyn Transform>>,
+struct Plan<I> {
+    dataset: Arc<dyn Dataset<Item = I>>,
+    augment: Option<Augment<I>>,
     order: Vec<usize>,
     batch_size: usize,
     num_batches: usize,
@@ -253,77 +287,55 @@ struct Plan {
     epoch: u64,
 }
 
-/// A batch before it becomes a tensor (built off the training thread).
-struct RawBatch {
-    values: Vec<f32>,
-    shape: [usize; 3],
-    labels: Vec<usize>,
+/// A batch before it is finished (built off the training thread).
+struct RawBatch<I: Collate> {
+    stack: I::Stack,
     indices: Vec<usize>,
 }
 
-impl Plan {
+impl<I: Collate> Plan<I> {
     /// Builds batch `b`, or `None` when `stop` is raised midway.
-    fn build(&self, b: usize, stop: &AtomicBool) -> Option<RawBatch> {
+    fn build(&self, b: usize, stop: &AtomicBool) -> Option<RawBatch<I>> {
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(self.order.len());
         let indices = self.order[start..end].to_vec();
-        let mut labels = Vec::with_capacity(indices.len());
-        let mut values = Vec::new();
-        let mut shape = [0; 3];
-        for (k, &i) in indices.iter().enumerate() {
+        let mut stack = I::stack(indices.len());
+        for &i in &indices {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let (mut image, label) = self.dataset.get(i);
-            if let Some(t) = &self.transform {
-                image = t.apply(image, &mut sample_rng(self.seed, self.epoch, i));
+            let mut item = self.dataset.get(i);
+            if let Some(f) = &self.augment {
+                item = f(item, &mut sample_rng(self.seed, self.epoch, i));
             }
-            if k == 0 {
-                shape = image.shape();
-                values.reserve_exact(indices.len() * image.data().len());
-            } else {
-                assert!(
-                    image.shape() == shape,
-                    "DataLoader: example {i} is a {:?} image after the transform, example {} a \
-                     {shape:?} one; the images of a batch must all have one shape",
-                    image.shape(),
-                    indices[0]
-                );
+            if let Err(e) = I::add(&mut stack, item) {
+                panic!("DataLoader: example {i} (after any transform): {e}");
             }
-            values.extend_from_slice(image.data());
-            labels.push(label);
         }
-        Some(RawBatch {
-            values,
-            shape,
-            labels,
-            indices,
-        })
+        Some(RawBatch { stack, indices })
     }
 }
 
-impl RawBatch {
-    fn into_batch(self) -> Batch {
-        let [c, h, w] = self.shape;
+impl<I: Collate> RawBatch<I> {
+    fn into_batch(self) -> Batch<I::Batch> {
         Batch {
-            images: Tensor::from_vec(self.values, [self.labels.len(), c, h, w]),
-            labels: self.labels,
+            data: I::finish(self.stack),
             indices: self.indices,
         }
     }
 }
 
 /// The batches of one epoch, in order; see [`DataLoader::epoch`].
-pub struct Batches {
-    plan: Arc<Plan>,
+pub struct Batches<I: Collate = (Image, usize)> {
+    plan: Arc<Plan<I>>,
     next: usize,
     stop: Arc<AtomicBool>,
-    receivers: Vec<Receiver<RawBatch>>,
+    receivers: Vec<Receiver<RawBatch<I>>>,
     workers: Vec<Option<JoinHandle<()>>>,
 }
 
-impl Batches {
-    fn start(plan: Arc<Plan>, num_workers: usize, prefetch: usize) -> Batches {
+impl<I: Collate + 'static> Batches<I> {
+    fn start(plan: Arc<Plan<I>>, num_workers: usize, prefetch: usize) -> Batches<I> {
         let stop = Arc::new(AtomicBool::new(false));
         let workers_needed = num_workers.min(plan.num_batches);
         let mut receivers = Vec::with_capacity(workers_needed);
@@ -356,17 +368,19 @@ impl Batches {
             workers,
         }
     }
+}
 
+impl<I: Collate> Batches<I> {
     /// The epoch these batches belong to.
     pub fn epoch(&self) -> u64 {
         self.plan.epoch
     }
 }
 
-impl Iterator for Batches {
-    type Item = Batch;
+impl<I: Collate> Iterator for Batches<I> {
+    type Item = Batch<I::Batch>;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<Batch<I::Batch>> {
         if self.next >= self.plan.num_batches {
             return None;
         }
@@ -397,9 +411,9 @@ impl Iterator for Batches {
     }
 }
 
-impl ExactSizeIterator for Batches {}
+impl<I: Collate> ExactSizeIterator for Batches<I> {}
 
-impl Drop for Batches {
+impl<I: Collate> Drop for Batches<I> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Closing the channels wakes any worker blocked on a full one.

@@ -4,6 +4,8 @@
 //! Both have the same layout and file names: 60,000 training and 10,000
 //! test images of 28x28 grey pixels, ten classes. Images are kept as bytes
 //! ([`ByteImages`]) and handed out as `[1, 28, 28]` `f32` in `[0, 1]`.
+//! MNIST ships whole with this repository; Fashion-MNIST comes from a
+//! Debian package, and a 200-image sample of each split ships here.
 
 use std::path::Path;
 
@@ -49,6 +51,21 @@ const FASHION_TEST: Split = Split {
     labels: "t10k-labels-idx1-ubyte",
     images_sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
     labels_sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+};
+
+/// The sample of Fashion-MNIST committed with this repository (the first
+/// 200 images of each split, cut by `scripts/fashion_mnist_sample.py`).
+const FASHION_SAMPLE_TRAIN: Split = Split {
+    images: "train-images-idx3-ubyte",
+    labels: "train-labels-idx1-ubyte",
+    images_sha256: "7a0217dc4446fcb3ba7a0b774f801a8736a8ca12b8195a949a56af9a5f574138",
+    labels_sha256: "f1f6578fccfdcbdf1df14156453126924fdc9ac78c7b77d08681c92122c7932e",
+};
+const FASHION_SAMPLE_TEST: Split = Split {
+    images: "t10k-images-idx3-ubyte",
+    labels: "t10k-labels-idx1-ubyte",
+    images_sha256: "a83986794402227a1e9f8491954178a24b2e314b7081f0776c7dc9a675541994",
+    labels_sha256: "917f3dc1edaef97b3feb11cd8efd38ab95d9038ccccd2efaca468e935041743e",
 };
 
 const NUM_CLASSES: usize = 10;
@@ -174,12 +191,29 @@ impl Mnist {
 
 /// Fashion-MNIST (Zalando): ten classes of clothing in MNIST's format.
 ///
-/// Read from Debian's `dataset-fashion-mnist` package by default, or from
-/// any directory holding the four IDX files (raw or gzipped).
+/// The full dataset (60,000 + 10,000 images) is read from Debian's
+/// `dataset-fashion-mnist` package by default, or from any directory holding
+/// the four IDX files (raw or gzipped). A sample of it — the first 200
+/// images of each split — ships with this repository
+/// ([`FashionMnist::load_sample`]), so that quick runs and tests need no
+/// system package; [`FashionMnist::load_or_sample`] takes the full dataset
+/// when it is installed and the sample otherwise.
+///
+/// ```
+/// use models::data::{Dataset, FashionMnist, ImageDataset};
+///
+/// let train = FashionMnist::load_sample(true)?;   // the repository's sample, checksums verified
+/// assert_eq!((train.len(), train.is_sample()), (200, true));
+/// let (image, label) = train.get(0);
+/// assert_eq!((image.shape(), FashionMnist::CLASSES[label]), ([1, 28, 28], "Ankle boot"));
+/// assert_eq!(train.num_classes(), 10);
+/// # Ok::<(), models::data::DataError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct FashionMnist {
     images: ByteImages,
     train: bool,
+    sample: bool,
 }
 delegate_dataset!(FashionMnist, images);
 
@@ -201,26 +235,70 @@ impl FashionMnist {
     /// Where Debian's `dataset-fashion-mnist` installs the files.
     pub const DEFAULT_DIR: &'static str = "/usr/share/datasets/fashion-mnist";
 
-    /// Loads the training (60,000) or test (10,000) split from `dir`, and
-    /// verifies the SHA-256 of the files.
+    /// The directory of the sample committed with this repository.
+    pub const SAMPLE_DIR: &'static str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/fashion-mnist-sample"
+    );
+
+    /// Images per split in the sample.
+    pub const SAMPLE_LEN: usize = 200;
+
+    /// Loads the full training (60,000) or test (10,000) split from `dir`,
+    /// and verifies the SHA-256 of the files.
     pub fn load(dir: impl AsRef<Path>, train: bool) -> Result<FashionMnist> {
         let split = if train { &FASHION_TRAIN } else { &FASHION_TEST };
         let hint = "; install Debian's package with `apt-get install dataset-fashion-mnist` \
-                    (files in /usr/share/datasets/fashion-mnist/) or name a directory holding them";
+                    (files in /usr/share/datasets/fashion-mnist/) or name a directory holding \
+                    them; a 200-image sample ships in examples/data/fashion-mnist-sample/ \
+                    (FashionMnist::load_sample, the examples' --quick)";
         Ok(FashionMnist {
             images: load_split(dir.as_ref(), split, hint)?,
             train,
+            sample: false,
         })
     }
 
-    /// Loads a split from [`FashionMnist::DEFAULT_DIR`].
+    /// Loads a full split from [`FashionMnist::DEFAULT_DIR`].
     pub fn load_default(train: bool) -> Result<FashionMnist> {
         FashionMnist::load(FashionMnist::DEFAULT_DIR, train)
+    }
+
+    /// Loads a split of the repository's sample ([`FashionMnist::SAMPLE_DIR`]:
+    /// the first [`FashionMnist::SAMPLE_LEN`] images), checksums verified.
+    pub fn load_sample(train: bool) -> Result<FashionMnist> {
+        let split = if train {
+            &FASHION_SAMPLE_TRAIN
+        } else {
+            &FASHION_SAMPLE_TEST
+        };
+        let hint =
+            "; the sample ships with this repository under examples/data/fashion-mnist-sample/";
+        Ok(FashionMnist {
+            images: load_split(Path::new(FashionMnist::SAMPLE_DIR), split, hint)?,
+            train,
+            sample: true,
+        })
+    }
+
+    /// The full split from `dir` when it holds the files (usually
+    /// [`FashionMnist::DEFAULT_DIR`]), else the repository's sample. Files
+    /// that are there but corrupt are an error, not a reason to fall back.
+    pub fn load_or_sample(dir: impl AsRef<Path>, train: bool) -> Result<FashionMnist> {
+        match FashionMnist::load(dir, train) {
+            Err(DataError::NotFound { .. }) => FashionMnist::load_sample(train),
+            full => full,
+        }
     }
 
     /// Whether this is the training split.
     pub fn is_train(&self) -> bool {
         self.train
+    }
+
+    /// Whether this is the repository's sample rather than the full split.
+    pub fn is_sample(&self) -> bool {
+        self.sample
     }
 
     /// The images and labels as bytes.

@@ -2,13 +2,17 @@
 //! `torch.utils.data` and `torchvision.transforms`.
 //!
 //! - Files: [`Mnist`] and [`FashionMnist`] (IDX, raw or gzipped, SHA-256
-//!   verified), [`Cifar10`] (binary batches). A bad file — missing, wrong
-//!   magic number, truncated, counts that disagree, wrong checksum, bad
-//!   gzip — is a [`DataError`] naming the file, never a panic.
-//! - [`Dataset`]: length and indexed access to `([C, H, W] image, label)`;
-//!   [`Subset`] and [`random_split`] take parts of one without copying.
-//! - [`DataLoader`]: batches as `[N, C, H, W]` tensors, shuffled each epoch
-//!   from a seed, augmented by a [`Transform`] on background threads.
+//!   verified; a Fashion-MNIST sample ships with the repository),
+//!   [`Cifar10`] (binary batches). A bad file — missing, wrong magic
+//!   number, truncated, counts that disagree, wrong checksum, bad gzip — is
+//!   a [`DataError`] naming the file, never a panic.
+//! - [`Dataset`]: length and indexed access to items of any type;
+//!   [`ImageDataset`] for labelled `([C, H, W] image, label)` items (the
+//!   datasets above); [`Subset`] and [`random_split`] take parts of one
+//!   without copying.
+//! - [`DataLoader`]: batches shuffled each epoch from a seed, augmented on
+//!   background threads, the items stacked by [`Collate`] (labelled images
+//!   into `[N, C, H, W]` tensors and label vectors).
 //! - [`transforms`]: random crop, flip, shift, affine, colour jitter,
 //!   normalize, pad, resize, composable.
 //!
@@ -24,13 +28,14 @@
 //!     .drop_last(true)
 //!     .transform(Compose::new().then(RandomCrop::new(28, 2)).then(Normalize::mnist()));
 //! for batch in loader.epoch(0) {
-//!     let (x, t) = (&batch.images, &batch.labels); // [100, 1, 28, 28], 100 labels
+//!     let (x, t) = (batch.images(), batch.labels()); // [100, 1, 28, 28], 100 labels
 //! #   let _ = (x, t);
 //! }
 //! # Ok::<(), models::data::DataError>(())
 //! ```
 
 pub mod cifar;
+pub mod collate;
 pub mod dataset;
 pub mod error;
 pub mod idx;
@@ -43,7 +48,8 @@ pub mod subset;
 pub mod transforms;
 
 pub use cifar::Cifar10;
-pub use dataset::{ByteImages, Dataset, InMemory};
+pub use collate::{Collate, TensorStack};
+pub use dataset::{ByteImages, Dataset, ImageDataset, InMemory};
 pub use error::{DataError, Result};
 pub use image::Image;
 pub use loader::{Batch, Batches, DataLoader};

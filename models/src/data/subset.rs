@@ -3,15 +3,14 @@
 //!
 //! Transfer learning with few labels ("fine-tune on 1,000 labelled
 //! images") and validation splits both need a dataset that is a part of
-//! another, without copying any image.
+//! another, without copying any item.
 
 use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, ImageDataset};
 use super::error::{DataError, Result};
-use super::image::Image;
 use super::seed::derive_seed;
 
 /// Stream tags, so that the permutations drawn here never coincide with the
@@ -19,14 +18,23 @@ use super::seed::derive_seed;
 const SPLIT_STREAM: u64 = 0x5b11_7000;
 const PER_CLASS_STREAM: u64 = 0xc1a5_5000;
 
-/// The examples `indices` of `dataset`, in that order.
-#[derive(Clone)]
-pub struct Subset {
-    dataset: Arc<dyn Dataset>,
+/// The examples `indices` of a dataset `D`, in that order: a [`Dataset`]
+/// with `D`'s items, and an [`ImageDataset`] when `D` is one.
+pub struct Subset<D: ?Sized = dyn ImageDataset> {
+    dataset: Arc<D>,
     indices: Vec<usize>,
 }
 
-impl std::fmt::Debug for Subset {
+impl<D: ?Sized> Clone for Subset<D> {
+    fn clone(&self) -> Self {
+        Subset {
+            dataset: Arc::clone(&self.dataset),
+            indices: self.indices.clone(),
+        }
+    }
+}
+
+impl<D: Dataset + ?Sized> std::fmt::Debug for Subset<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subset")
             .field("len", &self.indices.len())
@@ -35,9 +43,9 @@ impl std::fmt::Debug for Subset {
     }
 }
 
-impl Subset {
+impl<D: Dataset + ?Sized> Subset<D> {
     /// The examples `indices` of `dataset` (repetitions allowed).
-    pub fn new(dataset: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Subset> {
+    pub fn new(dataset: Arc<D>, indices: Vec<usize>) -> Result<Subset<D>> {
         let n = dataset.len();
         if let Some((k, &i)) = indices.iter().enumerate().find(|(_, &i)| i >= n) {
             return Err(DataError::Invalid(format!(
@@ -48,15 +56,27 @@ impl Subset {
     }
 
     /// The first `n` examples of `dataset` (all of them if it has fewer).
-    pub fn first(dataset: Arc<dyn Dataset>, n: usize) -> Subset {
+    pub fn first(dataset: Arc<D>, n: usize) -> Subset<D> {
         let indices = (0..n.min(dataset.len())).collect();
         Subset { dataset, indices }
     }
 
+    /// The indices into the underlying dataset.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+
+    /// The underlying dataset.
+    pub fn dataset(&self) -> &Arc<D> {
+        &self.dataset
+    }
+}
+
+impl<D: ImageDataset + ?Sized> Subset<D> {
     /// `per_class` examples of each class, drawn at random from `seed`, in
     /// the dataset's order — a balanced labelled subset (100 per class =
     /// 1,000 MNIST images). A class with fewer examples gives all it has.
-    pub fn per_class(dataset: Arc<dyn Dataset>, per_class: usize, seed: u64) -> Subset {
+    pub fn per_class(dataset: Arc<D>, per_class: usize, seed: u64) -> Subset<D> {
         let mut by_class = vec![Vec::new(); dataset.num_classes()];
         for i in 0..dataset.len() {
             let l = dataset.label(i);
@@ -75,27 +95,21 @@ impl Subset {
         indices.sort_unstable();
         Subset { dataset, indices }
     }
-
-    /// The indices into the underlying dataset.
-    pub fn indices(&self) -> &[usize] {
-        &self.indices
-    }
-
-    /// The underlying dataset.
-    pub fn dataset(&self) -> &Arc<dyn Dataset> {
-        &self.dataset
-    }
 }
 
-impl Dataset for Subset {
+impl<D: Dataset + ?Sized> Dataset for Subset<D> {
+    type Item = D::Item;
+
     fn len(&self) -> usize {
         self.indices.len()
     }
 
-    fn get(&self, index: usize) -> (Image, usize) {
+    fn get(&self, index: usize) -> D::Item {
         self.dataset.get(self.indices[index])
     }
+}
 
+impl<D: ImageDataset + ?Sized> ImageDataset for Subset<D> {
     fn label(&self, index: usize) -> usize {
         self.dataset.label(self.indices[index])
     }
@@ -112,11 +126,11 @@ impl Dataset for Subset {
 /// Splits `dataset` at random (from `seed`) into disjoint subsets of the
 /// given lengths, which must add up to its length (as
 /// `torch.utils.data.random_split`).
-pub fn random_split(
-    dataset: Arc<dyn Dataset>,
+pub fn random_split<D: Dataset + ?Sized>(
+    dataset: Arc<D>,
     lengths: &[usize],
     seed: u64,
-) -> Result<Vec<Subset>> {
+) -> Result<Vec<Subset<D>>> {
     let total: usize = lengths.iter().sum();
     if total != dataset.len() {
         return Err(DataError::Invalid(format!(
