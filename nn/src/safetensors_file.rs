@@ -22,7 +22,8 @@
 //! std::fs::write(&path, bytes).unwrap();
 //!
 //! let file = SafetensorsFile::open(&path).unwrap();
-//! assert_eq!(file.names(), ["mean", "steps"]);
+//! assert_eq!(file.names().len(), 2);
+//! assert!(file.contains("mean") && file.contains("steps"));
 //! assert_eq!(file.dtype("steps").unwrap(), FileDtype::I64);
 //! assert_eq!(file.shape("mean").unwrap(), [2]);
 //! assert_eq!(file.get_f64("mean").unwrap().as_slice().unwrap(), &mean);
