@@ -310,7 +310,10 @@ impl SafetensorsFile {
     pub fn get_i64(&self, name: &str) -> Result<ArrayD<i64>> {
         let (dtype, data, shape) = self.data(name)?;
         let values: Vec<i64> = match dtype {
-            FileDtype::I64 => data.chunks_exact(8).map(|c| i64::from_le_bytes(le8(c))).collect(),
+            FileDtype::I64 => data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(le8(c)))
+                .collect(),
             FileDtype::I32 => data
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
@@ -342,7 +345,10 @@ fn le8(c: &[u8]) -> [u8; 8] {
 /// the type's size, checked when the file was opened).
 fn decode_f64(dtype: FileDtype, data: &[u8]) -> Vec<f64> {
     match dtype {
-        FileDtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(le8(c))).collect(),
+        FileDtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(le8(c)))
+            .collect(),
         FileDtype::F32 => data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)

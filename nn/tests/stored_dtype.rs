@@ -84,7 +84,10 @@ fn a_loaded_integer_entry_stays_integer_when_saved_again() {
     let file = SafetensorsFile::open(&second.0).unwrap();
     assert_eq!(file.dtype("num_batches_tracked").unwrap(), FileDtype::I64);
     assert_eq!(
-        file.get_i64("num_batches_tracked").unwrap().into_raw_vec_and_offset().0,
+        file.get_i64("num_batches_tracked")
+            .unwrap()
+            .into_raw_vec_and_offset()
+            .0,
         vec![COUNT as i64]
     );
     assert_eq!(file.dtype("running_mean").unwrap(), FileDtype::F16);
@@ -96,7 +99,10 @@ fn a_loaded_integer_entry_stays_integer_when_saved_again() {
     assert_eq!(plain.stored_as("num_batches_tracked"), None);
     let st_bytes = plain.to_bytes(Dtype::F32);
     let st = SafeTensors::deserialize(&st_bytes).unwrap();
-    assert_eq!(st.tensor("num_batches_tracked").unwrap().dtype(), StDtype::F32);
+    assert_eq!(
+        st.tensor("num_batches_tracked").unwrap().dtype(),
+        StDtype::F32
+    );
 }
 
 #[derive(Module)]
@@ -142,7 +148,10 @@ fn derive_dtype_attribute_sets_the_stored_dtype() {
     let f = SafetensorsFile::open(&file.0).unwrap();
     assert_eq!(f.dtype("weight").unwrap(), FileDtype::BF16);
     assert_eq!(f.dtype("steps").unwrap(), FileDtype::I32);
-    assert_eq!(f.get_i64("steps").unwrap().into_raw_vec_and_offset().0, [-7]);
+    assert_eq!(
+        f.get_i64("steps").unwrap().into_raw_vec_and_offset().0,
+        [-7]
+    );
     assert_eq!(
         f.get_i64("mask").unwrap().into_raw_vec_and_offset().0,
         [1, 0, 255]
@@ -165,9 +174,19 @@ fn mixed_file(tag: &str) -> TempFile {
     let bools = [1u8, 0];
     let u64s = [u64::MAX];
     let data = [
-        ("stats", StDtype::F64, vec![2, 3], le(&f64s, f64::to_le_bytes)),
+        (
+            "stats",
+            StDtype::F64,
+            vec![2, 3],
+            le(&f64s, f64::to_le_bytes),
+        ),
         ("ids", StDtype::I64, vec![4], le(&i64s, i64::to_le_bytes)),
-        ("small", StDtype::I32, vec![2, 1], le(&i32s, i32::to_le_bytes)),
+        (
+            "small",
+            StDtype::I32,
+            vec![2, 1],
+            le(&i32s, i32::to_le_bytes),
+        ),
         ("pixels", StDtype::U8, vec![3], u8s.to_vec()),
         ("mask", StDtype::BOOL, vec![2], bools.to_vec()),
         ("big", StDtype::U64, vec![1], le(&u64s, u64::to_le_bytes)),
@@ -218,7 +237,10 @@ fn reads_f64_and_integer_tensors_exactly() {
         [0.0, 200.0, 255.0]
     );
     assert_eq!(f.dtype("mask").unwrap(), FileDtype::Bool);
-    assert_eq!(f.get_i64("mask").unwrap().into_raw_vec_and_offset().0, [1, 0]);
+    assert_eq!(
+        f.get_i64("mask").unwrap().into_raw_vec_and_offset().0,
+        [1, 0]
+    );
     assert_eq!(
         f.get_f32("stats").unwrap().into_raw_vec_and_offset().0[0],
         0.1f32
@@ -272,7 +294,10 @@ fn damaged_files_are_errors_not_panics() {
     for len in 0..good.len() {
         let r = SafetensorsFile::from_bytes(good[..len].to_vec(), &path);
         let err = r.expect_err("a truncated file");
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize + 8;
     for i in 0..header_len {
@@ -286,7 +311,7 @@ fn damaged_files_are_errors_not_panics() {
             }
         }
     }
-    let err = SafetensorsFile::open(&std::env::temp_dir().join("no-such-file.safetensors"))
-        .unwrap_err();
+    let err =
+        SafetensorsFile::open(&std::env::temp_dir().join("no-such-file.safetensors")).unwrap_err();
     assert!(matches!(err, NnError::Io { .. }));
 }
