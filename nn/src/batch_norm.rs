@@ -66,7 +66,8 @@ pub struct BatchNorm<T: Float = f32> {
     pub running_mean: Tensor<T>,
     #[buffer]
     pub running_var: Tensor<T>,
-    #[buffer]
+    /// A count, stored as int64 as PyTorch does.
+    #[buffer(dtype = "i64")]
     pub num_batches_tracked: Tensor<T>,
     #[module(skip)]
     config: BatchNormConfig,

@@ -17,9 +17,20 @@ pub enum NnError {
     /// The file is not a valid safetensors file (corrupt or truncated).
     #[error("{path}: not a valid safetensors file ({reason})")]
     Format { path: PathBuf, reason: String },
-    /// A stored tensor has a dtype that cannot become f32 here.
+    /// A stored tensor has a dtype that this crate does not read (or, in a
+    /// state dict, one that is not a number).
     #[error("{path}: tensor '{name}' has unsupported dtype {dtype}")]
     Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+    /// The file has no tensor of this name.
+    #[error("{path}: no tensor named '{name}'")]
+    NoSuchTensor { path: PathBuf, name: String },
+    /// An integer read of a tensor stored as floats.
+    #[error("{path}: tensor '{name}' is stored as {dtype}, not as integers (read it as f64)")]
+    NotInteger {
         path: PathBuf,
         name: String,
         dtype: String,

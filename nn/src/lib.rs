@@ -40,6 +40,7 @@ pub mod init;
 pub mod linear;
 pub mod module;
 pub mod pooling;
+mod safetensors_file;
 pub mod sequential;
 pub mod state_dict;
 pub mod summary;
@@ -63,7 +64,7 @@ pub use module::{AsDyn, LoadReport, Module, ModuleFields, NamedTensor, TensorKin
 pub use nn_derive::Module;
 pub use pooling::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, PoolConfig};
 pub use sequential::Sequential;
-pub use state_dict::{Dtype, StateDict};
+pub use state_dict::{Dtype, FileDtype, SafetensorsFile, StateDict};
 pub use summary::summary;
 
 #[doc(hidden)]

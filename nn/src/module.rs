@@ -9,7 +9,7 @@ use autograd::{Float, Tensor};
 use crate::hooks::{HookHandle, Hooks};
 
 use crate::error::{NnError, Result};
-use crate::state_dict::StateDict;
+use crate::state_dict::{FileDtype, StateDict};
 
 /// Whether a named tensor is learned (a parameter) or tracked state (a buffer,
 /// such as batch norm's running mean).
@@ -25,6 +25,10 @@ pub struct NamedTensor<T: Float = f32> {
     pub name: String,
     pub tensor: Tensor<T>,
     pub kind: TensorKind,
+    /// The dtype a saved state dict stores it as, whatever the file's float
+    /// dtype (`Some(I64)` for `num_batches_tracked`, as PyTorch); `None`:
+    /// the float dtype given to [`Module::save`].
+    pub stored_as: Option<FileDtype>,
 }
 
 impl<T: Float> NamedTensor<T> {
@@ -34,6 +38,7 @@ impl<T: Float> NamedTensor<T> {
             name: name.to_string(),
             tensor: tensor.clone(),
             kind: TensorKind::Parameter,
+            stored_as: None,
         }
     }
 
@@ -43,7 +48,15 @@ impl<T: Float> NamedTensor<T> {
             name: name.to_string(),
             tensor: tensor.clone(),
             kind: TensorKind::Buffer,
+            stored_as: None,
         }
+    }
+
+    /// The same tensor, saved as `dtype` in every state dict (set by
+    /// `#[buffer(dtype = "i64")]`).
+    pub fn stored_as(mut self, dtype: FileDtype) -> Self {
+        self.stored_as = Some(dtype);
+        self
     }
 }
 
@@ -337,14 +350,17 @@ pub trait Module<T: Float = f32>: ModuleFields<T> + AsDyn<T> + Send + Sync {
         }
     }
 
-    /// Parameters and buffers by dotted name (values shared, not copied).
+    /// Parameters and buffers by dotted name (values shared, not copied
+    /// when the module is f32), each with its stored dtype if it has one.
     fn state_dict(&self) -> StateDict {
-        StateDict::from_pairs(
-            self.named_tensors()
-                .into_iter()
-                .map(|(n, t)| (n, to_f32(&t.tensor)))
-                .collect(),
-        )
+        let mut sd = StateDict::default();
+        for (n, t) in self.named_tensors() {
+            match t.stored_as {
+                Some(d) => sd.insert_stored_as(n, to_f32(&t.tensor), d),
+                None => sd.insert(n, to_f32(&t.tensor)),
+            }
+        }
+        sd
     }
 
     /// Copies values from `sd` into this module. Strict: every key must

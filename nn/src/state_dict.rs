@@ -1,15 +1,18 @@
 //! State dicts: named tensors, stored as safetensors with torchvision's names,
 //! so PyTorch's `torch.save`-free `safetensors.torch.save_file(model.state_dict())`
 //! loads directly, and ours loads in PyTorch. Weights can be stored in f16 or
-//! bf16 (half the file) and come back as f32.
+//! bf16 (half the file) and come back as f32; integer buffers
+//! (`num_batches_tracked`) are stored as int64 whatever the float dtype.
+//! [`SafetensorsFile`] reads any tensor of a file with its own dtype.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use autograd::Tensor;
-use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use safetensors::tensor::TensorView;
 
 use crate::error::{NnError, Result};
+pub use crate::safetensors_file::{FileDtype, SafetensorsFile};
 
 /// Storage precision of a saved state dict.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub enum Dtype {
 pub struct StateDict {
     order: Vec<String>,
     map: HashMap<String, Tensor>,
+    /// Entries saved in their own dtype rather than the file's float one.
+    stored: HashMap<String, FileDtype>,
 }
 
 impl StateDict {
@@ -40,16 +45,32 @@ impl StateDict {
         sd
     }
 
-    /// Adds or replaces a tensor.
+    /// Adds or replaces a tensor, saved in the float dtype given to
+    /// [`save`](Self::save).
     pub fn insert(&mut self, name: String, t: Tensor) {
+        self.stored.remove(&name);
         if self.map.insert(name.clone(), t).is_none() {
             self.order.push(name);
         }
     }
 
+    /// Adds or replaces a tensor that is always saved as `dtype` (an int64
+    /// counter stays int64 in an f16 file).
+    pub fn insert_stored_as(&mut self, name: String, t: Tensor, dtype: FileDtype) {
+        self.insert(name.clone(), t);
+        self.stored.insert(name, dtype);
+    }
+
+    /// The dtype `name` is saved as whatever the file's float dtype, if it
+    /// has one of its own.
+    pub fn stored_as(&self, name: &str) -> Option<FileDtype> {
+        self.stored.get(name).copied()
+    }
+
     /// Removes a tensor (for example a head to be re-initialised).
     pub fn remove(&mut self, name: &str) -> Option<Tensor> {
         let t = self.map.remove(name)?;
+        self.stored.remove(name);
         self.order.retain(|n| n != name);
         Some(t)
     }
@@ -74,48 +95,29 @@ impl StateDict {
         self.order.is_empty()
     }
 
-    /// Serialises to safetensors bytes (`num_batches_tracked` as int64, as PyTorch keeps it).
+    /// Serialises to safetensors bytes: each tensor in its stored dtype
+    /// when it has one (`num_batches_tracked` as int64, as PyTorch keeps
+    /// it), the others in `dtype`.
     pub fn to_bytes(&self, dtype: Dtype) -> Vec<u8> {
-        let mut bufs: Vec<(String, StDtype, Vec<usize>, Vec<u8>)> = Vec::new();
-        for name in &self.order {
-            let t = &self.map[name];
-            let vals = t.to_vec();
-            let (dt, bytes) = if name.ends_with("num_batches_tracked") {
-                (
-                    StDtype::I64,
-                    vals.iter()
-                        .flat_map(|&v| (v as i64).to_le_bytes())
-                        .collect(),
-                )
-            } else {
-                match dtype {
-                    Dtype::F32 => (
-                        StDtype::F32,
-                        vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    ),
-                    Dtype::F16 => (
-                        StDtype::F16,
-                        vals.iter()
-                            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                            .collect(),
-                    ),
-                    Dtype::BF16 => (
-                        StDtype::BF16,
-                        vals.iter()
-                            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-                            .collect(),
-                    ),
-                }
-            };
-            bufs.push((name.clone(), dt, t.shape(), bytes));
-        }
-        let views: Vec<(String, TensorView<'_>)> = bufs
+        let float = match dtype {
+            Dtype::F32 => FileDtype::F32,
+            Dtype::F16 => FileDtype::F16,
+            Dtype::BF16 => FileDtype::BF16,
+        };
+        let bufs: Vec<(&String, FileDtype, Vec<usize>, Vec<u8>)> = self
+            .order
+            .iter()
+            .map(|name| {
+                let t = &self.map[name];
+                let dt = self.stored_as(name).unwrap_or(float);
+                (name, dt, t.shape(), dt.encode(&t.to_vec()))
+            })
+            .collect();
+        let views: Vec<(&String, TensorView<'_>)> = bufs
             .iter()
             .map(|(n, dt, shape, b)| {
-                (
-                    n.clone(),
-                    TensorView::new(*dt, shape.clone(), b).expect("sizes agree"),
-                )
+                let view = TensorView::new(dt.to_safetensors(), shape.clone(), b);
+                (*n, view.expect("sizes agree"))
             })
             .collect();
         safetensors::serialize(views, None).expect("valid tensors serialise")
@@ -128,67 +130,38 @@ impl StateDict {
         write_atomically(path, &self.to_bytes(dtype))
     }
 
-    /// Parses safetensors bytes (f32, f16, bf16, f64 and integer tensors become f32).
+    /// Parses safetensors bytes: float and integer tensors become f32, and
+    /// integer ones keep their stored dtype for the next save (see
+    /// [`SafetensorsFile`] to read them exactly). A bool tensor is an error.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| NnError::Format {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let mut tensors = st.tensors();
-        // The header's map has no order; keep the file's data order.
-        tensors.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+        Self::from_file(&SafetensorsFile::from_bytes(bytes.to_vec(), path)?)
+    }
+
+    /// Every tensor of an opened file, as [`from_bytes`](Self::from_bytes) reads them.
+    pub fn from_file(file: &SafetensorsFile) -> Result<Self> {
         let mut sd = StateDict::default();
-        for (name, view) in tensors {
-            let data = view.data();
-            let vals: Vec<f32> = match view.dtype() {
-                StDtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-                StDtype::F64 => data
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-                    .collect(),
-                StDtype::F16 => data
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                StDtype::BF16 => data
-                    .chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                StDtype::I64 => data
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
-                    .collect(),
-                StDtype::I32 => data
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
-                    .collect(),
-                other => {
-                    return Err(NnError::Dtype {
-                        path: path.to_path_buf(),
-                        name,
-                        dtype: format!("{other:?}"),
-                    })
-                }
-            };
-            let t = Tensor::try_from_vec(vals, view.shape()).map_err(|e| NnError::Format {
-                path: path.to_path_buf(),
-                reason: format!("tensor '{name}': {e}"),
-            })?;
-            sd.insert(name, t);
+        for name in file.names() {
+            let dtype = file.dtype(name)?;
+            if dtype == FileDtype::Bool {
+                return Err(NnError::Dtype {
+                    path: file.path().to_path_buf(),
+                    name: name.clone(),
+                    dtype: format!("{dtype:?}"),
+                });
+            }
+            let t = Tensor::from_array(file.get_f32(name)?);
+            if dtype.is_float() {
+                sd.insert(name.clone(), t);
+            } else {
+                sd.insert_stored_as(name.clone(), t, dtype);
+            }
         }
         Ok(sd)
     }
 
     /// Loads a safetensors file; a missing, corrupt or truncated file is an error naming it.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| NnError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        Self::from_bytes(&bytes, path)
+        Self::from_file(&SafetensorsFile::open(path)?)
     }
 }
 

@@ -20,4 +20,4 @@ pub use metrics::MetricsCsv;
 pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
 pub use pretrained::trained_deep_convnet;
 pub use progress::EpochProgress;
-pub use train::{argmax, evaluate, predict, Evaluation};
+pub use train::{argmax, evaluate, predict, predict_logits, Evaluation};

@@ -67,18 +67,62 @@ pub fn argmax(values: &[f32]) -> usize {
     best
 }
 
-/// Softmax probabilities `[N, classes]` of every example, in loader order (eval mode).
+/// Softmax probabilities `[N, classes]` of every example, in loader order
+/// (eval mode), with the labels; [`predict_logits`] gives the scores before
+/// the softmax.
 pub fn predict(model: &dyn Module, loader: &DataLoader) -> (Vec<Vec<f32>>, Vec<usize>) {
+    rows(model, loader, |logits| logits.softmax(1))
+}
+
+/// The model's outputs `[N, classes]` (logits, before any softmax) of every
+/// example, in loader order (eval mode), with the labels: for temperature
+/// scaling, margins, or averaging an ensemble's logits rather than its
+/// probabilities. Row `i`'s softmax is row `i` of [`predict`]'s result.
+///
+/// ```
+/// use std::sync::Arc;
+/// use dlfs::tools::{predict, predict_logits};
+/// use models::data::{DataLoader, InMemory};
+/// use nn::{Flatten, Linear, LinearConfig, Sequential};
+///
+/// let values: Vec<f32> = (0..24).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let data = Arc::new(InMemory::new(values, [1, 2, 2], vec![0, 1, 2, 0, 1, 2]).unwrap());
+/// let loader = DataLoader::new(data, 4); // two batches, the second short
+/// let model = Sequential::new().add(Flatten::default()).add(Linear::new(LinearConfig::new(4, 3)));
+///
+/// let (logits, labels) = predict_logits(&model, &loader);
+/// let (probs, same_labels) = predict(&model, &loader);
+/// assert_eq!((logits.len(), logits[0].len()), (6, 3));
+/// assert_eq!(labels, same_labels);
+/// for (z, p) in logits.iter().zip(&probs) {
+///     let top = z.iter().fold(f32::MIN, |a, &b| a.max(b));
+///     let sum: f32 = z.iter().map(|v| (v - top).exp()).sum();
+///     for (zi, pi) in z.iter().zip(p) {
+///         assert!(((zi - top).exp() / sum - pi).abs() < 1e-6, "{z:?} {p:?}");
+///     }
+/// }
+/// ```
+pub fn predict_logits(model: &dyn Module, loader: &DataLoader) -> (Vec<Vec<f32>>, Vec<usize>) {
+    rows(model, loader, |logits| logits)
+}
+
+/// `post(model output)` of every example as rows, in loader order (eval
+/// mode, no gradient), with the labels.
+fn rows(
+    model: &dyn Module,
+    loader: &DataLoader,
+    post: impl Fn(Tensor) -> Tensor,
+) -> (Vec<Vec<f32>>, Vec<usize>) {
     model.eval();
-    let (mut probs, mut labels) = (Vec::new(), Vec::new());
+    let (mut out, mut labels) = (Vec::new(), Vec::new());
     no_grad(|| {
         for batch in loader.epoch(0) {
-            let p = model.forward(batch.images()).softmax(1);
-            let c = p.shape()[1];
-            let v = p.to_vec();
-            probs.extend(v.chunks(c).map(|r| r.to_vec()));
+            let y = post(model.forward(batch.images()));
+            let c = y.shape()[1];
+            let v = y.to_vec();
+            out.extend(v.chunks(c).map(|r| r.to_vec()));
             labels.extend(batch.labels().iter().copied());
         }
     });
-    (probs, labels)
+    (out, labels)
 }

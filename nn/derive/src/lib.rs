@@ -15,6 +15,7 @@
 //! | `#[param] weight: Tensor<T>` / `Option<Tensor<T>>` | parameter `weight` |
 //! | `#[buffer] running_mean: Tensor<T>` / `Option<..>` | buffer `running_mean` |
 //! | `#[param(name = "w")]`, `#[buffer(name = "..")]` | renamed |
+//! | `#[buffer(dtype = "i64")] num_batches_tracked: Tensor<T>` | buffer saved as int64 in every state dict |
 //! | `hooks: Hooks` (or `#[module(hooks)]`) | the forward-hook slot |
 //! | `#[module(skip)] config: Config`, `PhantomData<_>` | nothing |
 //!
@@ -59,6 +60,8 @@ enum Role {
         name: String,
         buffer: bool,
         optional: bool,
+        /// The `FileDtype` variant it is saved as, from `dtype = "i64"`.
+        dtype: Option<Ident>,
     },
     Hooks,
     Skip,
@@ -142,13 +145,18 @@ fn field_role(field: &syn::Field, ident: &Ident) -> syn::Result<Role> {
         let is_param = attr.path().is_ident("param");
         if is_param || attr.path().is_ident("buffer") {
             let mut name = ident.to_string();
+            let mut dtype = None;
             if !matches!(attr.meta, syn::Meta::Path(_)) {
                 attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("name") {
                         name = meta.value()?.parse::<LitStr>()?.value();
                         Ok(())
+                    } else if meta.path.is_ident("dtype") {
+                        let lit = meta.value()?.parse::<LitStr>()?;
+                        dtype = Some(file_dtype(&lit)?);
+                        Ok(())
                     } else {
-                        Err(meta.error("expected `name = \"...\"`"))
+                        Err(meta.error("expected `name = \"...\"` or `dtype = \"i64\"`"))
                     }
                 })?;
             }
@@ -159,6 +167,7 @@ fn field_role(field: &syn::Field, ident: &Ident) -> syn::Result<Role> {
                     name,
                     buffer: !is_param,
                     optional,
+                    dtype,
                 },
                 attr.span(),
             )?;
@@ -232,6 +241,29 @@ fn field_role(field: &syn::Field, ident: &Ident) -> syn::Result<Role> {
     })
 }
 
+/// The `nn::FileDtype` variant named by PyTorch's lower-case dtype name.
+fn file_dtype(lit: &LitStr) -> syn::Result<Ident> {
+    let variant = match lit.value().as_str() {
+        "f64" => "F64",
+        "f32" => "F32",
+        "f16" => "F16",
+        "bf16" => "BF16",
+        "i64" => "I64",
+        "i32" => "I32",
+        "i16" => "I16",
+        "i8" => "I8",
+        "u8" => "U8",
+        "bool" => "Bool",
+        _ => {
+            return Err(syn::Error::new(
+                lit.span(),
+                "expected a dtype: f64, f32, f16, bf16, i64, i32, i16, i8, u8 or bool",
+            ))
+        }
+    };
+    Ok(Ident::new(variant, lit.span()))
+}
+
 fn expand(input: DeriveInput) -> syn::Result<Tokens> {
     let opts = struct_options(&input)?;
     let krate = &opts.krate;
@@ -270,12 +302,14 @@ fn expand(input: DeriveInput) -> syn::Result<Tokens> {
                 name,
                 buffer,
                 optional,
+                dtype,
             } => {
                 let ctor = if buffer {
                     quote!(buffer)
                 } else {
                     quote!(param)
                 };
+                let stored = dtype.map(|d| quote!(.stored_as(#krate::FileDtype::#d)));
                 let inner = if optional {
                     first_type_arg(&field.ty).unwrap_or(&field.ty)
                 } else {
@@ -285,12 +319,12 @@ fn expand(input: DeriveInput) -> syn::Result<Tokens> {
                 let push = if optional {
                     quote_spanned! {field.ty.span()=>
                         if let Some(t) = &self.#ident {
-                            out.push(#krate::NamedTensor::#ctor(#name, #krate::module::as_tensor(t)));
+                            out.push(#krate::NamedTensor::#ctor(#name, #krate::module::as_tensor(t))#stored);
                         }
                     }
                 } else {
                     quote_spanned! {field.ty.span()=>
-                        out.push(#krate::NamedTensor::#ctor(#name, #krate::module::as_tensor(&self.#ident)));
+                        out.push(#krate::NamedTensor::#ctor(#name, #krate::module::as_tensor(&self.#ident))#stored);
                     }
                 };
                 if buffer {
