@@ -64,7 +64,7 @@ pub trait CustomOp<T: Float = f32>: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// The output from the inputs' values. It runs without recording (as
-    /// under [`no_grad`](crate::no_grad)), so any tensor op may be used;
+    /// under [`no_grad`]), so any tensor op may be used;
     /// only the returned values are kept.
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>>;
 

@@ -12,42 +12,64 @@ pub enum Error {
     /// Two operands whose shapes do not fit together.
     #[error("{op}: shapes {lhs:?} and {rhs:?} {reason}")]
     ShapeMismatch {
+        /// The op that failed (e.g. `"matmul"`).
         op: &'static str,
+        /// Shape of the left (first) operand.
         lhs: Vec<usize>,
+        /// Shape of the right (second) operand.
         rhs: Vec<usize>,
+        /// Why the shapes do not fit, completing the message.
         reason: String,
     },
     /// An axis index outside `-ndim..ndim`.
     #[error("{op}: dim {dim} is out of range for a tensor of shape {shape:?}")]
     DimOutOfRange {
+        /// The op that failed.
         op: &'static str,
+        /// The axis given (negative counts from the end).
         dim: isize,
+        /// Shape of the input tensor.
         shape: Vec<usize>,
     },
     /// An argument that is wrong for this input.
     #[error("{op}: {reason} (input shape {shape:?})")]
     InvalidArgument {
+        /// The op that failed.
         op: &'static str,
+        /// Shape of the input tensor.
         shape: Vec<usize>,
+        /// What is wrong with the argument.
         reason: String,
     },
     /// `backward()` without an output gradient on a non-scalar.
     #[error("backward: the output has shape {shape:?}; backward() without an output gradient needs a single-element tensor (use backward_with to pass a gradient)")]
-    NonScalarBackward { shape: Vec<usize> },
+    NonScalarBackward {
+        /// Shape of the tensor `backward()` was called on.
+        shape: Vec<usize>,
+    },
     /// `backward()` on a tensor that no gradient can flow through.
     #[error("backward: the tensor does not require grad and has no grad_fn (mark a leaf with requires_grad_(), and do not compute under no_grad)")]
     NoGradFn,
     /// A second backward through a graph freed by the first.
     #[error("backward: the graph through '{op}' was already freed by an earlier backward(); pass retain_graph to backward through it again")]
-    GraphFreed { op: &'static str },
+    GraphFreed {
+        /// Name of the op whose saved graph was already freed.
+        op: &'static str,
+    },
     /// `grad(outputs, inputs)` where an input took no part in the outputs.
     #[error("grad: input {index} was not used to compute the outputs (set allow_unused)")]
-    UnusedInput { index: usize },
+    UnusedInput {
+        /// Position of the unused tensor in `inputs`.
+        index: usize,
+    },
     /// Anomaly mode found a NaN or infinity.
     #[error("anomaly: the {phase} of '{op}' produced a non-finite value (NaN or Inf) in a tensor of shape {shape:?}")]
     Anomaly {
+        /// Name of the op that produced the value.
         op: &'static str,
+        /// `"forward"` or `"backward"`: which pass produced it.
         phase: &'static str,
+        /// Shape of the offending tensor.
         shape: Vec<usize>,
     },
 }

@@ -46,17 +46,25 @@ pub enum GradcheckError {
     /// A mismatch: which input, which element, both values.
     #[error("gradcheck ({order}): input {input}, element {index:?}: analytic {analytic:.8e} vs numeric {numeric:.8e} (|diff| {diff:.3e} > atol + rtol * |numeric|)")]
     Mismatch {
+        /// `"first order"` (gradcheck) or `"second order"` (gradgradcheck).
         order: &'static str,
+        /// Position of the input tensor in `inputs`.
         input: usize,
+        /// Multi-index of the element within that input.
         index: Vec<usize>,
+        /// The gradient from backward.
         analytic: f64,
+        /// The central finite-difference estimate.
         numeric: f64,
+        /// `|analytic - numeric|`.
         diff: f64,
     },
     /// The function or the backward pass failed.
     #[error("gradcheck ({order}): {message}")]
     Failed {
+        /// `"first order"` (gradcheck) or `"second order"` (gradgradcheck).
         order: &'static str,
+        /// The underlying error message.
         message: String,
     },
 }

@@ -1,6 +1,6 @@
 //! The tape: nodes recorded by ops, grad mode, and the backward pass.
 //!
-//! Every op output that requires grad owns a [`Node`] holding its inputs and a
+//! Every op output that requires grad owns a `Node` holding its inputs and a
 //! closure from the output gradient to the input gradients. `backward()` sorts
 //! the reachable tensors topologically and replays the closures in reverse,
 //! then frees each node's closure and inputs (unless asked to retain them),

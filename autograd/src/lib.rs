@@ -40,6 +40,8 @@
 //! assert_eq!((2.0 - &b).powf(2.0).to_vec(), vec![1.0, 16.0]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod custom_op;
 mod denormals;
 pub mod dims;

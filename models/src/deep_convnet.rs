@@ -31,11 +31,15 @@ use nn::{Conv2d, Conv2dConfig, Dropout, Hooks, Linear, LinearConfig, Module};
 /// Options of [`DeepConvNet`]; the defaults are the book's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DeepConvNetConfig {
+    /// Input channels (default 1, MNIST's grey level).
     pub in_channels: usize,
-    /// Input height and width.
+    /// Input height and width (default 28x28); fixes `fc1`'s input size.
     pub input_size: [usize; 2],
+    /// Width of the hidden fully connected layer `fc1` (default 50).
     pub hidden: usize,
+    /// Number of classes, the output width (default 10).
     pub num_classes: usize,
+    /// Drop probability of both dropout layers (default 0.5).
     pub dropout: f64,
 }
 
@@ -54,15 +58,25 @@ impl Default for DeepConvNetConfig {
 /// The book's deep CNN for MNIST.
 #[derive(Module)]
 pub struct DeepConvNet<T: Float = f32> {
+    /// 3x3 convolution, `in_channels` -> 16, padding 1.
     pub conv1: Conv2d<T>,
+    /// 3x3 convolution, 16 -> 16, padding 1.
     pub conv2: Conv2d<T>,
+    /// 3x3 convolution, 16 -> 32, padding 1.
     pub conv3: Conv2d<T>,
+    /// 3x3 convolution, 32 -> 32, padding 2 (as the book's).
     pub conv4: Conv2d<T>,
+    /// 3x3 convolution, 32 -> 64, padding 1.
     pub conv5: Conv2d<T>,
+    /// 3x3 convolution, 64 -> 64, padding 1.
     pub conv6: Conv2d<T>,
+    /// Fully connected layer, flattened features -> `hidden`.
     pub fc1: Linear<T>,
+    /// Dropout after `fc1`'s ReLU.
     pub dropout1: Dropout<T>,
+    /// Fully connected layer, `hidden` -> `num_classes`.
     pub fc2: Linear<T>,
+    /// Dropout on the logits (as the book's).
     pub dropout2: Dropout<T>,
     #[module(skip)]
     config: DeepConvNetConfig,

@@ -24,10 +24,15 @@ use nn::{
 /// Options of [`GoogLeNet`]; torchvision's defaults (3 channels, 1000 classes, auxiliary heads).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GoogLeNetConfig {
+    /// Input channels (default 3).
     pub in_channels: usize,
+    /// Number of classes, the output width (default 1000).
     pub num_classes: usize,
+    /// Whether to build the two auxiliary classifiers (default `true`).
     pub aux_logits: bool,
+    /// Drop probability before the main classifier (default 0.2).
     pub dropout: f64,
+    /// Drop probability in the auxiliary classifiers (default 0.7).
     pub dropout_aux: f64,
 }
 
@@ -64,9 +69,13 @@ impl GoogLeNetConfig {
 /// An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, FC 2048 -> 1024, dropout, FC.
 #[derive(Module)]
 pub struct InceptionAux<T: Float = f32> {
+    /// 1x1 convolution to 128 channels, with batch norm and ReLU.
     pub conv: BasicConv2d<T>,
+    /// Fully connected layer, 2048 -> 1024, followed by ReLU.
     pub fc1: Linear<T>,
+    /// Fully connected layer, 1024 -> `num_classes`.
     pub fc2: Linear<T>,
+    /// Dropout between `fc1` and `fc2`.
     pub dropout: Dropout<T>,
     hooks: Hooks,
 }
@@ -97,34 +106,58 @@ impl<T: Float> Module<T> for InceptionAux<T> {
 
 /// GoogLeNet's outputs in training: the main logits and, with auxiliary heads, theirs.
 pub struct GoogLeNetOutput<T: Float = f32> {
+    /// The main classifier's logits, `[batch, num_classes]`.
     pub logits: Tensor<T>,
+    /// The first auxiliary head's logits (after inception4a); `None` without heads or in eval mode.
     pub aux1: Option<Tensor<T>>,
+    /// The second auxiliary head's logits (after inception4d); `None` without heads or in eval mode.
     pub aux2: Option<Tensor<T>>,
 }
 
 /// GoogLeNet (Inception v1).
 #[derive(Module)]
 pub struct GoogLeNet<T: Float = f32> {
+    /// Stem: 7x7 stride-2 convolution to 64 channels, padding 3.
     pub conv1: BasicConv2d<T>,
+    /// 3x3 stride-2 max-pool (ceil mode).
     pub maxpool1: MaxPool2d,
+    /// 1x1 convolution, 64 -> 64.
     pub conv2: BasicConv2d<T>,
+    /// 3x3 convolution, 64 -> 192, padding 1.
     pub conv3: BasicConv2d<T>,
+    /// 3x3 stride-2 max-pool (ceil mode).
     pub maxpool2: MaxPool2d,
+    /// Inception block, 192 -> 256 channels.
     pub inception3a: Inception<T>,
+    /// Inception block, 256 -> 480 channels.
     pub inception3b: Inception<T>,
+    /// 3x3 stride-2 max-pool (ceil mode).
     pub maxpool3: MaxPool2d,
+    /// Inception block, 480 -> 512 channels.
     pub inception4a: Inception<T>,
+    /// Inception block, 512 -> 512 channels.
     pub inception4b: Inception<T>,
+    /// Inception block, 512 -> 512 channels.
     pub inception4c: Inception<T>,
+    /// Inception block, 512 -> 528 channels.
     pub inception4d: Inception<T>,
+    /// Inception block, 528 -> 832 channels.
     pub inception4e: Inception<T>,
+    /// 2x2 stride-2 max-pool (ceil mode).
     pub maxpool4: MaxPool2d,
+    /// Inception block, 832 -> 832 channels.
     pub inception5a: Inception<T>,
+    /// Inception block, 832 -> 1024 channels.
     pub inception5b: Inception<T>,
+    /// Auxiliary classifier on inception4a's output (512 channels), if `aux_logits`.
     pub aux1: Option<InceptionAux<T>>,
+    /// Auxiliary classifier on inception4d's output (528 channels), if `aux_logits`.
     pub aux2: Option<InceptionAux<T>>,
+    /// Global average pool to 1x1.
     pub avgpool: AdaptiveAvgPool2d,
+    /// Dropout before the classifier.
     pub dropout: Dropout<T>,
+    /// The classifier, 1024 -> `num_classes`.
     pub fc: Linear<T>,
     #[module(skip)]
     config: GoogLeNetConfig,

@@ -4,6 +4,8 @@
 //! datasets (MNIST, Fashion-MNIST, CIFAR-10), a [`data::DataLoader`] with
 //! background prefetching, and image transforms.
 
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod deep_convnet;
 pub mod googlenet;

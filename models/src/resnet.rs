@@ -24,10 +24,15 @@ use nn::{
 /// Which residual network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResNetKind {
+    /// ResNet-18: basic blocks, 2-2-2-2 (torchvision's `resnet18`).
     ResNet18,
+    /// ResNet-34: basic blocks, 3-4-6-3 (torchvision's `resnet34`).
     ResNet34,
+    /// ResNet-50: bottleneck blocks, 3-4-6-3 (torchvision's `resnet50`).
     ResNet50,
+    /// ResNet-101: bottleneck blocks, 3-4-23-3 (torchvision's `resnet101`).
     ResNet101,
+    /// ResNet-152: bottleneck blocks, 3-8-36-3 (torchvision's `resnet152`).
     ResNet152,
     /// The CIFAR family: depth `6n + 2` (20, 32, 44, 56, 110).
     Cifar(usize),
@@ -64,12 +69,15 @@ impl ResNetKind {
 /// Options of [`ResNet`]; torchvision's defaults (3 channels, 1000 classes, ImageNet stem).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResNetConfig {
+    /// Which network: depth and block type.
     pub kind: ResNetKind,
+    /// Input channels (default 3).
     pub in_channels: usize,
+    /// Number of classes, the output width (default 1000).
     pub num_classes: usize,
-    /// 3x3 stride-1 stem without max-pool (for 32x32 images); the CIFAR family always uses it.
+    /// 3x3 stride-1 stem without max-pool (for 32x32 images); default `true` only for the CIFAR family.
     pub small_input_stem: bool,
-    /// Start each block's last batch-norm weight at zero.
+    /// Start each block's last batch-norm weight at zero (default `false`).
     pub zero_init_residual: bool,
 }
 
@@ -104,13 +112,18 @@ impl ResNetConfig {
 /// A residual network.
 #[derive(Module)]
 pub struct ResNet<T: Float = f32> {
+    /// Stem convolution without bias: 7x7 stride 2, or 3x3 stride 1 with the small-input stem.
     pub conv1: Conv2d<T>,
+    /// Batch norm after the stem convolution.
     pub bn1: BatchNorm2d<T>,
+    /// 3x3 stride-2 max-pool after the stem; `None` with the small-input stem.
     pub maxpool: Option<MaxPool2d>,
     /// `layer1`, `layer2`, ...: one Sequential of blocks per stage.
     #[module(name = "layer{}", start = 1)]
     pub layers: Vec<Sequential<T>>,
+    /// Global average pool to 1x1.
     pub avgpool: AdaptiveAvgPool2d,
+    /// The classifier, final channels -> `num_classes`.
     pub fc: Linear<T>,
     #[module(skip)]
     config: ResNetConfig,

@@ -22,9 +22,13 @@ use nn::{
 /// Depth of a VGG network (torchvision's configurations A, B, D, E).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VggKind {
+    /// VGG-11 (configuration A): 8 convolutions.
     Vgg11,
+    /// VGG-13 (configuration B): 10 convolutions.
     Vgg13,
+    /// VGG-16 (configuration D): 13 convolutions.
     Vgg16,
+    /// VGG-19 (configuration E): 16 convolutions.
     Vgg19,
 }
 
@@ -51,14 +55,19 @@ impl VggKind {
 /// classes, 7x7 average pool, the 4096-4096 classifier with dropout 0.5).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VggConfig {
+    /// Which network (depth).
     pub kind: VggKind,
+    /// Batch norm after each convolution (torchvision's `vgg*_bn`).
     pub batch_norm: bool,
+    /// Input channels (default 3).
     pub in_channels: usize,
+    /// Number of classes, the output width (default 1000).
     pub num_classes: usize,
     /// Output size of the adaptive average pool (torchvision: 7).
     pub pool_size: usize,
-    /// `false`: torchvision's three-layer classifier; `true`: one Linear(512 * pool^2, classes).
+    /// `false` (default): torchvision's three-layer classifier; `true`: one Linear(512 * pool^2, classes).
     pub compact_head: bool,
+    /// Drop probability in the three-layer classifier (default 0.5).
     pub dropout: f64,
 }
 
@@ -96,8 +105,11 @@ impl VggConfig {
 /// A VGG network.
 #[derive(Module)]
 pub struct Vgg<T: Float = f32> {
+    /// The convolutions, (batch norms,) ReLUs and max-pools (`features.N`).
     pub features: Sequential<T>,
+    /// Adaptive average pool to `pool_size` x `pool_size`.
     pub avgpool: AdaptiveAvgPool2d,
+    /// The classifier head (`classifier.N`).
     pub classifier: Sequential<T>,
     #[module(skip)]
     config: VggConfig,

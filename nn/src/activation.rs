@@ -25,7 +25,7 @@ macro_rules! simple {
         }
 
         #[allow(non_upper_case_globals, clippy::declare_interior_mutable_const)]
-        #[doc = concat!("A new [`", stringify!($name), "`] (each use is its own module, with its own hooks).")]
+        #[doc = concat!("A new [`", stringify!($name), "`](struct@", stringify!($name), ") (each use is its own module, with its own hooks).")]
         pub const $name: $name = $name::new();
 
         impl $name {
@@ -66,6 +66,7 @@ simple!(
 /// `x` for `x > 0`, else `negative_slope * x` (default 0.01).
 #[derive(Clone, Debug, Module)]
 pub struct LeakyReLU {
+    /// Slope for negative inputs (PyTorch's default 0.01).
     #[module(skip)]
     pub negative_slope: f64,
     hooks: Hooks,
@@ -102,6 +103,7 @@ impl<T: Float> Module<T> for LeakyReLU {
 /// `x` for `x > 0`, else `alpha * (exp(x) - 1)` (default alpha 1).
 #[derive(Clone, Debug, Module)]
 pub struct ELU {
+    /// Scale of the negative part (PyTorch's default 1.0).
     #[module(skip)]
     pub alpha: f64,
     hooks: Hooks,
@@ -138,6 +140,7 @@ impl<T: Float> Module<T> for ELU {
 /// Softmax along `dim`.
 #[derive(Clone, Debug, Module)]
 pub struct Softmax {
+    /// The dimension normalised over (negative counts from the end).
     #[module(skip)]
     pub dim: isize,
     hooks: Hooks,
@@ -165,6 +168,7 @@ impl<T: Float> Module<T> for Softmax {
 /// Log-softmax along `dim`.
 #[derive(Clone, Debug, Module)]
 pub struct LogSoftmax {
+    /// The dimension normalised over (negative counts from the end).
     #[module(skip)]
     pub dim: isize,
     hooks: Hooks,
@@ -192,8 +196,10 @@ impl<T: Float> Module<T> for LogSoftmax {
 /// Merges dims `start_dim..=end_dim` (default `1..=-1`: keeps the batch).
 #[derive(Clone, Debug, Module)]
 pub struct Flatten {
+    /// First dim merged (default 1; negative counts from the end).
     #[module(skip)]
     pub start_dim: isize,
+    /// Last dim merged, inclusive (default -1; negative counts from the end).
     #[module(skip)]
     pub end_dim: isize,
     hooks: Hooks,

@@ -20,11 +20,17 @@ use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module, S
 /// Options of a residual block (torchvision's `BasicBlock` / `Bottleneck` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockConfig {
+    /// Input channels of the block.
     pub inplanes: usize,
+    /// Channels of the inner convolutions (the output is `planes * EXPANSION`).
     pub planes: usize,
+    /// Stride of the block's spatial convolution and of its projection (default 1).
     pub stride: usize,
+    /// Convolution groups (ResNeXt; default 1, Bottleneck only).
     pub groups: usize,
+    /// Width per group (ResNeXt; default 64, Bottleneck only).
     pub base_width: usize,
+    /// Dilation of the 3x3 convolutions (default 1).
     pub dilation: usize,
     /// Start the last batch norm's weight at zero (the block starts as the identity).
     pub zero_init_residual: bool,
@@ -80,10 +86,15 @@ pub(crate) fn resnet_conv<T: Float>(cfg: Conv2dConfig) -> Conv2d<T> {
 /// Two 3x3 convolutions and a shortcut (expansion 1).
 #[derive(Module)]
 pub struct BasicBlock<T: Float = f32> {
+    /// First 3x3 convolution (carries the stride).
     pub conv1: Conv2d<T>,
+    /// Batch norm after `conv1`.
     pub bn1: BatchNorm2d<T>,
+    /// Second 3x3 convolution.
     pub conv2: Conv2d<T>,
+    /// Batch norm after `conv2`.
     pub bn2: BatchNorm2d<T>,
+    /// Projection shortcut (1x1 conv + batch norm, named `0` and `1`); `None`: identity shortcut.
     pub downsample: Option<Sequential<T>>,
     #[module(skip)]
     config: BlockConfig,

@@ -17,7 +17,9 @@ use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module};
 /// Conv (no bias) + BatchNorm (eps 1e-3) + ReLU.
 #[derive(Module)]
 pub struct BasicConv2d<T: Float = f32> {
+    /// The convolution (no bias).
     pub conv: Conv2d<T>,
+    /// The batch norm (eps 1e-3).
     pub bn: BatchNorm2d<T>,
     hooks: Hooks,
 }

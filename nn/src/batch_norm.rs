@@ -23,8 +23,11 @@ use crate::{Hooks, Module, ModuleFields, NamedTensor};
 /// Options of batch normalisation; defaults as PyTorch (eps 1e-5, momentum 0.1, affine, tracked stats).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {
+    /// Number of channels `C` (the input's dim 1).
     pub num_features: usize,
+    /// Added to the variance for numerical stability (default 1e-5).
     pub eps: f64,
+    /// Weight of the current batch in the running statistics' update (default 0.1, as PyTorch).
     pub momentum: f64,
     /// Learned scale and shift.
     pub affine: bool,
@@ -58,12 +61,16 @@ impl BatchNormConfig {
 /// The layer behind both public types.
 #[derive(Module)]
 pub struct BatchNorm<T: Float = f32> {
+    /// Learned scale `[C]` (starts at 1); `None` without `affine`.
     #[param]
     pub weight: Option<Tensor<T>>,
+    /// Learned shift `[C]` (starts at 0); `None` without `affine`.
     #[param]
     pub bias: Option<Tensor<T>>,
+    /// Running mean `[C]`, used in eval mode (starts at 0).
     #[buffer]
     pub running_mean: Tensor<T>,
+    /// Running variance `[C]`, used in eval mode (starts at 1).
     #[buffer]
     pub running_var: Tensor<T>,
     /// A count, stored as int64 as PyTorch does.

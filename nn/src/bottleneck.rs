@@ -22,12 +22,19 @@ use crate::{
 /// 1x1 -> 3x3 -> 1x1 with a shortcut (expansion 4).
 #[derive(Module)]
 pub struct Bottleneck<T: Float = f32> {
+    /// 1x1 reducing convolution.
     pub conv1: Conv2d<T>,
+    /// Batch norm after `conv1`.
     pub bn1: BatchNorm2d<T>,
+    /// 3x3 convolution (carries the stride and the groups).
     pub conv2: Conv2d<T>,
+    /// Batch norm after `conv2`.
     pub bn2: BatchNorm2d<T>,
+    /// 1x1 expanding convolution (to `planes * 4` channels).
     pub conv3: Conv2d<T>,
+    /// Batch norm after `conv3` (zeroed by `zero_init_residual`).
     pub bn3: BatchNorm2d<T>,
+    /// Projection shortcut (1x1 conv + batch norm, named `0` and `1`); `None`: identity shortcut.
     pub downsample: Option<Sequential<T>>,
     #[module(skip)]
     config: BlockConfig,

@@ -17,13 +17,21 @@ use crate::{Hooks, Module};
 /// Options of [`Conv2d`]; defaults as PyTorch (stride 1, padding 0, dilation 1, groups 1, bias).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output (number of filters).
     pub out_channels: usize,
+    /// Kernel height and width.
     pub kernel_size: [usize; 2],
+    /// Step between windows, `[h, w]` (default 1).
     pub stride: [usize; 2],
+    /// Zero padding on each side, `[h, w]` (default 0).
     pub padding: [usize; 2],
+    /// Spacing between kernel taps, `[h, w]` (default 1).
     pub dilation: [usize; 2],
+    /// Channel groups (default 1; `in_channels` for a depthwise convolution).
     pub groups: usize,
+    /// Whether there is a bias (default true).
     pub bias: bool,
 }
 
@@ -79,8 +87,10 @@ impl Conv2dConfig {
 /// A 2-D convolution layer.
 #[derive(Module)]
 pub struct Conv2d<T: Float = f32> {
+    /// The filters, `[out_channels, in_channels / groups, kh, kw]`.
     #[param]
     pub weight: Tensor<T>,
+    /// The bias, `[out_channels]`; `None` when built without one.
     #[param]
     pub bias: Option<Tensor<T>>,
     #[module(skip)]

@@ -16,14 +16,23 @@ use crate::{Hooks, Module};
 /// Options of [`ConvTranspose2d`]; defaults as PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dConfig {
+    /// Channels of the input.
     pub in_channels: usize,
+    /// Channels of the output.
     pub out_channels: usize,
+    /// Kernel height and width.
     pub kernel_size: [usize; 2],
+    /// Upsampling factor, `[h, w]` (default 1).
     pub stride: [usize; 2],
+    /// Rows/columns removed from each side of the output, `[h, w]` (default 0).
     pub padding: [usize; 2],
+    /// Extra rows/columns added on one side of the output, `[h, w]` (default 0).
     pub output_padding: [usize; 2],
+    /// Spacing between kernel taps, `[h, w]` (default 1).
     pub dilation: [usize; 2],
+    /// Channel groups (default 1).
     pub groups: usize,
+    /// Whether there is a bias (default true).
     pub bias: bool,
 }
 
@@ -77,8 +86,10 @@ impl ConvTranspose2dConfig {
 /// A transposed 2-D convolution layer (learned upsampling).
 #[derive(Module)]
 pub struct ConvTranspose2d<T: Float = f32> {
+    /// The filters, `[in_channels, out_channels / groups, kh, kw]` (PyTorch's layout).
     #[param]
     pub weight: Tensor<T>,
+    /// The bias, `[out_channels]`; `None` when built without one.
     #[param]
     pub bias: Option<Tensor<T>>,
     #[module(skip)]

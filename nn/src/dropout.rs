@@ -20,6 +20,7 @@ use crate::{Hooks, Module};
 /// Zeroes each value with probability `p` in training (scaling the rest by `1/(1-p)`).
 #[derive(Module)]
 pub struct Dropout<T: Float = f32> {
+    /// Probability of zeroing each value, in `[0, 1]`.
     #[module(skip)]
     pub p: f64,
     #[module(skip)]

@@ -20,12 +20,19 @@ use crate::{BasicConv2d, Conv2dConfig, Hooks, MaxPool2d, Module, PoolConfig, Seq
 /// Channel counts of an Inception block (torchvision's argument order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InceptionConfig {
+    /// Input channels.
     pub in_channels: usize,
+    /// Output channels of the 1x1 branch (`branch1`).
     pub ch1x1: usize,
+    /// Channels of the 1x1 reduction before the 3x3 in `branch2`.
     pub ch3x3red: usize,
+    /// Output channels of `branch2`'s 3x3.
     pub ch3x3: usize,
+    /// Channels of the 1x1 reduction in `branch3` (torchvision's "5x5" branch).
     pub ch5x5red: usize,
+    /// Output channels of `branch3`'s 3x3 (torchvision's "5x5").
     pub ch5x5: usize,
+    /// Output channels of the 1x1 after the max-pool (`branch4`).
     pub pool_proj: usize,
 }
 
@@ -60,9 +67,13 @@ impl InceptionConfig {
 /// Four parallel branches, concatenated on channels.
 #[derive(Module)]
 pub struct Inception<T: Float = f32> {
+    /// 1x1 branch.
     pub branch1: BasicConv2d<T>,
+    /// 1x1 reduce -> 3x3 branch (`0`, `1`).
     pub branch2: Sequential<T>,
+    /// 1x1 reduce -> 3x3 branch (torchvision's "5x5" branch; `0`, `1`).
     pub branch3: Sequential<T>,
+    /// 3x3 max-pool (stride 1, ceil mode) -> 1x1 projection branch (`0`, `1`).
     pub branch4: Sequential<T>,
     #[module(skip)]
     config: InceptionConfig,

@@ -25,9 +25,13 @@ pub enum FanMode {
 /// The non-linearity that follows, for its gain.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Nonlinearity {
+    /// No non-linearity: gain 1.
     Linear,
+    /// Sigmoid: gain 1.
     Sigmoid,
+    /// Tanh: gain 5/3.
     Tanh,
+    /// ReLU: gain sqrt(2).
     Relu,
     /// Leaky ReLU with this negative slope.
     LeakyRelu(f64),

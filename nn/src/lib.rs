@@ -21,6 +21,8 @@
 //! assert!(net.parameters().iter().all(|p| p.grad().is_some()));
 //! ```
 
+#![warn(missing_docs)]
+
 // The derive's generated code names this crate `nn`, here as in a user's crate.
 extern crate self as nn;
 

@@ -19,7 +19,9 @@ use crate::{Hooks, Module};
 /// Options of [`Linear`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinearConfig {
+    /// Input features per sample (the weight's dim 1).
     pub in_features: usize,
+    /// Output features per sample (the weight's dim 0).
     pub out_features: usize,
     /// Whether there is a bias (default true).
     pub bias: bool,
@@ -45,8 +47,10 @@ impl LinearConfig {
 /// A fully connected layer.
 #[derive(Module)]
 pub struct Linear<T: Float = f32> {
+    /// The weight, `[out_features, in_features]`.
     #[param]
     pub weight: Tensor<T>,
+    /// The bias, `[out_features]`; `None` when built without one.
     #[param]
     pub bias: Option<Tensor<T>>,
     #[module(skip)]

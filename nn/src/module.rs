@@ -15,15 +15,20 @@ use crate::state_dict::{FileDtype, StateDict};
 /// such as batch norm's running mean).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TensorKind {
+    /// A learned tensor, returned by `parameters()` and updated by optimizers.
     Parameter,
+    /// Tracked state, not learned (e.g. `running_mean`); saved in the state dict.
     Buffer,
 }
 
 /// A tensor owned by a module, with its local name (`weight`, `running_mean`).
 #[derive(Clone, Debug)]
 pub struct NamedTensor<T: Float = f32> {
+    /// The local name (`weight`, `running_mean`).
     pub name: String,
+    /// The tensor itself (shares storage with the module's field).
     pub tensor: Tensor<T>,
+    /// Whether it is a parameter or a buffer.
     pub kind: TensorKind,
     /// The dtype a saved state dict stores it as, whatever the file's float
     /// dtype (`Some(I64)` for `num_batches_tracked`, as PyTorch); `None`:
@@ -387,8 +392,11 @@ pub trait Module<T: Float = f32>: ModuleFields<T> + AsDyn<T> + Send + Sync {
 /// What a non-strict load skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadReport {
+    /// Keys the module expects that the state dict lacks (left as they were).
     pub missing: Vec<String>,
+    /// Keys in the state dict that the module does not have (ignored).
     pub unexpected: Vec<String>,
+    /// Keys whose shapes differ: (name, shape in the module, shape in the state dict); left as they were.
     pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
 }
 

@@ -20,6 +20,7 @@ pub type PoolConfig = PoolOptions;
 /// Max over sliding windows.
 #[derive(Module)]
 pub struct MaxPool2d {
+    /// Kernel, stride, padding, dilation and ceil mode.
     #[module(skip)]
     pub config: PoolConfig,
     hooks: Hooks,
@@ -51,6 +52,7 @@ impl<T: Float> Module<T> for MaxPool2d {
 /// Average over sliding windows.
 #[derive(Module)]
 pub struct AvgPool2d {
+    /// Kernel, stride, padding, ceil mode and `count_include_pad`.
     #[module(skip)]
     pub config: PoolConfig,
     hooks: Hooks,
@@ -82,6 +84,7 @@ impl<T: Float> Module<T> for AvgPool2d {
 /// Average pooling to a fixed output size (so any input size works).
 #[derive(Module)]
 pub struct AdaptiveAvgPool2d {
+    /// Output height and width.
     #[module(skip)]
     pub output_size: [usize; 2],
     hooks: Hooks,
@@ -109,6 +112,7 @@ impl<T: Float> Module<T> for AdaptiveAvgPool2d {
 /// Max pooling to a fixed output size.
 #[derive(Module)]
 pub struct AdaptiveMaxPool2d {
+    /// Output height and width.
     #[module(skip)]
     pub output_size: [usize; 2],
     hooks: Hooks,

@@ -14,56 +14,95 @@ use thiserror::Error;
 pub enum OptimError {
     /// A hyper-parameter outside its range (PyTorch's `ValueError`s).
     #[error("{what}: {reason}")]
-    InvalidConfig { what: &'static str, reason: String },
+    InvalidConfig {
+        /// The optimizer, scheduler or function that refused it (e.g. `"Adam"`).
+        what: &'static str,
+        /// Which setting is wrong and why.
+        reason: String,
+    },
     /// The same tensor given twice (PyTorch refuses it too: it would be stepped twice).
     #[error("{what}: parameter {index} appears more than once in the parameter groups")]
-    DuplicateParam { what: &'static str, index: usize },
+    DuplicateParam {
+        /// The optimizer's name.
+        what: &'static str,
+        /// Position of the repeated parameter, counted over all groups in order.
+        index: usize,
+    },
     /// A gradient whose shape is not its parameter's.
     #[error("{what}: parameter {index} (group {group}) has shape {param:?} but its gradient has shape {grad:?}")]
     GradShape {
+        /// The optimizer's name.
         what: &'static str,
+        /// Index of the parameter's group.
         group: usize,
+        /// Position of the parameter, counted over all groups in order.
         index: usize,
+        /// Shape of the parameter.
         param: Vec<usize>,
+        /// Shape of its gradient.
         grad: Vec<usize>,
     },
     /// A saved state that does not fit this optimizer or scheduler.
     #[error("{what}: the state does not fit{}: {reason}", path_note(.path))]
     StateMismatch {
+        /// The optimizer or scheduler loading the state.
         what: String,
+        /// The file the state came from; `None` when loaded from memory.
         path: Option<PathBuf>,
+        /// What does not fit.
         reason: String,
     },
     /// A scheduler used with an optimizer whose number of groups changed.
     #[error("{what}: built for {expected} parameter group(s), but the optimizer has {got}")]
     GroupCount {
+        /// The scheduler's name.
         what: &'static str,
+        /// Number of groups the scheduler was built for.
         expected: usize,
+        /// Number of groups the optimizer has now.
         got: usize,
     },
     /// A schedule stepped past its end (OneCycleLR's `total_steps`).
     #[error("{what}: tried to step {step} times; the schedule has {total} steps")]
     ScheduleEnded {
+        /// The scheduler's name.
         what: &'static str,
+        /// The step that was attempted.
         step: i64,
+        /// Number of steps in the schedule (`total_steps`).
         total: usize,
     },
     /// ReduceLROnPlateau stepped without the metric it needs.
     #[error("{what}: needs the monitored metric; call step_with_metric")]
-    MetricRequired { what: &'static str },
+    MetricRequired {
+        /// The scheduler's name.
+        what: &'static str,
+    },
     /// `try_clip_grad_norm_` found a NaN or infinite total norm.
     #[error("clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite ({norm}), so they cannot be clipped")]
-    NonFiniteNorm { norm_type: f64, norm: f64 },
+    NonFiniteNorm {
+        /// The order of the norm (`2.0` for L2, `f64::INFINITY` for max).
+        norm_type: f64,
+        /// The total norm found (NaN or infinite).
+        norm: f64,
+    },
     /// Reading or writing a state file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file that could not be read or written.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A state file that is not what `save` writes (corrupt, truncated or foreign).
     #[error("{path}: not a valid state file ({reason})")]
-    Format { path: PathBuf, reason: String },
+    Format {
+        /// The file that is not a valid state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn path_note(path: &Option<PathBuf>) -> String {

@@ -43,6 +43,8 @@
 //! assert!((opt.param_groups()[1].lr - 1e-4).abs() < 1e-15); // decayed twice by StepLR
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod adadelta;
 pub mod adagrad;
 pub mod adam;

@@ -47,9 +47,13 @@ impl From<(usize, usize)> for Pair {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvOptions {
+    /// Step between windows, `[h, w]` (default `[1, 1]`).
     pub stride: [usize; 2],
+    /// Implicit zeros on both sides of each axis, `[h, w]` (default `[0, 0]`).
     pub padding: [usize; 2],
+    /// Spacing between kernel taps, `[h, w]` (default `[1, 1]`).
     pub dilation: [usize; 2],
+    /// Number of channel groups (default 1; equal to the channels: depthwise).
     pub groups: usize,
     /// Extra rows/columns on one side of a transposed convolution's output.
     pub output_padding: [usize; 2],

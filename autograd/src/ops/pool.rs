@@ -28,11 +28,17 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
+    /// Window size, `[h, w]`.
     pub kernel: [usize; 2],
+    /// Step between windows, `[h, w]` (default: the kernel size).
     pub stride: [usize; 2],
+    /// Implicit padding on both sides, `[h, w]` (-inf for max, zeros for average; default `[0, 0]`).
     pub padding: [usize; 2],
+    /// Spacing between taps, `[h, w]`, max pooling only (default `[1, 1]`).
     pub dilation: [usize; 2],
+    /// Round the output size up instead of down (default false).
     pub ceil_mode: bool,
+    /// Whether averages count the padded elements (default true).
     pub count_include_pad: bool,
 }
 

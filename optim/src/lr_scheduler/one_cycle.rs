@@ -61,6 +61,7 @@ pub struct OneCycleLrConfig {
     pub total_steps: usize,
     /// Fraction of the steps spent rising.
     pub pct_start: f64,
+    /// How the lr moves between its targets (default [`Anneal::Cos`]).
     pub anneal_strategy: Anneal,
     /// Move momentum (beta1) inversely to the lr.
     pub cycle_momentum: bool,

@@ -32,7 +32,9 @@ const NAME: &str = "ReduceLROnPlateau";
 /// Whether the metric should go down (a loss) or up (an accuracy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Lower is better (a loss); PyTorch's `'min'`, the default.
     Min,
+    /// Higher is better (an accuracy); PyTorch's `'max'`.
     Max,
 }
 
@@ -48,6 +50,7 @@ pub enum ThresholdMode {
 /// The settings of [`ReduceLrOnPlateau`]; `Default` gives PyTorch's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReduceLrOnPlateauConfig {
+    /// Whether the metric should fall or rise (default [`Mode::Min`]).
     pub mode: Mode,
     /// The lr is multiplied by this (< 1).
     pub factor: f64,
@@ -55,6 +58,7 @@ pub struct ReduceLrOnPlateauConfig {
     pub patience: usize,
     /// The smallest change that counts as an improvement.
     pub threshold: f64,
+    /// Whether `threshold` is relative or absolute (default [`ThresholdMode::Rel`]).
     pub threshold_mode: ThresholdMode,
     /// Steps to wait after a reduction before counting again.
     pub cooldown: usize,
