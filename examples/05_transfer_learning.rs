@@ -40,13 +40,10 @@ use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{evaluate, train_epoch, Args, Failure, MetricsCsv};
-use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Mnist, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module, StateDict};
 use optim::{Adam, AdamConfig};
-
-const SAMPLE_NOTE: &str = "Fashion-MNIST is not installed: using the repository's sample \
-    (200 images per split); `apt-get install dataset-fashion-mnist` for the full dataset";
 
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
@@ -102,17 +99,7 @@ fn main() -> Result<(), Failure> {
     };
 
     // 2. The target task: a few labelled Fashion-MNIST images, balanced over the classes.
-    let load = |train| {
-        if quick {
-            FashionMnist::load_or_sample(FashionMnist::DEFAULT_DIR, train) // the repository's sample without the package
-        } else {
-            FashionMnist::load_default(train)
-        }
-    };
-    let (fashion, fashion_test) = (load(true)?, load(false)?);
-    if fashion.is_sample() {
-        println!("{SAMPLE_NOTE}");
-    }
+    let (fashion, fashion_test) = dlfs::tools::fashion_mnist(quick)?;
     let few: Arc<dyn ImageDataset> =
         Arc::new(Subset::per_class(Arc::new(fashion), labels / 10, seed));
     let test: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));

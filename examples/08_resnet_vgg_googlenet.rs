@@ -37,15 +37,12 @@ use dlfs::tools::{
     MetricsCsv,
 };
 use models::data::transforms::Pad;
-use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Subset};
+use models::data::{DataLoader, Dataset, ImageDataset, Subset};
 use models::{cifar_resnet, vgg, GoogLeNet, GoogLeNetConfig, VggConfig, VggKind};
 use nn::Module;
 use optim::{Adam, AdamConfig, Optimizer};
 
 const MODELS: [&str; 3] = ["resnet20", "vgg11", "googlenet"];
-
-const SAMPLE_NOTE: &str = "Fashion-MNIST is not installed: using the repository's sample \
-    (200 images per split); `apt-get install dataset-fashion-mnist` for the full dataset";
 
 /// One of the three networks, for 1-channel 32x32 images and 10 classes.
 fn build(name: &str) -> Box<dyn Module> {
@@ -89,17 +86,7 @@ fn main() -> Result<(), Failure> {
     std::fs::create_dir_all(&out)?;
 
     // Fashion-MNIST, padded with 2 black pixels on each side: 1x32x32.
-    let load = |train| {
-        if quick {
-            FashionMnist::load_or_sample(FashionMnist::DEFAULT_DIR, train) // the repository's sample without the package
-        } else {
-            FashionMnist::load_default(train)
-        }
-    };
-    let (fashion, fashion_test) = (load(true)?, load(false)?);
-    if fashion.is_sample() {
-        println!("{SAMPLE_NOTE}");
-    }
+    let (fashion, fashion_test) = dlfs::tools::fashion_mnist(quick)?;
     let train: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion), train_n));
     let test: Arc<dyn ImageDataset> = Arc::new(Subset::first(Arc::new(fashion_test), test_n));
     let train_loader = DataLoader::new(train.clone(), batch)

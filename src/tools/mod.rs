@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod fashion;
 pub mod fit;
 pub mod metrics;
 pub mod plot;
@@ -15,6 +16,7 @@ pub mod train;
 
 pub use args::Args;
 pub use error::Failure;
+pub use fashion::fashion_mnist;
 pub use fit::train_epoch;
 pub use metrics::MetricsCsv;
 pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
