@@ -26,9 +26,13 @@ pub trait IntoShape {
     /// The raw sizes as written.
     fn raw_sizes(&self) -> Vec<isize>;
 
-    /// The sizes, all of them required to be non-negative.
+    /// The sizes, all of them required to be non-negative, and the product
+    /// of the non-zero ones to fit in `isize` (what an array can index):
+    /// `[0, 2^40, 2^40]` holds no element yet is refused, as no array of its
+    /// shape can be built.
     fn to_sizes(&self, op: &'static str) -> Result<Vec<usize>> {
-        self.raw_sizes()
+        let sizes = self
+            .raw_sizes()
             .into_iter()
             .map(|s| {
                 usize::try_from(s).map_err(|_| Error::InvalidArgument {
@@ -37,7 +41,13 @@ pub trait IntoShape {
                     reason: format!("negative size {s} in shape {:?}", self.raw_sizes()),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<usize>>>()?;
+        checked_numel(&sizes).ok_or_else(|| Error::InvalidArgument {
+            op,
+            shape: vec![],
+            reason: format!("shape {sizes:?}: its element count overflows"),
+        })?;
+        Ok(sizes)
     }
 }
 
@@ -136,4 +146,16 @@ pub(crate) fn norm_dims(op: &'static str, dims: &[isize], shape: &[usize]) -> Re
         });
     }
     Ok(out)
+}
+
+/// The element count of `sizes`, or `None` when the product of its non-zero
+/// sizes exceeds `isize::MAX` (ndarray's limit; checked even when another
+/// size is zero, so that no such shape reaches an array constructor).
+pub(crate) fn checked_numel(sizes: &[usize]) -> Option<usize> {
+    let nonzero = sizes
+        .iter()
+        .filter(|&&s| s != 0)
+        .try_fold(1usize, |n, &s| n.checked_mul(s))
+        .filter(|&n| n <= isize::MAX as usize)?;
+    Some(if sizes.contains(&0) { 0 } else { nonzero })
 }

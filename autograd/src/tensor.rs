@@ -156,6 +156,7 @@ impl<T: Float> Tensor<T> {
 
     /// A tensor of the given shape from row-major values.
     pub fn try_from_vec(values: Vec<T>, shape: impl IntoShape) -> Result<Self> {
+        // `to_sizes` refuses shapes whose element count overflows.
         let shape = shape.to_sizes("from_vec")?;
         let n: usize = shape.iter().product();
         if n != values.len() {
