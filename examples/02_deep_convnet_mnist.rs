@@ -3,9 +3,17 @@
 //! The book's recipe by default: Adam (lr 0.001), batch 100, 20 epochs, He
 //! initialisation, inputs scaled to [0, 1]. Every epoch it evaluates on all
 //! 10,000 test images, appends to `metrics.csv`, redraws `curves.png`, and
-//! saves a checkpoint (model, optimizer and scheduler state) from which
-//! `--resume` continues exactly. The trained weights end in
-//! `deep_convnet.safetensors` (torchvision-style names, loadable in PyTorch).
+//! saves `checkpoint.safetensors` (model, optimizer and scheduler state, and
+//! the position in the run) from which `--resume` continues exactly. The
+//! trained weights end in `deep_convnet.safetensors` (torchvision-style
+//! names, loadable in PyTorch).
+//!
+//! A loss that turns NaN or infinite stops the run with the epoch, the step
+//! and the first op that made the value, the last good checkpoint kept
+//! (`--resume --lr SMALLER` continues from it with a new learning rate).
+//! Ctrl-C or SIGTERM finishes the step, writes a checkpoint there, prints
+//! how to resume and exits with status 130 or 143; the resumed run ends
+//! with the weights an uninterrupted one has, bit for bit.
 //!
 //! ```text
 //! cargo run --release --example 02_deep_convnet_mnist                 # the book: ~99.4%
@@ -22,7 +30,8 @@ use std::sync::Arc;
 
 use autograd::{manual_seed, PoolOptions, Tensor};
 use dlfs::tools::{
-    evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, MetricsCsv,
+    evaluate, plot_curves_png, Args, Checkpoint, CheckpointError, Curve, EpochEnd, Failure, Fit,
+    Interrupt, MetricsCsv, Position,
 };
 use models::data::transforms::{Compose, RandomAffine};
 use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
@@ -111,7 +120,7 @@ const HEADER: [&str; 9] = [
     "wall_seconds",
 ];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Failure> {
     let args = Args::parse();
     let quick = args.flag("--quick");
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 20 });
@@ -129,8 +138,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_subset: Option<usize> = args.opt("--train-subset");
     let test_subset: Option<usize> = args.opt("--test-subset");
     let resume = args.flag("--resume");
+    let lr_given = args.value("--lr").is_some();
     args.finish(); // --help, or an unknown option: say so before any work
-    std::fs::create_dir_all(out.join("checkpoint"))?;
+    std::fs::create_dir_all(&out)?;
+    // From here on Ctrl-C and SIGTERM stop the run between two steps.
+    let stop = Interrupt::install()?;
 
     // Data: the MNIST files that ship in the repository (checksums verified).
     let (train, test): (Arc<dyn ImageDataset>, Arc<dyn ImageDataset>) = match &data_dir {
@@ -193,10 +205,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             OneCycleLrConfig::new(vec![lr * 3.0], epochs * steps_per_epoch),
         ))),
         other => {
-            return Err(format!(
+            return Err(Failure::msg(format!(
                 "--schedule: unknown schedule '{other}' (none, step, cosine, onecycle)"
-            )
-            .into())
+            )))
         }
     };
     println!(
@@ -208,23 +219,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if augment { ", augmented" } else { "" }
     );
 
-    // Resume: model, optimizer and scheduler state, and the epoch they reached.
-    let ckpt = out.join("checkpoint");
-    let mut start = 1;
-    if resume && ckpt.join("epoch.txt").exists() {
-        let done: usize = std::fs::read_to_string(ckpt.join("epoch.txt"))?
-            .trim()
-            .parse()?;
-        model.load(&ckpt.join("model.safetensors"), true)?;
-        opt.load(&ckpt.join("optimizer.safetensors"))?;
-        if let Some(s) = sched.as_mut() {
-            s.load(&ckpt.join("scheduler.safetensors"))?;
+    // Resume: model, optimizer and scheduler state, and where the run stopped.
+    // What fixes the data and the random draws must be as it was.
+    let config = format!(
+        "seed={seed} batch={batch} schedule={schedule} augment={augment} train={} test={}",
+        train.len(),
+        test.len()
+    );
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut at = Position::start(1);
+    let mut last_good: Option<Position> = None;
+    if resume {
+        match Checkpoint::load(&ckpt) {
+            Ok(c) => {
+                if c.config != config {
+                    return Err(Failure::msg(format!(
+                        "{}: saved by a run with {}; this one has {config}",
+                        ckpt.display(),
+                        c.config
+                    )));
+                }
+                c.restore(&model, &mut opt, sched.as_deref_mut())?;
+                at = c.position.clone();
+                last_good = Some(c.position);
+                println!(
+                    "resumed from {} at epoch {}, step {} of {steps_per_epoch}",
+                    ckpt.display(),
+                    at.epoch,
+                    at.step
+                );
+                if lr_given {
+                    // A run that diverged continues with a smaller rate.
+                    for g in opt.param_groups_mut() {
+                        g.lr = lr;
+                    }
+                    println!("learning rate set to {lr} (--lr)");
+                }
+            }
+            Err(CheckpointError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                println!("no checkpoint at {}: starting afresh", ckpt.display());
+            }
+            Err(e) => return Err(e.into()),
         }
-        start = done + 1;
-        println!("resumed from {} after epoch {done}", ckpt.display());
     }
-    let mut metrics = if start > 1 {
-        MetricsCsv::resume(out.join("metrics.csv"), &HEADER, (start - 1) as f64)
+    let mut metrics = if at != Position::start(1) {
+        MetricsCsv::resume(out.join("metrics.csv"), &HEADER, (at.epoch - 1) as f64)
     } else {
         MetricsCsv::new(out.join("metrics.csv"), &HEADER)
     };
@@ -235,27 +276,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .copied()
         .unwrap_or(0.0);
 
-    for epoch in start..=epochs {
-        // One seed per epoch: dropout masks (and the shuffle) replay exactly on resume.
-        manual_seed(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        model.train();
-        let mut bar = EpochProgress::new(epoch, epochs, steps_per_epoch);
-        for b in train_loader.epoch(epoch as u64) {
-            opt.zero_grad();
-            let logits = model.forward(b.images());
-            let loss = logits.cross_entropy(b.labels());
-            loss.backward();
-            opt.step();
-            if let Some(s) = sched.as_mut() {
-                s.step(&mut opt);
-            }
-            bar.batch(
-                loss.item() as f64,
-                count_correct(&logits, b.labels()),
-                b.labels().len(),
-            );
+    for epoch in at.epoch..=epochs {
+        let from = if epoch == at.epoch {
+            at.clone()
+        } else {
+            Position::start(epoch)
+        };
+        // Per-step seeds: dropout masks (and the loader's shuffle, seeded
+        // per epoch) replay exactly from any step on resume.
+        let mut fit = Fit::new(&model, &mut opt, &train_loader, epochs)
+            .seed(seed)
+            .interrupt(&stop);
+        if let Some(s) = sched.as_deref_mut() {
+            fit = fit.scheduler(s);
         }
-        bar.finish();
+        let bar = match fit.try_epoch(&from) {
+            Ok(EpochEnd::Finished(bar)) => bar,
+            Ok(EpochEnd::Interrupted { at, signal }) => {
+                let c = Checkpoint::capture(at.clone(), config, &model, &opt, sched.as_deref());
+                c.save(&ckpt)?;
+                let again: Vec<String> = std::env::args()
+                    .skip(1)
+                    .filter(|a| a != "--resume")
+                    .collect();
+                eprintln!(
+                    "interrupted by {} at epoch {epoch}, step {} of {steps_per_epoch}: \
+                     checkpoint written to {}\nresume with: cargo run --release --example \
+                     02_deep_convnet_mnist -- {} --resume",
+                    Interrupt::signal_name(signal),
+                    at.step,
+                    ckpt.display(),
+                    again.join(" ")
+                );
+                std::process::exit(stop.exit_code());
+            }
+            Err(e) => {
+                let kept = match &last_good {
+                    Some(p) => format!(
+                        "the last good checkpoint, {} (epoch {}, step {}), is kept: continue \
+                         from it with --resume and a smaller --lr",
+                        ckpt.display(),
+                        p.epoch,
+                        p.step
+                    ),
+                    None => {
+                        "no checkpoint was written yet: start again with a smaller --lr".to_string()
+                    }
+                };
+                return Err(Failure::msg(format!("training stopped: {e}\n{kept}")));
+            }
+        };
         let secs = bar.seconds();
         let ev = evaluate(&model, &test_loader, true);
         let wall = wall_before + wall0.elapsed().as_secs_f64();
@@ -309,13 +379,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
             ],
         )?;
-        // Checkpoint: each file is written through a temporary file, the epoch marker last.
-        model.save(&ckpt.join("model.safetensors"), Dtype::F32)?;
-        opt.save(&ckpt.join("optimizer.safetensors"))?;
-        if let Some(s) = sched.as_ref() {
-            s.save(&ckpt.join("scheduler.safetensors"))?;
-        }
-        nn::state_dict::write_atomically(&ckpt.join("epoch.txt"), epoch.to_string().as_bytes())?;
+        // Checkpoint: one file, written atomically (the previous one stays
+        // whole until the new one is complete).
+        let next = Position::start(epoch + 1);
+        Checkpoint::capture(next.clone(), config.clone(), &model, &opt, sched.as_deref())
+            .save(&ckpt)?;
+        last_good = Some(next);
     }
     model.save(&out.join("deep_convnet.safetensors"), Dtype::F32)?;
     let best = metrics.column("test_acc").into_iter().fold(0.0, f64::max);

@@ -1,5 +1,5 @@
 //! Per-epoch metrics as CSV, rewritten whole through a temporary file after
-//! every row, so the file on disk is always complete.
+//! every row ([`autograd::io::write_atomic`]), so the file on disk is always complete.
 //!
 //! ```
 //! use dlfs::tools::MetricsCsv;
@@ -11,7 +11,6 @@
 //! assert_eq!(text, "epoch,train_loss,test_acc\n1,0.25,97.5\n");
 //! ```
 
-use std::io::Write;
 use std::path::PathBuf;
 
 /// A CSV of numeric rows under a fixed header.
@@ -46,7 +45,8 @@ impl MetricsCsv {
         m
     }
 
-    /// Appends a row and rewrites the file.
+    /// Appends a row and rewrites the file atomically; an error names the
+    /// file, which keeps its previous rows.
     ///
     /// # Panics
     /// If the row's length differs from the header's.
@@ -65,13 +65,8 @@ impl MetricsCsv {
             text += &cells.join(",");
             text.push('\n');
         }
-        let tmp = self.path.with_extension("csv.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)
+        autograd::io::write_atomic(&self.path, text.as_bytes())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 
     /// Column `name` over all rows.

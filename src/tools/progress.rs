@@ -14,6 +14,8 @@ pub struct EpochProgress {
     /// Set by `finish`: the epoch's duration stops growing.
     stopped: Cell<Option<Duration>>,
     images: usize,
+    /// Images of a restored part of the epoch (not timed by this bar).
+    restored_images: usize,
     loss_sum: f64,
     correct: usize,
     batches: usize,
@@ -34,6 +36,7 @@ impl EpochProgress {
             start: Instant::now(),
             stopped: Cell::new(None),
             images: 0,
+            restored_images: 0,
             loss_sum: 0.0,
             correct: 0,
             batches: 0,
@@ -55,6 +58,39 @@ impl EpochProgress {
         self.bar.inc(1);
     }
 
+    /// Continues an epoch stopped after `batches` batches whose losses sum
+    /// to `loss_sum` with `correct` of `images` right (a resumed
+    /// checkpoint's figures): the bar starts there and the epoch's means
+    /// come out as an uninterrupted epoch's.
+    pub fn restore(&mut self, batches: usize, loss_sum: f64, correct: usize, images: usize) {
+        self.batches = batches;
+        self.loss_sum = loss_sum;
+        self.correct = correct;
+        self.images = images;
+        self.restored_images = images;
+        self.bar.set_position(batches as u64);
+    }
+
+    /// Batches recorded so far.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+
+    /// Sum of the batch losses so far.
+    pub fn loss_sum(&self) -> f64 {
+        self.loss_sum
+    }
+
+    /// Correct predictions so far.
+    pub fn correct(&self) -> usize {
+        self.correct
+    }
+
+    /// Images seen so far.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
     /// Mean of the batch losses so far.
     pub fn mean_loss(&self) -> f64 {
         self.loss_sum / self.batches.max(1) as f64
@@ -67,7 +103,7 @@ impl EpochProgress {
 
     /// Throughput so far (until [`finish`](Self::finish)).
     pub fn images_per_second(&self) -> f64 {
-        self.images as f64 / self.seconds().max(1e-9)
+        (self.images - self.restored_images) as f64 / self.seconds().max(1e-9)
     }
 
     /// Seconds since the epoch started (until [`finish`](Self::finish)).
