@@ -542,3 +542,180 @@ fn examples_answer_help_and_refuse_unknown_options() {
         );
     }
 }
+
+/// Example 02's binary, built by the `cargo` that runs these tests, to be
+/// run (and signalled) directly rather than through `cargo run`.
+fn ex02_binary() -> PathBuf {
+    let built = Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--example",
+            "02_deep_convnet_mnist",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(built.success());
+    // CARGO_TARGET_TMPDIR is <target>/tmp.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    target.join("release/examples/02_deep_convnet_mnist")
+}
+
+#[test]
+fn ex02_a_nan_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint() {
+    let name = "02_deep_convnet_mnist";
+    let out = out_dir("02_nan");
+    run_quick(name, &out, &[]); // epoch 1 of 1: a good checkpoint
+    let ckpt = out.join("checkpoint.safetensors");
+    let good = std::fs::read(&ckpt).unwrap();
+    // Adam moves each weight by about lr per step; at 1e6 the book's
+    // network only dies (ReLUs off, a finite loss), at 1e38 the first
+    // convolution overflows f32.
+    let o = out.to_str().unwrap();
+    let args = [
+        "--quick", "--out", o, "--epochs", "2", "--resume", "--lr", "1e38",
+    ];
+    let output = cargo_run(name, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in [
+        "epoch 2, step ",
+        "of 6",
+        "anomaly",
+        "the forward of '",
+        "is kept",
+        "--resume",
+    ] {
+        assert!(stderr.contains(needle), "no '{needle}' in:\n{stderr}");
+    }
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        good,
+        "the last good checkpoint changed"
+    );
+    // Resumed from it with the run's own learning rate, it finishes.
+    let stdout = run_quick(name, &out, &["--epochs", "2", "--resume"]);
+    assert!(stdout.contains("resumed from"), "{stdout}");
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "lr",
+    ];
+    let rows = read_csv(&out.join("metrics.csv")).1;
+    assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), [1.0, 2.0]);
+    assert!(rows
+        .iter()
+        .all(|r| r[..header.len()].iter().all(|v| v.is_finite())));
+}
+
+/// Starts example 02, waits for a line of its output containing `wait_for`
+/// and `delay` more, sends `signal`; returns its exit code and stderr.
+fn interrupt_ex02(
+    bin: &Path,
+    args: &[&str],
+    wait_for: &str,
+    signal: &str,
+) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("example 02 starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(wait_for) {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no '{wait_for}' line"
+        );
+    }
+    // Into the epoch: 40 steps of 50 images take seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-s", signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+#[test]
+fn ex02_sigint_and_sigterm_then_resume_give_the_uninterrupted_weights() {
+    let bin = ex02_binary();
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (whole, cut) = (out_dir("02_whole"), out_dir("02_interrupted"));
+    let common = [
+        "--quick",
+        "--epochs",
+        "2",
+        "--train-subset",
+        "2000",
+        "--batch",
+        "50",
+    ];
+    let with = |out: &Path, resume: bool| {
+        let mut a: Vec<&str> = common.to_vec();
+        a.extend(["--out", out.to_str().unwrap()].iter().copied());
+        if resume {
+            a.push("--resume");
+        }
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: &[String]| {
+        let o = Command::new(&bin).args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(&with(&whole, false));
+
+    let args = with(&cut, false);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = interrupt_ex02(&bin, &refs, "DeepConvNet:", "INT");
+    assert_eq!(code, Some(130), "SIGINT: {stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT") && stderr.contains("resume with:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resume"), "{stderr}");
+    eprintln!("{stderr}");
+
+    let args = with(&cut, true);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = interrupt_ex02(&bin, &refs, "resumed from", "TERM");
+    assert_eq!(code, Some(143), "SIGTERM: {stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    eprintln!("{stderr}");
+
+    let stdout = run(&with(&cut, true));
+    assert!(stdout.contains("resumed from"), "{stdout}");
+    let weights = |d: &Path| std::fs::read(d.join("deep_convnet.safetensors")).unwrap();
+    assert!(
+        weights(&whole) == weights(&cut),
+        "the interrupted and resumed run ends with other weights than the uninterrupted one"
+    );
+    // The per-epoch training figures are the same too (not the timings).
+    let figures = |d: &Path| -> Vec<Vec<f64>> {
+        let rows = read_csv(&d.join("metrics.csv")).1;
+        rows.into_iter().map(|r| r[..6].to_vec()).collect()
+    };
+    assert_eq!(figures(&whole), figures(&cut));
+}
