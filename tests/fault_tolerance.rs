@@ -46,8 +46,11 @@ fn checkpoint(inputs: usize, position: Position) -> Checkpoint {
     Checkpoint::capture(position, "test", &model, &opt, None)
 }
 
+/// A way to save state into a path, returning the error's message.
+type Saver = Box<dyn Fn(&Path) -> String>;
+
 /// Every way this crate saves state, each writing `path`.
-fn savers() -> Vec<(&'static str, Box<dyn Fn(&Path) -> String>)> {
+fn savers() -> Vec<(&'static str, Saver)> {
     let model = || net(4);
     vec![
         (

@@ -265,7 +265,7 @@ impl Checkpoint {
         };
         let required = |name: &str| blob(name)?.ok_or_else(|| format(format!("no '{name}' part")));
         for name in st.names() {
-            if !["model", "optimizer", "scheduler"].contains(&&name[..]) {
+            if !["model", "optimizer", "scheduler"].contains(&name) {
                 return Err(format(format!("unexpected part '{name}'")));
             }
         }

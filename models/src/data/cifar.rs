@@ -29,8 +29,13 @@ const HINT: &str =
 /// after image, and its labels.
 pub fn read_cifar10_batch(path: impl AsRef<Path>) -> Result<(Vec<u8>, Vec<u8>)> {
     let path = path.as_ref();
-    let bytes = read_file(path)?;
-    if bytes.is_empty() || bytes.len() % CIFAR10_RECORD != 0 {
+    parse_cifar10_batch(&read_file(path)?, path)
+}
+
+/// Parses the (decompressed) bytes of a CIFAR-10 batch file read from
+/// `path` (named in errors): its pixels and its labels.
+pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR10_RECORD) {
         let whole = bytes.len() / CIFAR10_RECORD;
         return Err(DataError::Truncated {
             path: path.to_path_buf(),

@@ -34,6 +34,13 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut raw))
         .map_err(io_err)?;
+    decompress(raw, path)
+}
+
+/// The bytes of a file read from `path` as [`read_file`] gives them:
+/// gunzipped when the name ends in `.gz` or they start with the gzip magic
+/// bytes, as they are otherwise.
+pub fn decompress(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     let named_gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
