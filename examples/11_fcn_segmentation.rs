@@ -27,7 +27,8 @@
 //!
 //! Options: `--decoder fcn|unpool` `--epochs N` (4) `--train-scenes N`
 //! (10,000) `--test-scenes N` (1,000) `--batch N` (32) `--lr F` (0.002)
-//! `--seed S` `--threads T` `--show N` (scenes drawn, 6) `--out DIR`
+//! `--seed S` `--threads T` `--background-weight F` (the background's
+//! class weight in the loss, 1) `--show N` (scenes drawn, 6) `--out DIR`
 //! (runs/segmentation_<decoder>) `--quick` (1 epoch on 256 training and 64
 //! test scenes).
 
@@ -235,6 +236,7 @@ fn main() -> Result<(), Failure> {
     let batch: usize = args.get("--batch", 32);
     let lr: f64 = args.get("--lr", 2e-3);
     let seed: u64 = args.get("--seed", 0);
+    let background_weight: f64 = args.get("--background-weight", 1.0);
     let show: usize = args.get("--show", 6);
     let out = PathBuf::from(args.get("--out", format!("runs/segmentation_{decoder}")));
     args.finish(); // --help, or an unknown option: say so before any work
@@ -287,7 +289,11 @@ fn main() -> Result<(), Failure> {
             ..Default::default()
         },
     );
-    let loss_opts = CrossEntropyOptions::new();
+    // Background is ~90% of the pixels: a weight below 1 makes the digits'
+    // pixels count for more (the mean divides by the summed weights).
+    let mut class_weights = vec![1.0; CLASSES];
+    class_weights[DigitScenes::BACKGROUND] = background_weight;
+    let loss_opts = CrossEntropyOptions::new().weight(class_weights);
     let mut metrics = MetricsCsv::new(out.join("metrics.csv"), &HEADER);
     let (mut losses, mut test_accs, mut mious) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
