@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes autograd/tests/fixtures/golden_cnn.txt: inputs, upstream gradients,
 outputs and all gradients of the CNN ops (conv2d, conv_transpose2d,
-max/avg/adaptive pooling, batch_norm) computed by PyTorch in float64. The
+max/avg/adaptive pooling with their argmax indices, max_unpool2d,
+batch_norm, per-pixel cross_entropy) computed by PyTorch in float64. The
 Rust test `autograd/tests/golden_cnn.rs` reads every case from the fixture
 (its options included) and compares in f64 and in f32. CI only reads the
 committed fixture.
@@ -18,6 +19,15 @@ Options layouts:
   max_pool2d, avg_pool2d:   kh kw sh sw ph pw dh dw ceil_mode count_include_pad
   adaptive_*_pool2d:        oh ow
   batch_norm:               training has_weight has_bias has_running momentum eps
+  max_unpool2d:             kh kw sh sw ph pw oh ow H W  (oh ow: output_size, 0 0 for
+                            the default; H W: the pooled plane the indices point into)
+  cross_entropy:            reduction(0 mean, 1 sum, 2 none) label_smoothing
+                            ignore_index(-1: none) has_weight
+
+Max pools also write their indices `idx` (return_indices=True); max_unpool2d
+takes its indices `idx` from a max pool of another random tensor;
+cross_entropy's labels are `t` (class indices as numbers) and its class
+weights `w`.
 """
 import os
 
@@ -43,7 +53,7 @@ def opts(name, *values):
 
 def rnd(*shape, scale=1.0, shift=0.0):
     # Rounded to 4 decimals: short exact-enough text, the same double in Rust.
-    return torch.round(torch.randn(*shape) * scale + shift, decimals=4)
+    return torch.round(torch.randn(shape) * scale + shift, decimals=4)
 
 
 def leaf(name, t):
@@ -120,7 +130,8 @@ def pool(kind, case, x, kernel, stride=None, padding=0, dilation=1, ceil_mode=Fa
     opts(p, *kernel, *stride, *padding, *dilation, int(ceil_mode), int(count_include_pad))
     x = leaf(p + ".x", x)
     if kind == "max_pool2d":
-        y = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+        y, idx = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+        put(p + ".idx", idx.double())
     else:
         y = F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
     finish(p, y, [x], ["x"])
@@ -130,7 +141,11 @@ def adaptive(kind, case, x, out):
     p = f"{kind}.{case}"
     opts(p, *out)
     x = leaf(p + ".x", x)
-    y = F.adaptive_avg_pool2d(x, out) if kind == "adaptive_avg_pool2d" else F.adaptive_max_pool2d(x, out)
+    if kind == "adaptive_avg_pool2d":
+        y = F.adaptive_avg_pool2d(x, out)
+    else:
+        y, idx = F.adaptive_max_pool2d(x, out, return_indices=True)
+        put(p + ".idx", idx.double())
     finish(p, y, [x], ["x"])
 
 
@@ -211,6 +226,69 @@ bn("train4d_weight_only", [2, 3, 2, 2], True, bias=False, momentum=0.3, eps=1e-3
 bn("train2d_min_batch", [2, 3], True)
 bn("eval4d", [2, 3, 2, 3], False)
 bn("eval2d_noweight", [5, 3], False, weight=False)
+
+# ---------------------------------------------------------------------------
+# max_unpool2d (after the cases above, so that their random values stay put)
+# ---------------------------------------------------------------------------
+
+def unpool(case, pooled, kernel, stride=None, padding=0, output_size=None, adaptive=None):
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
+    stride = kernel if stride is None else stride
+    kernel, stride, padding = map(pair, (kernel, stride, padding))
+    p = f"max_unpool2d.{case}"
+    if adaptive is None:
+        _, idx = F.max_pool2d(pooled, kernel, stride, padding, return_indices=True)
+    else:
+        _, idx = F.adaptive_max_pool2d(pooled, adaptive, return_indices=True)
+    opts(p, *kernel, *stride, *padding, *(output_size or (0, 0)), *pooled.shape[-2:])
+    put(p + ".idx", idx.double())
+    x = leaf(p + ".x", rnd(*idx.shape))
+    y = F.max_unpool2d(x, idx, kernel, stride, padding, output_size=output_size)
+    finish(p, y, [x], ["x"])
+
+
+unpool("k2", rnd(2, 2, 6, 6), 2)
+unpool("k2_odd_output_size", rnd(1, 2, 7, 5), 2, output_size=(7, 5))
+# Overlapping windows on tied values: one index can appear twice; the later
+# value is kept and the gradient (a gather) reaches both.
+unpool("k3s2p1_overlap", ties(2, 1, 7, 7), 3, 2, 1)
+unpool("k3s2p1_overlap_random", rnd(1, 2, 7, 7), 3, 2, 1)
+unpool("unbatched_k2", rnd(3, 4, 4), 2)
+unpool("adaptive_5x7to2x3", rnd(1, 2, 5, 7), 3, 2, output_size=(5, 7), adaptive=(2, 3))
+
+# ---------------------------------------------------------------------------
+# cross_entropy on [N, C, d1, ...] logits: ignore_index, class weights,
+# label smoothing, reductions
+# ---------------------------------------------------------------------------
+
+def xent(case, shape, reduction="mean", label_smoothing=0.0, ignore_index=None, weight=False):
+    p = f"cross_entropy.{case}"
+    c = shape[1]
+    red = {"mean": 0, "sum": 1, "none": 2}[reduction]
+    opts(p, red, label_smoothing, -1 if ignore_index is None else ignore_index, int(weight))
+    x = leaf(p + ".x", rnd(*shape, scale=2.0))
+    t = torch.randint(0, c, [shape[0]] + list(shape[2:]))
+    if ignore_index is not None:
+        t[torch.rand(t.shape) < 0.3] = ignore_index
+    put(p + ".t", t.double())
+    w = None
+    if weight:
+        w = torch.round(torch.rand(c) * 2 + 0.1, decimals=4)
+        put(p + ".w", w)
+    y = F.cross_entropy(x, t, weight=w, reduction=reduction, label_smoothing=label_smoothing,
+                        ignore_index=-100 if ignore_index is None else ignore_index)
+    finish(p, y, [x], ["x"])
+
+
+xent("spatial_mean", [2, 4, 3, 3])
+xent("spatial_ignore_weight_mean", [2, 5, 3, 4], ignore_index=255, weight=True)
+xent("spatial_ignore_mean", [2, 3, 4, 4], ignore_index=255)
+xent("spatial_weight_smooth_mean", [2, 4, 3, 3], label_smoothing=0.1, ignore_index=255, weight=True)
+xent("spatial_weight_smooth_sum", [2, 3, 2, 3], reduction="sum", label_smoothing=0.2, ignore_index=1, weight=True)
+xent("volume_weight_smooth_none", [1, 4, 2, 2, 3], reduction="none", label_smoothing=0.2, ignore_index=255,
+     weight=True)
+xent("rows_weight_smooth_mean", [6, 4], label_smoothing=0.3, ignore_index=255, weight=True)
+xent("rows_weight_none", [5, 3], reduction="none", weight=True)
 
 os.makedirs(os.path.dirname(OUT), exist_ok=True)
 with open(OUT, "w") as fh:

@@ -512,6 +512,68 @@ fn ex08_resnet_vgg_googlenet() {
     );
 }
 
+/// Both decoders of example 11: the loss falls below chance (ln 11) within
+/// the one quick epoch, the metrics are percentages, the pictures and the
+/// weights are written; an unknown decoder is refused.
+#[test]
+fn ex11_fcn_segmentation() {
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_pixel_acc",
+        "test_loss",
+        "test_pixel_acc",
+        "test_miou",
+    ];
+    for decoder in ["fcn", "unpool"] {
+        let out = out_dir(&format!("11_fcn_segmentation_{decoder}"));
+        let stdout = run_quick("11_fcn_segmentation", &out, &["--decoder", decoder]);
+        assert!(
+            stdout.contains("final test pixel accuracy") && stdout.contains("IoU per class"),
+            "{decoder}: {stdout}"
+        );
+        let rows = csv_rows(&out.join("metrics.csv"), &header);
+        assert_eq!(rows.len(), 1, "{decoder}: one quick epoch");
+        let chance = 11f64.ln();
+        for name in ["train_loss", "test_loss"] {
+            let loss = column(&rows, &header, name)[0];
+            assert!(
+                loss.is_finite() && loss < chance,
+                "{decoder}: {name} {loss}"
+            );
+        }
+        assert!(
+            column(&rows, &header, "test_loss")[0] < 0.9 * chance,
+            "{decoder}: {rows:?}"
+        );
+        for name in ["train_pixel_acc", "test_pixel_acc", "test_miou"] {
+            let v = column(&rows, &header, name)[0];
+            assert!(
+                (0.0..=100.0).contains(&v) && v > 0.0,
+                "{decoder}: {name} {v}"
+            );
+        }
+        let (w, h) = check_png(&out.join("segmentation.png"));
+        assert!(
+            w > 3 * 64 * 3 && h > 6 * 64 * 3,
+            "segmentation.png is {w}x{h}: 6 rows of 3 expected"
+        );
+        check_png(&out.join("curves.png"));
+        let weights = std::fs::metadata(out.join(format!("{decoder}.safetensors")))
+            .unwrap_or_else(|e| panic!("{decoder}: no weights: {e}"));
+        assert!(
+            weights.len() > 4 * 80_000,
+            "{decoder}: {} bytes of weights",
+            weights.len()
+        );
+    }
+    assert_user_error(
+        "11_fcn_segmentation",
+        &["--quick", "--decoder", "unet"],
+        "expected fcn or unpool",
+    );
+}
+
 /// `--help` lists every example's options; a misspelt option stops it before
 /// any work (it used to be ignored: `--help` started a 20-epoch run).
 #[test]
@@ -525,6 +587,7 @@ fn examples_answer_help_and_refuse_unknown_options() {
         "06_reduced_precision",
         "07_ensemble",
         "08_resnet_vgg_googlenet",
+        "11_fcn_segmentation",
     ] {
         let help = cargo_run(name, &["--help"]);
         let stdout = String::from_utf8_lossy(&help.stdout);

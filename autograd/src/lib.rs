@@ -67,9 +67,10 @@ pub use graph::{
     BackwardCtx, GradOptions,
 };
 pub use ops::conv::ConvOptions;
-pub use ops::loss::Reduction;
+pub use ops::loss::{CrossEntropyOptions, Reduction};
 pub use ops::norm::BatchNormArgs;
 pub use ops::pool::PoolOptions;
+pub use ops::unpool::{PoolIndices, UnpoolOptions};
 pub use rng::manual_seed;
 pub use tensor::{BackwardOptions, Storage, Tensor};
 pub use threads::{num_threads, parallel_for_each, prime_malloc, set_num_threads};

@@ -1,5 +1,6 @@
 //! Golden tests of the CNN ops against PyTorch: conv2d, conv_transpose2d,
-//! max/avg/adaptive pooling and batch_norm. `scripts/golden_cnn.py` wrote the
+//! max/avg/adaptive pooling (with the max pools' argmax indices),
+//! max_unpool2d, batch_norm and per-pixel cross_entropy. `scripts/golden_cnn.py` wrote the
 //! fixture: for every case its options, inputs, a random upstream gradient
 //! `gy`, and PyTorch's float64 output and gradients with respect to every
 //! input (input, weight, bias), plus the updated running statistics of
@@ -10,8 +11,8 @@ use std::collections::BTreeMap;
 
 use autograd::ops::conv::ConvOptions;
 use autograd::ops::pool::PoolOptions;
-use autograd::BatchNormArgs;
 use autograd::{grad, Float, GradOptions, Tensor};
+use autograd::{BatchNormArgs, CrossEntropyOptions, PoolIndices, Reduction, UnpoolOptions};
 
 struct Fixture(BTreeMap<String, (Vec<usize>, Vec<f64>)>);
 
@@ -74,6 +75,23 @@ impl Fixture {
 
     fn opts_f64(&self, prefix: &str) -> Vec<f64> {
         self.0[&format!("{prefix}.opts")].1.clone()
+    }
+
+    /// A tensor of whole numbers (indices, labels) as `usize`.
+    fn usizes(&self, name: &str) -> Vec<usize> {
+        self.0[name].1.iter().map(|&v| v as usize).collect()
+    }
+
+    /// Checks a max pool's `(output, indices)` against `prefix.out` and `prefix.idx`.
+    fn check_indices<T: Float>(&self, prefix: &str, (y, idx): (Tensor<T>, PoolIndices), rtol: f64) {
+        self.assert_close(&format!("{prefix}.out"), &y, rtol);
+        let want = &self.0[&format!("{prefix}.idx")];
+        assert_eq!(idx.shape(), want.0.as_slice(), "{prefix}: indices shape");
+        assert_eq!(
+            idx.to_vec(),
+            self.usizes(&format!("{prefix}.idx")),
+            "{prefix}: indices"
+        );
     }
 
     /// Compares shape and values to `rtol` of the largest magnitude (at least 1e-3).
@@ -184,6 +202,7 @@ fn pool_cases<T: Float>(f: &Fixture, op: &str, rtol: f64) -> usize {
             .count_include_pad(o[9] == 1);
         let x = f.leaf::<T>(&format!("{p}.x"));
         let y = if op == "max_pool2d" {
+            f.check_indices(p, x.max_pool2d_with_indices(opts), rtol);
             x.try_max_pool2d(opts)
         } else {
             x.try_avg_pool2d(opts)
@@ -200,6 +219,7 @@ fn adaptive_cases<T: Float>(f: &Fixture, op: &str, rtol: f64) -> usize {
         let o = f.opts(p);
         let x = f.leaf::<T>(&format!("{p}.x"));
         let y = if op == "adaptive_max_pool2d" {
+            f.check_indices(p, x.adaptive_max_pool2d_with_indices([o[0], o[1]]), rtol);
             x.try_adaptive_max_pool2d([o[0], o[1]])
         } else if o == [1, 1] {
             Ok(x.global_avg_pool2d())
@@ -248,6 +268,49 @@ fn batch_norm_cases<T: Float>(f: &Fixture, rtol: f64) -> usize {
     cases.len()
 }
 
+fn unpool_cases<T: Float>(f: &Fixture, rtol: f64) -> usize {
+    let cases = f.cases("max_unpool2d");
+    for p in &cases {
+        let o = f.opts(p);
+        let mut opts = UnpoolOptions::new([o[0], o[1]])
+            .stride([o[2], o[3]])
+            .padding([o[4], o[5]]);
+        if o[6] > 0 {
+            opts = opts.output_size([o[6], o[7]]);
+        }
+        let x = f.leaf::<T>(&format!("{p}.x"));
+        let idx = PoolIndices::new(f.usizes(&format!("{p}.idx")), x.shape(), [o[8], o[9]]);
+        let y = x
+            .try_max_unpool2d(&idx, opts)
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        f.check(p, &y, &[("x", x)], rtol);
+    }
+    cases.len()
+}
+
+fn cross_entropy_cases<T: Float>(f: &Fixture, rtol: f64) -> usize {
+    let cases = f.cases("cross_entropy");
+    for p in &cases {
+        let o = f.opts_f64(p);
+        let reduction = [Reduction::Mean, Reduction::Sum, Reduction::None][o[0] as usize];
+        let mut opts = CrossEntropyOptions::new()
+            .reduction(reduction)
+            .label_smoothing(o[1]);
+        if o[2] >= 0.0 {
+            opts = opts.ignore_index(o[2] as usize);
+        }
+        if o[3] == 1.0 {
+            opts = opts.weight(f.0[&format!("{p}.w")].1.clone());
+        }
+        let x = f.leaf::<T>(&format!("{p}.x"));
+        let y = x
+            .try_cross_entropy_opts(&f.usizes(&format!("{p}.t")), &opts)
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        f.check(p, &y, &[("x", x)], rtol);
+    }
+    cases.len()
+}
+
 fn all<T: Float>(rtol: f64) {
     let f = Fixture::load();
     // The fixture's case counts, so that a truncated fixture cannot pass.
@@ -258,6 +321,8 @@ fn all<T: Float>(rtol: f64) {
     assert_eq!(adaptive_cases::<T>(&f, "adaptive_avg_pool2d", rtol), 5);
     assert_eq!(adaptive_cases::<T>(&f, "adaptive_max_pool2d", rtol), 4);
     assert_eq!(batch_norm_cases::<T>(&f, rtol), 7);
+    assert_eq!(unpool_cases::<T>(&f, rtol), 6);
+    assert_eq!(cross_entropy_cases::<T>(&f, rtol), 8);
 }
 
 #[test]

@@ -40,6 +40,7 @@ pub mod hooks;
 pub mod inception;
 pub mod init;
 pub mod linear;
+pub mod max_unpool2d;
 pub mod module;
 pub mod pooling;
 mod safetensors_file;
@@ -60,6 +61,7 @@ pub use gradcheck::gradcheck_module;
 pub use hooks::{HookHandle, Hooks};
 pub use inception::{Inception, InceptionConfig};
 pub use linear::{Linear, LinearConfig};
+pub use max_unpool2d::{MaxUnpool2d, MaxUnpool2dConfig};
 pub use module::{AsDyn, LoadReport, Module, ModuleFields, NamedTensor, TensorKind};
 /// `#[derive(Module)]`: children, parameters, buffers and the hook slot from
 /// the struct's fields (see the [`nn_derive`] crate for the field rules).

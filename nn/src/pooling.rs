@@ -1,5 +1,7 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`,
-//! `AdaptiveMaxPool2d` (stateless wrappers of the autograd ops).
+//! `AdaptiveMaxPool2d` (stateless wrappers of the autograd ops); the max
+//! pools' `forward_with_indices` also return the argmax indices that
+//! [`MaxUnpool2d`](crate::MaxUnpool2d) takes.
 //!
 //! ```
 //! use autograd::Tensor;
@@ -10,7 +12,7 @@
 //! ```
 
 use autograd::ops::conv::Pair;
-use autograd::{Float, PoolOptions, Tensor};
+use autograd::{Float, PoolIndices, PoolOptions, Tensor};
 
 use crate::{Hooks, Module};
 
@@ -33,6 +35,21 @@ impl MaxPool2d {
             config,
             hooks: Hooks::new(),
         }
+    }
+
+    /// The pooled tensor and where each maximum came from (PyTorch's
+    /// `return_indices=True`; see [`Tensor::max_pool2d_with_indices`]).
+    /// Forward hooks do not run: they see one output.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// use nn::{MaxPool2d, PoolConfig};
+    /// let x: Tensor = Tensor::randn([2, 3, 8, 8]);
+    /// let (y, idx) = MaxPool2d::new(PoolConfig::new(2)).forward_with_indices(&x);
+    /// assert_eq!((y.shape(), idx.shape().to_vec()), (vec![2, 3, 4, 4], vec![2, 3, 4, 4]));
+    /// ```
+    pub fn forward_with_indices<T: Float>(&self, x: &Tensor<T>) -> (Tensor<T>, PoolIndices) {
+        x.max_pool2d_with_indices(self.config)
     }
 }
 
@@ -125,6 +142,12 @@ impl AdaptiveMaxPool2d {
             hooks: Hooks::new(),
             output_size: output_size.into().0,
         }
+    }
+
+    /// The pooled tensor and where each maximum came from (see
+    /// [`Tensor::adaptive_max_pool2d_with_indices`]); forward hooks do not run.
+    pub fn forward_with_indices<T: Float>(&self, x: &Tensor<T>) -> (Tensor<T>, PoolIndices) {
+        x.adaptive_max_pool2d_with_indices(self.output_size)
     }
 }
 

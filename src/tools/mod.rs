@@ -24,7 +24,7 @@ pub use fashion::fashion_mnist;
 pub use fit::{train_epoch, try_train_epoch, EpochEnd, Fit, TrainError};
 pub use interrupt::Interrupt;
 pub use metrics::MetricsCsv;
-pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
+pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage, CLASS_COLOURS};
 pub use pretrained::trained_deep_convnet;
 pub use progress::EpochProgress;
 pub use train::{argmax, evaluate, predict, predict_logits, Evaluation};

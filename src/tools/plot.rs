@@ -171,6 +171,55 @@ impl GridImage {
     }
 }
 
+/// Colours of segmentation classes: matplotlib's `tab10` for classes 0-9
+/// (the digits of [`DigitScenes`](models::data::DigitScenes)), black for
+/// class 10 (their background), then greys.
+pub const CLASS_COLOURS: [[u8; 3]; 11] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [188, 189, 34],
+    [23, 190, 207],
+    [255, 215, 0],
+    [0, 0, 0],
+];
+
+impl GridImage {
+    /// A cell showing a segmentation mask (`height * width` class labels,
+    /// row-major), a colour per class from [`CLASS_COLOURS`] (labels past
+    /// them in grey).
+    pub fn from_mask(
+        labels: &[usize],
+        height: usize,
+        width: usize,
+        caption: impl Into<String>,
+    ) -> Self {
+        assert_eq!(
+            labels.len(),
+            height * width,
+            "from_mask: labels for {height}x{width}"
+        );
+        let mut values = vec![0.0f32; 3 * height * width];
+        for (i, &c) in labels.iter().enumerate() {
+            let rgb = CLASS_COLOURS.get(c).copied().unwrap_or([128, 128, 128]);
+            for (ch, &v) in rgb.iter().enumerate() {
+                values[ch * height * width + i] = f32::from(v) / 255.0;
+            }
+        }
+        GridImage {
+            values,
+            channels: 3,
+            height,
+            width,
+            caption: caption.into(),
+        }
+    }
+}
+
 /// Draws images in a grid of `cols` columns, each scaled by `scale`
 /// (nearest neighbour) with its caption underneath, to `path` as PNG.
 pub fn image_grid_png(

@@ -14,6 +14,7 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+pub mod unpool;
 
 use crate::dtype::Float;
 use crate::error::Result;

@@ -1,6 +1,7 @@
 //! Pooling: `max_pool2d` (kernel, stride, padding, dilation, ceil_mode; the
-//! argmax is kept for backward), `avg_pool2d` (count_include_pad),
-//! `adaptive_avg_pool2d`, `adaptive_max_pool2d`, `global_avg_pool2d`.
+//! argmax is kept for backward, and returned by the `_with_indices` forms),
+//! `avg_pool2d` (count_include_pad), `adaptive_avg_pool2d`,
+//! `adaptive_max_pool2d`, `global_avg_pool2d`.
 //! Each is linear in the gradient, so its backward is a scatter whose own
 //! backward is the matching gather (or the pooling itself).
 
@@ -14,6 +15,7 @@ use crate::kernels::pool::{
     avg_pool, avg_pool_adjoint, gather_max, max_pool, scatter_max, Windows,
 };
 use crate::ops::conv::{with_slice, Pair};
+use crate::ops::unpool::PoolIndices;
 use crate::tensor::Tensor;
 
 /// Options of [`Tensor::max_pool2d`] and [`Tensor::avg_pool2d`], PyTorch's
@@ -238,6 +240,34 @@ impl<T: Float> Tensor<T> {
         ok(self.try_max_pool2d(opts))
     }
 
+    /// Max pooling that also returns where each maximum came from
+    /// (PyTorch's `return_indices=True`): for every output element, the
+    /// index of its window's first maximum in row-major order (NaN wins) in
+    /// the flattened `H * W` plane of its `(n, c)`. The indices feed
+    /// [`max_unpool2d`](Self::max_unpool2d).
+    ///
+    /// ```
+    /// use autograd::{PoolOptions, Tensor};
+    /// let x = Tensor::<f32>::from_vec((0..16).map(|v| v as f32).collect(), [1, 1, 4, 4]);
+    /// let (y, idx) = x.max_pool2d_with_indices(PoolOptions::new(2));
+    /// assert_eq!(y.to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
+    /// assert_eq!(idx.to_vec(), vec![5, 7, 13, 15]);
+    /// ```
+    pub fn try_max_pool2d_with_indices(
+        &self,
+        opts: PoolOptions,
+    ) -> Result<(Tensor<T>, PoolIndices)> {
+        let plan = sliding_plan("max_pool2d", &self.shape(), &opts, false)?;
+        Ok(max_pool_indices_op(self, plan, "max_pool2d"))
+    }
+
+    /// Max pooling with the argmax indices; see
+    /// [`try_max_pool2d_with_indices`](Self::try_max_pool2d_with_indices).
+    #[track_caller]
+    pub fn max_pool2d_with_indices(&self, opts: PoolOptions) -> (Tensor<T>, PoolIndices) {
+        ok(self.try_max_pool2d_with_indices(opts))
+    }
+
     /// Average pooling over `[N, C, H, W]` (or `[C, H, W]`); no dilation.
     pub fn try_avg_pool2d(&self, opts: PoolOptions) -> Result<Tensor<T>> {
         if opts.dilation != [1, 1] {
@@ -281,6 +311,25 @@ impl<T: Float> Tensor<T> {
         ok(self.try_adaptive_max_pool2d(out))
     }
 
+    /// Max pooling to a fixed output size, with the argmax indices as
+    /// [`try_max_pool2d_with_indices`](Self::try_max_pool2d_with_indices).
+    pub fn try_adaptive_max_pool2d_with_indices(
+        &self,
+        out: impl Into<Pair>,
+    ) -> Result<(Tensor<T>, PoolIndices)> {
+        let plan = adaptive_plan("adaptive_max_pool2d", &self.shape(), out.into().0)?;
+        Ok(max_pool_indices_op(self, plan, "adaptive_max_pool2d"))
+    }
+
+    /// Max pooling to a fixed output size, with the argmax indices.
+    #[track_caller]
+    pub fn adaptive_max_pool2d_with_indices(
+        &self,
+        out: impl Into<Pair>,
+    ) -> (Tensor<T>, PoolIndices) {
+        ok(self.try_adaptive_max_pool2d_with_indices(out))
+    }
+
     /// The mean of each channel's plane, keeping `[N, C, 1, 1]`.
     #[track_caller]
     pub fn global_avg_pool2d(&self) -> Tensor<T> {
@@ -289,23 +338,34 @@ impl<T: Float> Tensor<T> {
 }
 
 fn max_pool_op<T: Float>(x: &Tensor<T>, plan: PoolPlan, name: &'static str) -> Tensor<T> {
+    max_pool_indices_op(x, plan, name).0
+}
+
+fn max_pool_indices_op<T: Float>(
+    x: &Tensor<T>,
+    plan: PoolPlan,
+    name: &'static str,
+) -> (Tensor<T>, PoolIndices) {
     let (h, w) = plan.hw();
     let (y, idx) = with_slice(x, |xs| max_pool(xs, plan.planes, h, w, &plan.wh, &plan.ww));
-    let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
+    let out_shape = plan.out_shape();
+    let y = ArrayD::from_shape_vec(IxDyn(&out_shape), y).expect("pool size");
     let idx = Arc::new(idx);
+    let indices = PoolIndices::from_kernel(idx.clone(), out_shape, [h, w]);
     let (shape, planes) = (plan.shape.clone(), plan.planes);
-    Tensor::from_op(y, name, &[x], move |c| {
+    let y = Tensor::from_op(y, name, &[x], move |c| {
         Ok(vec![Some(max_scatter_op(
             c.grad,
             idx.clone(),
             shape.clone(),
             planes,
         ))])
-    })
+    });
+    (y, indices)
 }
 
 /// Gradient of max pooling: each output gradient goes to its argmax.
-fn max_scatter_op<T: Float>(
+pub(crate) fn max_scatter_op<T: Float>(
     g: &Tensor<T>,
     idx: Arc<Vec<u32>>,
     shape: Vec<usize>,
@@ -328,7 +388,7 @@ fn max_scatter_op<T: Float>(
     })
 }
 
-fn max_gather_op<T: Float>(
+pub(crate) fn max_gather_op<T: Float>(
     g: &Tensor<T>,
     idx: Arc<Vec<u32>>,
     out_shape: Vec<usize>,

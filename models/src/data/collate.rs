@@ -188,6 +188,26 @@ impl Collate for usize {
     }
 }
 
+/// Per-pixel labels (a segmentation mask, row-major) gather into one
+/// `Vec<usize>`, the items' labels one after another: the `[N, H, W]`
+/// labels that [`cross_entropy_opts`](autograd::Tensor::cross_entropy_opts)
+/// takes with `[N, C, H, W]` logits.
+impl Collate for Vec<usize> {
+    type Stack = Vec<usize>;
+    type Batch = Vec<usize>;
+
+    fn stack(capacity: usize) -> Vec<usize> {
+        Vec::with_capacity(capacity)
+    }
+    fn add(stack: &mut Vec<usize>, labels: Vec<usize>) -> Result<()> {
+        stack.extend(labels);
+        Ok(())
+    }
+    fn finish(stack: Vec<usize>) -> Vec<usize> {
+        stack
+    }
+}
+
 /// Tuples stack element by element: `(A, B)` items give `(A::Batch,
 /// B::Batch)` batches.
 macro_rules! collate_tuple {

@@ -8,7 +8,8 @@
 //!   a [`DataError`] naming the file, never a panic.
 //! - [`Dataset`]: length and indexed access to items of any type;
 //!   [`ImageDataset`] for labelled `([C, H, W] image, label)` items (the
-//!   datasets above); [`Subset`] and [`random_split`] take parts of one
+//!   datasets above); [`DigitScenes`], segmentation scenes of digits with
+//!   per-pixel masks, generated from a seed; [`Subset`] and [`random_split`] take parts of one
 //!   without copying.
 //! - [`DataLoader`]: batches shuffled each epoch from a seed, augmented on
 //!   background threads, the items stacked by [`Collate`] (labelled images
@@ -43,6 +44,7 @@ pub mod image;
 pub mod io;
 pub mod loader;
 pub mod mnist;
+pub mod scenes;
 pub mod seed;
 pub mod subset;
 pub mod transforms;
@@ -54,5 +56,6 @@ pub use error::{DataError, Result};
 pub use image::Image;
 pub use loader::{Batch, Batches, DataLoader};
 pub use mnist::{FashionMnist, Mnist};
+pub use scenes::DigitScenes;
 pub use subset::{random_split, Subset};
 pub use transforms::Transform;
