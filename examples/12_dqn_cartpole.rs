@@ -31,7 +31,7 @@ use std::time::Instant;
 use autograd::rng::generator;
 use autograd::{manual_seed, no_grad, Tensor};
 use dlfs::envs::CartPole;
-use dlfs::tools::{plot_curves_png, Args, Curve, Failure, MetricsCsv};
+use dlfs::tools::{plot_series_png, Args, Curve, Failure, MetricsCsv};
 use nn::{Dtype, Linear, LinearConfig, Module, ReLU, Sequential};
 use optim::{clip_grad_norm_, Adam, AdamConfig, Optimizer};
 use rand::RngExt;
@@ -284,9 +284,10 @@ fn main() -> Result<(), Failure> {
             .map(|(i, &r)| ((i + 1) as f64, r))
             .collect()
     };
-    plot_curves_png(
+    plot_series_png(
         &out.join("returns.png"),
         "DQN on CartPole-v1: return per episode",
+        "episode",
         &[(
             "return",
             vec![
