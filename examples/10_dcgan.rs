@@ -26,7 +26,7 @@
 //! cargo run --release --example 10_dcgan -- --dataset fashion
 //! ```
 //!
-//! Options: `--dataset mnist|fashion` `--epochs N` (5) `--width W` (32)
+//! Options: `--dataset mnist|fashion` `--epochs N` (3) `--width W` (32)
 //! `--batch N` (128) `--classifier PATH` (02's weights for MNIST; else one
 //! is trained for `--classifier-epochs` (2) and saved) `--samples N`
 //! (10,000) `--seed S` `--threads N` `--out DIR` (runs/dcgan) `--quick`
@@ -182,7 +182,7 @@ fn main() -> Result<(), Failure> {
     autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let dataset: String = args.get("--dataset", "mnist".to_string());
-    let epochs: usize = args.get("--epochs", if quick { 1 } else { 5 });
+    let epochs: usize = args.get("--epochs", if quick { 1 } else { 3 });
     let width: usize = args.get("--width", if quick { 16 } else { 32 });
     let batch: usize = args.get("--batch", if quick { 64 } else { 128 });
     let classifier_path: Option<PathBuf> = args.opt("--classifier");
