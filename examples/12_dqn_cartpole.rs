@@ -21,7 +21,7 @@
 //! cargo run --release --example 12_dqn_cartpole
 //! ```
 //!
-//! Options: `--episodes N` (1,000) `--lr X` (5e-4) `--target-every C` (0:
+//! Options: `--episodes N` (1,000) `--lr X` (1e-4) `--target-every C` (0:
 //! Polyak) `--seed S` `--threads N` `--out DIR` (runs/dqn) `--quick` (20
 //! episodes, learning from step 200).
 
@@ -162,7 +162,7 @@ fn main() -> Result<(), Failure> {
     autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
     let episodes: usize = args.get("--episodes", if quick { 20 } else { 1000 });
-    let lr: f64 = args.get("--lr", 5e-4);
+    let lr: f64 = args.get("--lr", 1e-4);
     let target_every: usize = args.get("--target-every", 0);
     let seed: u64 = args.get("--seed", 0);
     let out = PathBuf::from(args.get("--out", "runs/dqn".to_string()));
