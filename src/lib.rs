@@ -10,4 +10,5 @@ pub use models;
 pub use nn;
 pub use optim;
 
+pub mod envs;
 pub mod tools;

@@ -121,6 +121,20 @@ fn losses<T: Float>(f: &Fixture, rtol: f64) {
     f.check_grads("loss", &out, &[lg, yp, yt], rtol);
 }
 
+fn robust_losses<T: Float>(f: &Fixture, rtol: f64) {
+    let [x, y] = ["x", "y"].map(|k| f.leaf::<T>(&format!("robust.{k}")));
+    let out = x.smooth_l1_loss(&y, 0.7)
+        + (&x * 0.5)
+            .try_smooth_l1_loss(&y, Reduction::Sum, 0.0)
+            .unwrap()
+        + x.huber_loss(&y, 1.3)
+        + x.try_huber_loss(&(&y * 2.0), Reduction::None, 0.4)
+            .unwrap()
+            .powf(2.0)
+            .sum();
+    f.check_grads("robust", &out, &[x, y], rtol);
+}
+
 fn shapes<T: Float>(f: &Fixture, rtol: f64) {
     let [p, q, w] = ["p", "q", "w"].map(|k| f.leaf::<T>(&format!("shape.{k}")));
     let cat = Tensor::cat(&[p.clone(), q.clone()], 1);
@@ -172,6 +186,7 @@ fn all<T: Float>(rtol: f64) {
     soft::<T>(&f, rtol);
     norm::<T>(&f, rtol);
     losses::<T>(&f, rtol);
+    robust_losses::<T>(&f, rtol);
     shapes::<T>(&f, rtol);
     activations::<T>(&f, rtol);
     second_order::<T>(&f, rtol);

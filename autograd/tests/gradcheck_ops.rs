@@ -496,6 +496,115 @@ proptest! {
     }
 }
 
+/// The thresholds the robust losses are checked at, and their kinks
+/// (`|input - target| = beta`, and 0 for the L1 case `beta = 0`).
+const ROBUST_THRESHOLDS: [f64; 2] = [0.5, 1.0];
+const ROBUST_KINKS: &[f64] = &[-1.0, -0.5, 0.0, 0.5, 1.0];
+
+/// `[input, target]` whose difference stays away from every kink, on both
+/// sides of each threshold: operand 0 holds `target + d`.
+fn robust_case() -> impl Strategy<Value = Vec<Operand>> {
+    filled(same_shape_pair(), |i, n| {
+        if i == 0 {
+            away_from(n, -2.5, 2.5, ROBUST_KINKS)
+        } else {
+            any_values(n)
+        }
+    })
+    .prop_map(|mut ops| {
+        let target = ops[1].1.clone();
+        for (x, y) in ops[0].1.iter_mut().zip(target) {
+            *x += y;
+        }
+        ops
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn smooth_l1_loss(ops in robust_case()) {
+        let x = leaves(&ops);
+        let target_constant = [x[0].clone(), constant(&ops[1])];
+        check(|t| t[0].smooth_l1_loss(&t[1], 1.0), &x);
+        for reduction in REDUCTIONS {
+            for beta in [0.0, ROBUST_THRESHOLDS[0], ROBUST_THRESHOLDS[1]] {
+                check(|t| t[0].try_smooth_l1_loss(&t[1], reduction, beta).unwrap(), &x);
+                check(
+                    |t| t[0].try_smooth_l1_loss(&t[1], reduction, beta).unwrap(),
+                    &target_constant,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn huber_loss(ops in robust_case()) {
+        let x = leaves(&ops);
+        let target_constant = [x[0].clone(), constant(&ops[1])];
+        check(|t| t[0].huber_loss(&t[1], 1.0), &x);
+        for reduction in REDUCTIONS {
+            for delta in ROBUST_THRESHOLDS {
+                check(|t| t[0].try_huber_loss(&t[1], reduction, delta).unwrap(), &x);
+                check(
+                    |t| t[0].try_huber_loss(&t[1], reduction, delta).unwrap(),
+                    &target_constant,
+                );
+            }
+        }
+    }
+}
+
+/// Hand-computed values on both sides of the threshold, and the refused
+/// arguments.
+#[test]
+fn robust_losses_values_and_errors() {
+    let x = Tensor::<f64>::from_vec(vec![0.2, -3.0, 1.5], [3]);
+    let y = Tensor::<f64>::from_vec(vec![0.0, 0.0, 0.5], [3]);
+    // d = 0.2, -3, 1 with delta = beta = 2: 0.02, 2*(3-1) = 4, 0.5.
+    let h = x.try_huber_loss(&y, Reduction::None, 2.0).unwrap().to_vec();
+    for (g, w) in h.iter().zip([0.02, 4.0, 0.5]) {
+        assert!((g - w).abs() < 1e-12, "huber {h:?}");
+    }
+    let s = x
+        .try_smooth_l1_loss(&y, Reduction::Sum, 2.0)
+        .unwrap()
+        .to_vec();
+    assert!((s[0] - 4.52 / 2.0).abs() < 1e-12, "smooth_l1 {s:?}");
+    let l1 = x
+        .try_smooth_l1_loss(&y, Reduction::Mean, 0.0)
+        .unwrap()
+        .to_vec();
+    assert!((l1[0] - 4.2 / 3.0).abs() < 1e-12, "l1 {l1:?}");
+
+    let err = x
+        .try_huber_loss(&y, Reduction::Mean, 0.0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("huber_loss") && err.contains("delta 0"),
+        "{err}"
+    );
+    let err = x
+        .try_smooth_l1_loss(&y, Reduction::Mean, -1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("smooth_l1_loss") && err.contains("beta -1"),
+        "{err}"
+    );
+    let short = Tensor::<f64>::from_vec(vec![0.0, 0.0], [2]);
+    let err = x
+        .try_huber_loss(&short, Reduction::Mean, 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("huber_loss") && err.contains("[3]") && err.contains("[2]"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The checker fails on wrong gradients
 // ---------------------------------------------------------------------------

@@ -77,6 +77,21 @@ pub fn plot_curves_png(
     title: &str,
     panels: &[(&str, Vec<Curve>)],
 ) -> Result<(), PlotError> {
+    plot_series_png(path, title, "epoch", panels)
+}
+
+/// Curves of at most this many points get a marker per point; more
+/// markers would hide the line.
+const MARKED_POINTS: usize = 60;
+
+/// [`plot_curves_png`] with another quantity than epochs along x (episodes,
+/// iterations); curves of more than 60 points are drawn without markers.
+pub fn plot_series_png(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    panels: &[(&str, Vec<Curve>)],
+) -> Result<(), PlotError> {
     ensure_font()?;
     let width = 560 * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (width, 420)).into_drawing_area();
@@ -115,7 +130,7 @@ pub fn plot_curves_png(
             .map_err(|e| draw_err(path, e))?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(x_label)
             .y_desc(*ylabel)
             .label_style(("sans-serif", 14))
             .draw()
@@ -132,9 +147,11 @@ pub fn plot_curves_png(
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
-            chart
-                .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| draw_err(path, e))?;
+            if c.points.len() <= MARKED_POINTS {
+                chart
+                    .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| draw_err(path, e))?;
+            }
         }
         chart
             .configure_series_labels()

@@ -1,6 +1,7 @@
 //! Losses: softmax cross-entropy on integer labels (per-class weights, an
 //! ignored label, label smoothing; `[N, C]` or per-pixel `[N, C, H, W]`
-//! logits), mean squared error, binary cross-entropy with logits.
+//! logits), mean squared error, binary cross-entropy with logits, and the
+//! robust regression losses smooth L1 and Huber.
 
 use ndarray::{Array1, ArrayD, Axis, IxDyn};
 
@@ -363,5 +364,118 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn bce_with_logits(&self, target: &Tensor<T>) -> Tensor<T> {
         ok(self.try_bce_with_logits(target, Reduction::Mean))
+    }
+
+    /// Smooth L1 loss against `target` (same shape), as PyTorch's
+    /// `smooth_l1_loss(input, target, reduction, beta)`: per element
+    /// `0.5 d² / beta` where `|d| < beta`, else `|d| - 0.5 beta`, with
+    /// `d = input - target`; `beta = 0` is the L1 loss. Errors on a negative
+    /// or non-finite `beta` or on differing shapes.
+    pub fn try_smooth_l1_loss(
+        &self,
+        target: &Tensor<T>,
+        reduction: Reduction,
+        beta: f64,
+    ) -> Result<Tensor<T>> {
+        self.check_regression_target("smooth_l1_loss", target)?;
+        if !(beta >= 0.0 && beta.is_finite()) {
+            return Err(Error::InvalidArgument {
+                op: "smooth_l1_loss",
+                shape: self.shape(),
+                reason: format!("beta {beta} must be finite and >= 0"),
+            });
+        }
+        if beta == 0.0 {
+            // PyTorch falls back to the L1 loss (the quadratic zone is empty).
+            return Ok(self.try_sub(target)?.abs().reduce(reduction));
+        }
+        // smooth_l1(beta) = huber(delta = beta) / beta.
+        Ok(self
+            .huber_elementwise(target, beta, 1.0 / beta, "smooth_l1_loss")?
+            .reduce(reduction))
+    }
+
+    /// Mean smooth L1 loss with threshold `beta`; see [`try_smooth_l1_loss`](Self::try_smooth_l1_loss).
+    #[track_caller]
+    pub fn smooth_l1_loss(&self, target: &Tensor<T>, beta: f64) -> Tensor<T> {
+        ok(self.try_smooth_l1_loss(target, Reduction::Mean, beta))
+    }
+
+    /// Huber loss against `target` (same shape), as PyTorch's
+    /// `huber_loss(input, target, reduction, delta)`: per element `0.5 d²`
+    /// where `|d| < delta`, else `delta (|d| - 0.5 delta)`, with
+    /// `d = input - target`; its gradient `clamp(d, -delta, delta)` is the
+    /// clipped error of DQN. Errors on a non-positive or non-finite `delta`
+    /// or on differing shapes.
+    pub fn try_huber_loss(
+        &self,
+        target: &Tensor<T>,
+        reduction: Reduction,
+        delta: f64,
+    ) -> Result<Tensor<T>> {
+        self.check_regression_target("huber_loss", target)?;
+        if !(delta > 0.0 && delta.is_finite()) {
+            return Err(Error::InvalidArgument {
+                op: "huber_loss",
+                shape: self.shape(),
+                reason: format!("delta {delta} must be finite and > 0"),
+            });
+        }
+        Ok(self
+            .huber_elementwise(target, delta, 1.0, "huber_loss")?
+            .reduce(reduction))
+    }
+
+    /// Mean Huber loss with threshold `delta`; see [`try_huber_loss`](Self::try_huber_loss).
+    #[track_caller]
+    pub fn huber_loss(&self, target: &Tensor<T>, delta: f64) -> Tensor<T> {
+        ok(self.try_huber_loss(target, Reduction::Mean, delta))
+    }
+
+    fn check_regression_target(&self, op: &'static str, target: &Tensor<T>) -> Result<()> {
+        if self.shape() != target.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: self.shape(),
+                rhs: target.shape(),
+                reason: "(input and target) differ".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `scale * huber_delta(self - target)` per element, fused; the backward
+    /// is `scale * clamp(d, -delta, delta)` written with differentiable ops,
+    /// so second order works (clamp's gradient is the 0/1 second derivative).
+    fn huber_elementwise(
+        &self,
+        target: &Tensor<T>,
+        delta: f64,
+        scale: f64,
+        op: &'static str,
+    ) -> Result<Tensor<T>> {
+        let (xa, ya) = (self.array(), target.array());
+        let (dt, half, sc) = (T::of(delta), T::of(0.5), T::of(scale));
+        let out = kernels::zip2(op, &xa.view(), &ya.view(), |x, y| {
+            let d = x - y;
+            let a = d.abs();
+            let l = if a < dt {
+                half * d * d
+            } else {
+                dt * (a - half * dt)
+            };
+            sc * l
+        })?;
+        let (x, y) = (self.clone(), target.clone());
+        Ok(Tensor::from_op(out, op, &[self, target], move |c| {
+            let slope = || -> Result<Tensor<T>> {
+                let clipped = x.try_sub(&y)?.clamp(Some(-delta), Some(delta));
+                c.grad.try_mul(&clipped.mul_scalar(scale))
+            };
+            Ok(vec![
+                need(c.needs[0], slope)?,
+                need(c.needs[1], || Ok(slope()?.neg()))?,
+            ])
+        }))
     }
 }
