@@ -8,6 +8,7 @@ use crate::error::{ok, Error, Result};
 use crate::graph::is_grad_enabled;
 use crate::kernels;
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 /// How per-element losses are combined, as PyTorch's `reduction`.
@@ -136,7 +137,7 @@ impl<T: Float> Tensor<T> {
             }
             *loss = l;
         }
-        let x = self.clone();
+        let x = Saved::input("cross_entropy", 0, self);
         let targets = targets.to_vec();
         let probs = probs.into_shared();
         Tensor::from_op(losses.into_dyn(), "cross_entropy", &[self], move |ctx| {
@@ -147,7 +148,7 @@ impl<T: Float> Tensor<T> {
             }
             if is_grad_enabled() {
                 // Recording (create_graph): go through the differentiable softmax.
-                let p = x.try_softmax(1)?;
+                let p = x.get()?.try_softmax(1)?;
                 return Ok(vec![Some(
                     p.try_sub(&Tensor::from_array(target))?.try_mul(&g)?,
                 )]);
@@ -199,11 +200,14 @@ impl<T: Float> Tensor<T> {
         let out = kernels::zip2("bce_with_logits", &xa.view(), &ya.view(), |x, y| {
             x.max(T::zero()) - x * y + (T::one() + (-x.abs()).exp()).ln()
         })?;
-        let (x, y) = (self.clone(), target.clone());
+        let x = Saved::input("bce_with_logits", 0, self);
+        let y = Saved::input("bce_with_logits", 1, target);
         let per = Tensor::from_op(out, "bce_with_logits", &[self, target], move |c| {
             Ok(vec![
-                need(c.needs[0], || c.grad.try_mul(&x.sigmoid().try_sub(&y)?))?,
-                need(c.needs[1], || Ok(c.grad.try_mul(&x)?.neg()))?,
+                need(c.needs[0], || {
+                    c.grad.try_mul(&x.get()?.sigmoid().try_sub(y.get()?)?)
+                })?,
+                need(c.needs[1], || Ok(c.grad.try_mul(x.get()?)?.neg()))?,
             ])
         });
         Ok(per.reduce(reduction))
