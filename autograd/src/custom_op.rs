@@ -52,6 +52,7 @@ use std::sync::Arc;
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::graph::{detect_anomaly, is_anomaly_enabled, no_grad};
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 /// An op written outside the crate: a forward computation and its backward.
@@ -105,13 +106,13 @@ impl<T: Float, O: CustomOp<T> + ?Sized> CustomOp<T> for Arc<O> {
 /// per input, each of its input's shape.
 fn checked<T: Float>(
     name: &'static str,
-    inputs: &[Tensor<T>],
+    inputs: &[&Tensor<T>],
     grads: Vec<Option<Tensor<T>>>,
 ) -> Result<Vec<Option<Tensor<T>>>> {
     if grads.len() != inputs.len() {
         return Err(Error::InvalidArgument {
             op: name,
-            shape: inputs.first().map_or_else(Vec::new, Tensor::shape),
+            shape: inputs.first().map_or_else(Vec::new, |t| t.shape()),
             reason: format!(
                 "backward returned {} gradients for {} inputs",
                 grads.len(),
@@ -179,12 +180,18 @@ impl<T: Float> Tensor<T> {
             no_grad(|| op.forward(inputs))?
         };
         // Every input, not only those needing a gradient: a backward reads
-        // them all (the other factor of a product).
-        let saved: Vec<Tensor<T>> = inputs.iter().map(|t| (*t).clone()).collect();
+        // them all (the other factor of a product). So all of them, and the
+        // output, count as saved: an in-place write to any between forward
+        // and backward is an error.
+        let saved: Vec<Saved<T>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Saved::input(name, i, t))
+            .collect();
         Ok(Tensor::from_op(out.array(), name, inputs, move |ctx| {
-            let refs: Vec<&Tensor<T>> = saved.iter().collect();
-            let grads = op.backward(&refs, ctx.output, ctx.grad)?;
-            checked(name, &saved, grads)
+            let refs = saved.iter().map(Saved::get).collect::<Result<Vec<_>>>()?;
+            let grads = op.backward(&refs, ctx.saved_output()?, ctx.grad)?;
+            checked(name, &refs, grads)
         }))
     }
 }

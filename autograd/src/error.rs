@@ -72,6 +72,22 @@ pub enum Error {
         /// Shape of the offending tensor.
         shape: Vec<usize>,
     },
+    /// A tensor an op saved for its backward pass was written in place
+    /// ([`Tensor::write`](crate::Tensor::write), `set_data`, an optimizer
+    /// step) after the op read it and before the backward pass used it.
+    #[error("backward: one of the tensors needed for gradient computation has been modified by an inplace operation: the {what} of '{op}', a tensor of shape {shape:?}, is at version {current}; expected version {saved} instead (it was written after the forward pass: step optimizers and update weights after backward(), or compute again after the write)")]
+    InplaceModified {
+        /// Name of the op whose backward needs the tensor.
+        op: &'static str,
+        /// Which tensor of the op: `"input 0"`, `"input 1"`, ..., or `"output"`.
+        what: &'static str,
+        /// Shape of the tensor now.
+        shape: Vec<usize>,
+        /// The version the op saw (see [`Tensor::version`](crate::Tensor::version)).
+        saved: u64,
+        /// The version at backward.
+        current: u64,
+    },
 }
 
 /// `Result` with this crate's [`enum@Error`].

@@ -24,6 +24,18 @@ pub struct BackwardCtx<'a, T: Float> {
     pub output: &'a Tensor<T>,
     /// Which inputs need a gradient; the closure may return `None` for the others.
     pub needs: &'a [bool],
+    /// The op's name, for errors.
+    pub(crate) op: &'static str,
+}
+
+impl<'a, T: Float> BackwardCtx<'a, T> {
+    /// The op's output for a backward pass that reads its values (`exp`,
+    /// `sigmoid`, `softmax`): an error if it was written in place since
+    /// the op made it (a fresh output is at version 0).
+    pub fn saved_output(&self) -> Result<&'a Tensor<T>> {
+        crate::saved::check(self.op, "output", self.output, 0)?;
+        Ok(self.output)
+    }
 }
 
 pub(crate) type BackwardFn<T> =
@@ -323,6 +335,7 @@ pub(crate) fn run_backward<T: Float>(
                 grad: &g,
                 output: t,
                 needs: &needs,
+                op: node.name,
             })?
         };
         for (inp, gi) in inputs.into_iter().zip(in_grads) {

@@ -53,6 +53,7 @@ pub mod io;
 pub(crate) mod kernels;
 pub mod ops;
 pub mod rng;
+mod saved;
 pub mod tensor;
 pub mod threads;
 

@@ -18,9 +18,12 @@ use crate::rng;
 ///
 /// Sharing makes `reshape`, `permute` and `detach` free; copy-on-write keeps
 /// such a view (and any storage handle taken with [`Tensor::array`]) intact
-/// when the tensor is later updated in place. Ops save their input tensors,
-/// not storage snapshots, so an in-place update between forward and backward
-/// is seen by the backward pass (PyTorch would raise an error there).
+/// when the tensor is later updated in place, so views never alias: a write
+/// changes only the tensor written to. Ops save their input tensors, not
+/// storage snapshots, so each in-place write bumps the tensor's
+/// [`version`](Tensor::version) and the backward pass refuses a saved tensor
+/// whose version moved ([`Error::InplaceModified`], PyTorch's "modified by an
+/// inplace operation") instead of computing a gradient from the new values.
 pub type Storage<T> = ArcArray<T, IxDyn>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -41,6 +44,10 @@ pub(crate) struct Inner<T: Float> {
     /// Only meaningful for leaves; an op's output requires grad iff it has a node.
     pub(crate) requires_grad: AtomicBool,
     pub(crate) retains_grad: AtomicBool,
+    /// Bumped by every in-place write; ops record it when they save the
+    /// tensor for backward. Per tensor, not per buffer: views are
+    /// copy-on-write, so a write never reaches another tensor's values.
+    pub(crate) version: AtomicU64,
     pub(crate) node: Option<Node<T>>,
 }
 
@@ -95,6 +102,7 @@ impl<T: Float> Tensor<T> {
                 grad: Mutex::new(None),
                 requires_grad: AtomicBool::new(false),
                 retains_grad: AtomicBool::new(false),
+                version: AtomicU64::new(0),
                 node,
             }),
         }
@@ -299,14 +307,29 @@ impl<T: Float> Tensor<T> {
         self.inner.data.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A write lock on the storage: changes the values in place, unseen by
-    /// autograd (as PyTorch's `.data`). Optimizers use this. Writing copies
-    /// the buffer first if a saved value or a view shares it.
+    /// A write lock on the storage: changes the values in place, not
+    /// recorded by autograd. Optimizers use this. Writing copies the buffer
+    /// first if a view or a storage handle shares it.
+    ///
+    /// Each call bumps the tensor's [`version`](Self::version): a graph that
+    /// saved this tensor before the write refuses to run backward through it
+    /// ([`Error::InplaceModified`]), as its gradient would use the new values.
+    /// Writes after `backward()` (an optimizer step) or to a tensor no
+    /// recorded op saved are unaffected.
     pub fn write(&self) -> RwLockWriteGuard<'_, Storage<T>> {
-        self.inner.data.write().unwrap_or_else(|e| e.into_inner())
+        let guard = self.inner.data.write().unwrap_or_else(|e| e.into_inner());
+        self.inner.version.fetch_add(1, Ordering::Relaxed);
+        guard
     }
 
-    /// Replaces the values (unseen by autograd).
+    /// How many in-place writes ([`write`](Self::write), `set_data`,
+    /// optimizer steps) this tensor has had; shared by its clones, which are
+    /// handles to the same tensor (PyTorch's `_version`).
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the values in place (a write: bumps [`version`](Self::version)).
     ///
     /// # Panics
     /// If the shape differs; see [`try_set_data`](Self::try_set_data).
@@ -315,10 +338,11 @@ impl<T: Float> Tensor<T> {
         ok(self.try_set_data(data))
     }
 
-    /// Replaces the values (unseen by autograd); the shape must stay the same.
+    /// Replaces the values in place; the shape must stay the same.
     pub fn try_set_data(&self, data: impl Into<Storage<T>>) -> Result<()> {
         let data = data.into();
-        let mut w = self.write();
+        // Not `write()`: a refused replacement leaves the version alone.
+        let mut w = self.inner.data.write().unwrap_or_else(|e| e.into_inner());
         if w.shape() != data.shape() {
             return Err(Error::ShapeMismatch {
                 op: "set_data",
@@ -328,6 +352,7 @@ impl<T: Float> Tensor<T> {
             });
         }
         *w = data;
+        self.inner.version.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -287,9 +287,10 @@ fn backward_through_a_long_chain_is_iterative() {
 }
 
 #[test]
-fn optimizer_style_in_place_update_keeps_saved_values() {
-    // An update between forward and backward must not corrupt a value the
-    // backward pass saved: storage is copy-on-write.
+fn optimizer_style_in_place_update_is_refused_by_backward() {
+    // An update between forward and backward leaves storage handles taken
+    // before it intact (copy-on-write), and the backward pass, which would
+    // read the new value, refuses to run (see tests/inplace.rs).
     let w = t(&[2.0], &[1]).requires_grad_();
     let x = t(&[3.0], &[1]).requires_grad_();
     let y = (&w * &x).sum();
@@ -297,12 +298,11 @@ fn optimizer_style_in_place_update_keeps_saved_values() {
     w.write().mapv_inplace(|v| v + 100.0);
     assert_eq!(saved_view[[0]], 2.0);
     assert_eq!(w.item(), 102.0);
-    y.backward();
-    assert_eq!(
-        x.grad().unwrap().item(),
-        102.0,
-        "backward reads the tensor's current value, as PyTorch would"
-    );
+    assert!(matches!(
+        y.try_backward(),
+        Err(Error::InplaceModified { op: "mul", .. })
+    ));
+    assert!(x.grad().is_none());
 }
 
 #[test]

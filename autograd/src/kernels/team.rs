@@ -11,10 +11,11 @@
 //! `yield_now` after a short busy phase, so a runnable rayon worker sharing
 //! the core is not starved, and sleep after [`SPIN`] without work.
 
+use std::any::Any;
 use std::mem::MaybeUninit;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ struct Shared {
     pending: AtomicUsize,
     /// Set by a helper whose part panicked; the caller panics in turn.
     panicked: AtomicBool,
+    /// The first helper panic's payload, which the caller resumes.
+    payload: Mutex<Option<Box<dyn Any + Send>>>,
     sleeping: Vec<AtomicBool>,
 }
 
@@ -55,6 +58,7 @@ fn team() -> &'static Team {
             job: AtomicPtr::new(std::ptr::null_mut()),
             pending: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            payload: Mutex::new(None),
             sleeping: (0..n).map(|_| AtomicBool::new(false)).collect(),
         }));
         let helpers = (0..n)
@@ -104,7 +108,9 @@ fn helper(s: &'static Shared, i: usize) {
             // which it cannot be before this part is counted.
             let job = unsafe { *(s.job.load(Acquire) as *const Job) };
             crate::denormals::sync_flush_denormals();
-            if catch_unwind(AssertUnwindSafe(|| job(i + 1))).is_err() {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| job(i + 1))) {
+                let mut slot = s.payload.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(p);
                 s.panicked.store(true, Release);
             }
             s.pending.fetch_sub(1, Release);
@@ -117,9 +123,15 @@ fn helper(s: &'static Shared, i: usize) {
 /// calls), or when there are fewer threads than parts.
 pub(crate) fn run(parts: usize, f: impl Fn(usize) + Sync) {
     let t = team();
+    if parts <= 1 || parts > t.helpers.len() + 1 {
+        return (0..parts).for_each(f);
+    }
     let guard = match t.busy.try_lock() {
-        Ok(g) if parts > 1 && parts <= t.helpers.len() + 1 => g,
-        _ => return (0..parts).for_each(f),
+        Ok(g) => g,
+        // Nothing is left half-done behind a poisoned lock: the section
+        // state is reset by every section.
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => return (0..parts).for_each(f),
     };
     let s = t.shared;
     let job: Job = &f;
@@ -132,30 +144,39 @@ pub(crate) fn run(parts: usize, f: impl Fn(usize) + Sync) {
             h.unpark();
         }
     }
-    // The helpers hold a pointer to `job` until they are done: wait for
-    // them even when `f(0)` unwinds.
-    struct Wait(&'static Shared);
-    impl Drop for Wait {
-        fn drop(&mut self) {
-            // Spin, then yield: when other programs load the cores, a helper
-            // may be descheduled, and spinning would only delay it further.
-            let mut spins = 0u32;
-            while self.0.pending.load(Acquire) != 0 {
-                spins += 1;
-                if spins < 1 << 12 {
-                    std::hint::spin_loop();
-                } else {
-                    thread::yield_now();
-                }
-            }
-        }
-    }
-    let wait = Wait(s);
-    f(0);
-    drop(wait);
+    // The helpers hold a pointer to `job` until they are done: `f(0)` must
+    // not unwind past the wait. Catching its panic also keeps `busy` from
+    // being poisoned, which would make every later section serial.
+    let own = catch_unwind(AssertUnwindSafe(|| f(0)));
+    wait_for_helpers(s);
+    let helper = if s.panicked.swap(false, AcqRel) {
+        s.payload.lock().unwrap_or_else(|e| e.into_inner()).take()
+    } else {
+        None
+    };
     drop(guard);
-    if s.panicked.swap(false, AcqRel) {
-        panic!("a compute thread panicked in a parallel section");
+    // The panic reaches the caller as it was raised (message and payload):
+    // this thread's own first, else the first helper's.
+    if let Err(p) = own {
+        resume_unwind(p);
+    }
+    if let Some(p) = helper {
+        resume_unwind(p);
+    }
+}
+
+/// Waits until every helper has finished its part of the section.
+fn wait_for_helpers(s: &Shared) {
+    // Spin, then yield: when other programs load the cores, a helper may be
+    // descheduled, and spinning would only delay it further.
+    let mut spins = 0u32;
+    while s.pending.load(Acquire) != 0 {
+        spins += 1;
+        if spins < 1 << 12 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
     }
 }
 

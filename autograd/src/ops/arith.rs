@@ -8,6 +8,7 @@ use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels;
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
@@ -41,11 +42,15 @@ impl<T: Float> Tensor<T> {
     pub fn try_mul(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         let (a, b) = (self.array(), other.array());
         let out = kernels::zip2("mul", &a.view(), &b.view(), |x, y| x * y)?;
-        let (x, y) = (self.clone(), other.clone());
+        let (x, y) = (Saved::input("mul", 0, self), Saved::input("mul", 1, other));
         Ok(Tensor::from_op(out, "mul", &[self, other], move |c| {
             Ok(vec![
-                need(c.needs[0], || c.grad.try_mul(&y)?.try_sum_to(&x.shape()))?,
-                need(c.needs[1], || c.grad.try_mul(&x)?.try_sum_to(&y.shape()))?,
+                need(c.needs[0], || {
+                    c.grad.try_mul(y.get()?)?.try_sum_to(&x.shape())
+                })?,
+                need(c.needs[1], || {
+                    c.grad.try_mul(x.get()?)?.try_sum_to(&y.shape())
+                })?,
             ])
         }))
     }
@@ -54,15 +59,17 @@ impl<T: Float> Tensor<T> {
     pub fn try_div(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         let (a, b) = (self.array(), other.array());
         let out = kernels::zip2("div", &a.view(), &b.view(), |x, y| x / y)?;
-        let (x, y) = (self.clone(), other.clone());
+        let (x, y) = (Saved::input("div", 0, self), Saved::input("div", 1, other));
         Ok(Tensor::from_op(out, "div", &[self, other], move |c| {
             Ok(vec![
-                need(c.needs[0], || c.grad.try_div(&y)?.try_sum_to(&x.shape()))?,
+                need(c.needs[0], || {
+                    c.grad.try_div(y.get()?)?.try_sum_to(&x.shape())
+                })?,
                 // d(x/y)/dy = -(x/y)/y = -out/y
                 need(c.needs[1], || {
                     c.grad
-                        .try_mul(c.output)?
-                        .try_div(&y)?
+                        .try_mul(c.saved_output()?)?
+                        .try_div(y.get()?)?
                         .neg()
                         .try_sum_to(&y.shape())
                 })?,
@@ -74,19 +81,23 @@ impl<T: Float> Tensor<T> {
     pub fn try_pow(&self, exponent: &Tensor<T>) -> Result<Tensor<T>> {
         let (a, b) = (self.array(), exponent.array());
         let out = kernels::zip2("pow", &a.view(), &b.view(), |x, y| x.powf(y))?;
-        let (x, y) = (self.clone(), exponent.clone());
+        let (x, y) = (
+            Saved::input("pow", 0, self),
+            Saved::input("pow", 1, exponent),
+        );
         Ok(Tensor::from_op(out, "pow", &[self, exponent], move |c| {
             Ok(vec![
                 // y * x^(y-1)
                 need(c.needs[0], || {
-                    let d = x.try_pow(&y.add_scalar(-1.0))?.try_mul(&y)?;
+                    let (xv, yv) = (x.get()?, y.get()?);
+                    let d = xv.try_pow(&yv.add_scalar(-1.0))?.try_mul(yv)?;
                     c.grad.try_mul(&d)?.try_sum_to(&x.shape())
                 })?,
                 // x^y * ln x
                 need(c.needs[1], || {
                     c.grad
-                        .try_mul(c.output)?
-                        .try_mul(&x.log())?
+                        .try_mul(c.saved_output()?)?
+                        .try_mul(&x.get()?.log())?
                         .try_sum_to(&y.shape())
                 })?,
             ])
@@ -139,10 +150,12 @@ impl<T: Float> Tensor<T> {
     pub fn rdiv_scalar(&self, s: f64) -> Tensor<T> {
         let s = T::of(s);
         let out = kernels::map(&self.array().view(), |x| s / x);
-        let x = self.clone();
+        let x = Saved::input("rdiv_scalar", 0, self);
         Tensor::from_op(out, "rdiv_scalar", &[self], move |c| {
             // d(s/x)/dx = -out/x
-            Ok(vec![Some(c.grad.try_mul(c.output)?.try_div(&x)?.neg())])
+            Ok(vec![Some(
+                c.grad.try_mul(c.saved_output()?)?.try_div(x.get()?)?.neg(),
+            )])
         })
     }
 
@@ -150,12 +163,12 @@ impl<T: Float> Tensor<T> {
     pub fn powf(&self, p: f64) -> Tensor<T> {
         let pt = T::of(p);
         let out = kernels::map(&self.array().view(), |x| x.powf(pt));
-        let x = self.clone();
+        let x = Saved::input("powf", 0, self);
         Tensor::from_op(out, "powf", &[self], move |c| {
             let d = if p == 1.0 {
                 c.grad.clone()
             } else {
-                c.grad.try_mul(&x.powf(p - 1.0))?.mul_scalar(p)
+                c.grad.try_mul(&x.get()?.powf(p - 1.0))?.mul_scalar(p)
             };
             Ok(vec![Some(d)])
         })

@@ -15,6 +15,7 @@ use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 /// A pair of sizes `[h, w]`; a single number means both.
@@ -384,13 +385,13 @@ fn conv_op<T: Float>(
         })
     });
     let y = ArrayD::from_shape_vec(IxDyn(&[g.n, g.o, g.oh, g.ow]), y).expect("conv output size");
-    let (xc, wc) = (x.clone(), w.clone());
+    let (xc, wc) = (Saved::input("conv2d", 0, x), Saved::input("conv2d", 1, w));
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     Tensor::from_op(y, "conv2d", &inputs, move |c| {
         let mut grads = vec![
-            need(c.needs[0], || Ok(conv_input_grad_op(c.grad, &wc, g)))?,
-            need(c.needs[1], || Ok(conv_weight_grad_op(&xc, c.grad, g)))?,
+            need(c.needs[0], || Ok(conv_input_grad_op(c.grad, wc.get()?, g)))?,
+            need(c.needs[1], || Ok(conv_weight_grad_op(xc.get()?, c.grad, g)))?,
         ];
         if c.needs.len() == 3 {
             grads.push(need(c.needs[2], || c.grad.try_sum_dim([0, 2, 3], false))?);
@@ -403,11 +404,14 @@ fn conv_op<T: Float>(
 fn conv_input_grad_op<T: Float>(gy: &Tensor<T>, w: &Tensor<T>, g: ConvGeom) -> Tensor<T> {
     let dx = with_slice(gy, |gs| with_slice(w, |ws| conv2d_input_grad(gs, ws, &g)));
     let dx = ArrayD::from_shape_vec(IxDyn(&[g.n, g.c, g.h, g.w]), dx).expect("conv input size");
-    let (gyc, wc) = (gy.clone(), w.clone());
+    let gyc = Saved::input("conv_input_grad", 0, gy);
+    let wc = Saved::input("conv_input_grad", 1, w);
     Tensor::from_op(dx, "conv_input_grad", &[gy, w], move |c| {
         Ok(vec![
-            need(c.needs[0], || Ok(conv_op(c.grad, &wc, None, g)))?,
-            need(c.needs[1], || Ok(conv_weight_grad_op(c.grad, &gyc, g)))?,
+            need(c.needs[0], || Ok(conv_op(c.grad, wc.get()?, None, g)))?,
+            need(c.needs[1], || {
+                Ok(conv_weight_grad_op(c.grad, gyc.get()?, g))
+            })?,
         ])
     })
 }
@@ -417,11 +421,12 @@ fn conv_weight_grad_op<T: Float>(x: &Tensor<T>, gy: &Tensor<T>, g: ConvGeom) -> 
     let dw = with_slice(x, |xs| with_slice(gy, |gs| conv2d_weight_grad(xs, gs, &g)));
     let dw =
         ArrayD::from_shape_vec(IxDyn(&[g.o, g.cg(), g.kh, g.kw]), dw).expect("conv weight size");
-    let (xc, gyc) = (x.clone(), gy.clone());
+    let xc = Saved::input("conv_weight_grad", 0, x);
+    let gyc = Saved::input("conv_weight_grad", 1, gy);
     Tensor::from_op(dw, "conv_weight_grad", &[x, gy], move |c| {
         Ok(vec![
-            need(c.needs[0], || Ok(conv_input_grad_op(&gyc, c.grad, g)))?,
-            need(c.needs[1], || Ok(conv_op(&xc, c.grad, None, g)))?,
+            need(c.needs[0], || Ok(conv_input_grad_op(gyc.get()?, c.grad, g)))?,
+            need(c.needs[1], || Ok(conv_op(xc.get()?, c.grad, None, g)))?,
         ])
     })
 }

@@ -10,6 +10,7 @@ use crate::error::{ok, Error, Result};
 use crate::graph::is_grad_enabled;
 use crate::kernels;
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 /// How per-element losses are combined, as PyTorch's `reduction`.
@@ -268,7 +269,7 @@ impl<T: Float> Tensor<T> {
             losses[i] = l;
             mass[i] = on * label_weight[i] + off * w_sum;
         }
-        let x = self.clone();
+        let x = Saved::input("cross_entropy", 0, self);
         let targets = targets.to_vec();
         let probs = probs.into_shared();
         let ignore = opts.ignore_index;
@@ -293,7 +294,10 @@ impl<T: Float> Tensor<T> {
             if is_grad_enabled() {
                 // Recording (create_graph): go through the differentiable softmax.
                 let scale = ArrayD::from_shape_vec(IxDyn(&[m, 1]), mass.clone()).expect("m rows");
-                let p = x.try_softmax(1)?.try_mul(&Tensor::from_array(scale))?;
+                let p = x
+                    .get()?
+                    .try_softmax(1)?
+                    .try_mul(&Tensor::from_array(scale))?;
                 return Ok(vec![Some(
                     p.try_sub(&Tensor::from_array(target))?.try_mul(&g)?,
                 )]);
@@ -350,11 +354,14 @@ impl<T: Float> Tensor<T> {
         let out = kernels::zip2("bce_with_logits", &xa.view(), &ya.view(), |x, y| {
             x.max(T::zero()) - x * y + (T::one() + (-x.abs()).exp()).ln()
         })?;
-        let (x, y) = (self.clone(), target.clone());
+        let x = Saved::input("bce_with_logits", 0, self);
+        let y = Saved::input("bce_with_logits", 1, target);
         let per = Tensor::from_op(out, "bce_with_logits", &[self, target], move |c| {
             Ok(vec![
-                need(c.needs[0], || c.grad.try_mul(&x.sigmoid().try_sub(&y)?))?,
-                need(c.needs[1], || Ok(c.grad.try_mul(&x)?.neg()))?,
+                need(c.needs[0], || {
+                    c.grad.try_mul(&x.get()?.sigmoid().try_sub(y.get()?)?)
+                })?,
+                need(c.needs[1], || Ok(c.grad.try_mul(x.get()?)?.neg()))?,
             ])
         });
         Ok(per.reduce(reduction))
@@ -466,10 +473,10 @@ impl<T: Float> Tensor<T> {
             };
             sc * l
         })?;
-        let (x, y) = (self.clone(), target.clone());
+        let (x, y) = (Saved::input(op, 0, self), Saved::input(op, 1, target));
         Ok(Tensor::from_op(out, op, &[self, target], move |c| {
             let slope = || -> Result<Tensor<T>> {
-                let clipped = x.try_sub(&y)?.clamp(Some(-delta), Some(delta));
+                let clipped = x.get()?.try_sub(y.get()?)?.clamp(Some(-delta), Some(delta));
                 c.grad.try_mul(&clipped.mul_scalar(scale))
             };
             Ok(vec![

@@ -5,6 +5,7 @@ use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels;
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
@@ -46,16 +47,22 @@ impl<T: Float> Tensor<T> {
                         .map_err(|_| mismatch("(batch dims do not broadcast)"))?;
                 let (a, b) = (self.array(), other.array());
                 let out = kernels::matmul_batched(&a.view(), &b.view(), &batch);
-                let (x, y) = (self.clone(), other.clone());
+                let (x, y) = (
+                    Saved::input("matmul", 0, self),
+                    Saved::input("matmul", 1, other),
+                );
                 Ok(Tensor::from_op(out, "matmul", &[self, other], move |c| {
                     Ok(vec![
                         need(c.needs[0], || {
                             c.grad
-                                .try_matmul(&y.try_transpose(-1, -2)?)?
+                                .try_matmul(&y.get()?.try_transpose(-1, -2)?)?
                                 .try_sum_to(&sa)
                         })?,
                         need(c.needs[1], || {
-                            x.try_transpose(-1, -2)?.try_matmul(c.grad)?.try_sum_to(&sb)
+                            x.get()?
+                                .try_transpose(-1, -2)?
+                                .try_matmul(c.grad)?
+                                .try_sum_to(&sb)
                         })?,
                     ])
                 }))
@@ -105,11 +112,16 @@ impl<T: Float> Tensor<T> {
         };
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
-        let (x, w) = (self.clone(), weight.clone());
+        let (x, w) = (
+            Saved::input("linear", 0, self),
+            Saved::input("linear", 1, weight),
+        );
         Ok(Tensor::from_op(out, "linear", &inputs, move |c| {
             let mut grads = vec![
-                need(c.needs[0], || c.grad.try_matmul(&w))?,
-                need(c.needs[1], || c.grad.try_transpose(0, 1)?.try_matmul(&x))?,
+                need(c.needs[0], || c.grad.try_matmul(w.get()?))?,
+                need(c.needs[1], || {
+                    c.grad.try_transpose(0, 1)?.try_matmul(x.get()?)
+                })?,
             ];
             if c.needs.len() > 2 {
                 grads.push(need(c.needs[2], || c.grad.try_sum_dim(0, false))?);

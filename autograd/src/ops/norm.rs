@@ -14,6 +14,7 @@ use crate::kernels::channels::{channel_sums, channel_sums2};
 use crate::kernels::team;
 use crate::ops::conv::with_slice;
 use crate::ops::need;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 /// The arguments of [`Tensor::batch_norm`] besides the input, by name, so
@@ -273,15 +274,21 @@ impl<T: Float> Tensor<T> {
         });
         let y = ArrayD::from_shape_vec(IxDyn(&shape), y).expect("same size");
 
-        let x = self.clone();
-        let w = weight.cloned();
+        let x = Saved::input("batch_norm", 0, self);
+        let w = weight.map(|w| Saved::input("batch_norm", 1, w));
         let mut inputs = vec![self];
         inputs.extend(weight);
         inputs.extend(bias);
         let has_w = weight.is_some();
         Ok(Tensor::from_op(y, "batch_norm", &inputs, move |ctx| {
+            let x = x.get()?;
             let (needs_x, needs_w) = (ctx.needs[0], has_w && ctx.needs[1]);
             let needs_b = ctx.needs.len() > 1 + has_w as usize && ctx.needs[1 + has_w as usize];
+            // The input's gradient depends on the weight: checked on both
+            // paths, though the fused one reads the values copied at forward.
+            if let (true, Some(w)) = (needs_x, &w) {
+                w.get()?;
+            }
             let axes: Vec<isize> = std::iter::once(0).chain(2..shape.len() as isize).collect();
             let mut bshape = vec![1usize; shape.len()];
             bshape[1] = c;
@@ -300,7 +307,7 @@ impl<T: Float> Tensor<T> {
                     (x.try_sub(&mu)?.try_mul(&inv)?, inv)
                 };
                 let dxhat = match &w {
-                    Some(w) => g.try_mul(&w.try_reshape(&bshape)?)?,
+                    Some(w) => g.try_mul(&w.get()?.try_reshape(&bshape)?)?,
                     None => g.clone(),
                 };
                 let dx = need(needs_x, || {
@@ -323,7 +330,7 @@ impl<T: Float> Tensor<T> {
             } else {
                 // Fused: sum(g) and sum(g * xhat) per channel, then one pass.
                 let (sum_g, sum_gx) = with_slice(ctx.grad, |g| {
-                    with_slice(&x, |xv| {
+                    with_slice(x, |xv| {
                         let sg = channel_sums(g, n, c, s, |_| |v| v);
                         let sgx = channel_sums2(g, xv, n, c, s, |ch| {
                             let (mu, inv) = (mean[ch], invstd[ch]);
@@ -335,7 +342,7 @@ impl<T: Float> Tensor<T> {
                 let dx = need(needs_x, || {
                     let mf = T::of(m as f64);
                     let v = with_slice(ctx.grad, |g| {
-                        with_slice(&x, |xv| {
+                        with_slice(x, |xv| {
                             per_channel_map2(g, xv, c, s, |ch| {
                                 let k = gamma[ch] * invstd[ch];
                                 let (mu, inv) = (mean[ch], invstd[ch]);

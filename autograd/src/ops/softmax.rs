@@ -43,7 +43,7 @@ impl<T: Float> Tensor<T> {
         });
         Ok(Tensor::from_op(out, "softmax", &[self], move |c| {
             // y * (g - sum(g * y))
-            let y = c.output;
+            let y = c.saved_output()?;
             let dot = c.grad.try_mul(y)?.try_sum_dim(d, true)?;
             Ok(vec![Some(y.try_mul(&c.grad.try_sub(&dot)?)?)])
         }))
@@ -67,7 +67,7 @@ impl<T: Float> Tensor<T> {
         });
         Ok(Tensor::from_op(out, "log_softmax", &[self], move |c| {
             // g - softmax * sum(g)
-            let p = c.output.exp();
+            let p = c.saved_output()?.exp();
             let s = c.grad.try_sum_dim(d, true)?;
             Ok(vec![Some(c.grad.try_sub(&p.try_mul(&s)?)?)])
         }))

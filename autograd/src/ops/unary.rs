@@ -3,6 +3,7 @@
 
 use crate::dtype::Float;
 use crate::kernels;
+use crate::saved::Saved;
 use crate::tensor::Tensor;
 
 impl<T: Float> Tensor<T> {
@@ -20,9 +21,10 @@ impl<T: Float> Tensor<T> {
                 T::zero()
             }
         });
-        let x = self.clone();
+        let x = Saved::input("relu", 0, self);
         Tensor::from_op(out, "relu", &[self], move |c| {
-            Ok(vec![Some(c.grad.relu_backward(&x))])
+            let x = x.get()?;
+            Ok(vec![Some(c.grad.relu_backward(x))])
         })
     }
 
@@ -54,8 +56,9 @@ impl<T: Float> Tensor<T> {
                 slope * x
             }
         });
-        let x = self.clone();
+        let x = Saved::input("leaky_relu", 0, self);
         Tensor::from_op(out, "leaky_relu", &[self], move |c| {
+            let x = x.get()?;
             let m = x.mask(|v| if v > T::zero() { T::one() } else { slope });
             Ok(vec![Some(c.grad.try_mul(&m)?)])
         })
@@ -71,11 +74,16 @@ impl<T: Float> Tensor<T> {
                 a * (x.exp() - T::one())
             }
         });
-        let x = self.clone();
+        let x = Saved::input("elu", 0, self);
         Tensor::from_op(out, "elu", &[self], move |c| {
+            let x = x.get()?;
             // For x <= 0 the slope is alpha * exp(x) = out + alpha.
             let pos = x.mask(|v| if v > T::zero() { T::one() } else { T::zero() });
-            let slope = Tensor::try_where_(&pos, &Tensor::ones([1]), &c.output.add_scalar(alpha))?;
+            let slope = Tensor::try_where_(
+                &pos,
+                &Tensor::ones([1]),
+                &c.saved_output()?.add_scalar(alpha),
+            )?;
             Ok(vec![Some(c.grad.try_mul(&slope)?)])
         })
     }
@@ -92,7 +100,7 @@ impl<T: Float> Tensor<T> {
             }
         });
         Tensor::from_op(out, "sigmoid", &[self], |c| {
-            let y = c.output;
+            let y = c.saved_output()?;
             Ok(vec![Some(
                 c.grad.try_mul(&y.try_mul(&y.rsub_scalar(1.0))?)?,
             )])
@@ -103,7 +111,7 @@ impl<T: Float> Tensor<T> {
     pub fn tanh(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.tanh());
         Tensor::from_op(out, "tanh", &[self], |c| {
-            let y = c.output;
+            let y = c.saved_output()?;
             Ok(vec![Some(c.grad.try_mul(&y.try_mul(y)?.rsub_scalar(1.0))?)])
         })
     }
@@ -112,16 +120,17 @@ impl<T: Float> Tensor<T> {
     pub fn exp(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.exp());
         Tensor::from_op(out, "exp", &[self], |c| {
-            Ok(vec![Some(c.grad.try_mul(c.output)?)])
+            Ok(vec![Some(c.grad.try_mul(c.saved_output()?)?)])
         })
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.ln());
-        let x = self.clone();
+        let x = Saved::input("log", 0, self);
         Tensor::from_op(out, "log", &[self], move |c| {
-            Ok(vec![Some(c.grad.try_div(&x)?)])
+            let x = x.get()?;
+            Ok(vec![Some(c.grad.try_div(x)?)])
         })
     }
 
@@ -129,15 +138,18 @@ impl<T: Float> Tensor<T> {
     pub fn sqrt(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.sqrt());
         Tensor::from_op(out, "sqrt", &[self], |c| {
-            Ok(vec![Some(c.grad.try_div(&c.output.mul_scalar(2.0))?)])
+            Ok(vec![Some(
+                c.grad.try_div(&c.saved_output()?.mul_scalar(2.0))?,
+            )])
         })
     }
 
     /// Absolute value (gradient `sign(x)`, 0 at 0 as in PyTorch).
     pub fn abs(&self) -> Tensor<T> {
         let out = kernels::map(&self.array().view(), |x| x.abs());
-        let x = self.clone();
+        let x = Saved::input("abs", 0, self);
         Tensor::from_op(out, "abs", &[self], move |c| {
+            let x = x.get()?;
             let s = x.mask(|v| {
                 if v > T::zero() {
                     T::one()
@@ -165,8 +177,9 @@ impl<T: Float> Tensor<T> {
                 x
             }
         });
-        let x = self.clone();
+        let x = Saved::input("clamp", 0, self);
         Tensor::from_op(out, "clamp", &[self], move |c| {
+            let x = x.get()?;
             let m = x.mask(|v| {
                 if v >= lo && v <= hi {
                     T::one()
