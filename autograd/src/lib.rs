@@ -64,7 +64,7 @@ pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
 pub use graph::{
     detect_anomaly, grad, is_grad_enabled, live_nodes, no_grad, set_grad_enabled, to_dot, try_grad,
-    BackwardCtx, GradOptions,
+    BackwardCtx, GradHookHandle, GradOptions, PostGradHook,
 };
 pub use ops::conv::ConvOptions;
 pub use ops::loss::Reduction;
