@@ -2,7 +2,8 @@
 //! usual helpers of a PyTorch training script: command-line options, a
 //! progress bar, a training epoch, evaluation, metrics as CSV, pictures as
 //! PNG (training curves, image grids with captions), and an error type that
-//! prints well when `main` returns it.
+//! prints well when `main` returns it; [`ranks`] makes them rank-aware
+//! for data-parallel jobs.
 
 pub mod args;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod plot;
 pub mod pretrained;
 pub mod progress;
+pub mod ranks;
 pub mod train;
 
 pub use args::Args;
