@@ -101,7 +101,7 @@ fn main() {
 
 fn run(world: &World, o: &Options) -> Result<(), Failure> {
     let (rank, size) = (world.rank(), world.size());
-    if o.batch == 0 || o.batch % size != 0 {
+    if o.batch == 0 || !o.batch.is_multiple_of(size) {
         return Err(Failure::msg(format!(
             "--batch {}: the global batch must divide among the {size} ranks",
             o.batch

@@ -21,7 +21,7 @@ pub use error::Failure;
 pub use fashion::fashion_mnist;
 pub use fit::train_epoch;
 pub use metrics::MetricsCsv;
-pub use plot::{image_grid_png, plot_curves_png, Curve, GridImage};
+pub use plot::{image_grid_png, plot_curves_png, plot_curves_png_x, Curve, GridImage};
 pub use pretrained::trained_deep_convnet;
 pub use progress::EpochProgress;
 pub use train::{argmax, evaluate, predict, predict_logits, Evaluation};

@@ -77,6 +77,16 @@ pub fn plot_curves_png(
     title: &str,
     panels: &[(&str, Vec<Curve>)],
 ) -> Result<(), PlotError> {
+    plot_curves_png_x(path, title, "epoch", panels)
+}
+
+/// [`plot_curves_png`] with another x-axis label than `epoch`.
+pub fn plot_curves_png_x(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    panels: &[(&str, Vec<Curve>)],
+) -> Result<(), PlotError> {
     ensure_font()?;
     let width = 560 * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (width, 420)).into_drawing_area();
@@ -115,7 +125,7 @@ pub fn plot_curves_png(
             .map_err(|e| draw_err(path, e))?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(x_label)
             .y_desc(*ylabel)
             .label_style(("sans-serif", 14))
             .draw()
