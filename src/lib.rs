@@ -6,6 +6,7 @@
 #![doc = include_str!("../README.md")]
 
 pub use autograd;
+pub use dist;
 pub use models;
 pub use nn;
 pub use optim;

@@ -512,6 +512,64 @@ fn ex08_resnet_vgg_googlenet() {
     );
 }
 
+#[test]
+fn ex09_data_parallel() {
+    // One process (no MPI here): the same script, a world of size 1.
+    let out = out_dir("09_data_parallel");
+    let stdout = run_quick("09_data_parallel", &out, &[]);
+    assert!(stdout.contains("1 rank(s)"), "09 printed:\n{stdout}");
+    let header = [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "epoch_seconds",
+        "images_per_second",
+        "comm_wait_seconds",
+        "wall_seconds",
+    ];
+    let rows = csv_rows(&out.join("metrics.csv"), &header);
+    assert_eq!(column(&rows, &header, "epoch"), vec![1.0]);
+    check_png(&out.join("curves.png"));
+    let trained = loads_back(&out.join("deep_convnet.safetensors"), deep_convnet);
+    let x = mnist_test_images(8);
+    assert_ne!(outputs(&trained, &x), outputs(&deep_convnet(), &x));
+    // A global batch that does not divide among the ranks is refused.
+    assert_user_error(
+        "09_data_parallel",
+        &["--quick", "--batch", "0"],
+        "--batch 0",
+    );
+
+    // Started by mpirun as two ranks but built without the `mpi` feature:
+    // a message saying how to build with MPI, not two one-process runs.
+    let mpirun = Command::new("mpirun").arg("--version").output();
+    if mpirun.is_ok_and(|o| o.status.success()) {
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let exe = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(target_dir())
+            .join("release/examples/09_data_parallel");
+        let out = Command::new("mpirun")
+            .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+            .arg(&exe)
+            .args(["--quick", "--out"])
+            .arg(out_dir("09_under_mpirun"))
+            .output()
+            .expect("mpirun");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("--features mpi"), "{text}");
+        assert!(!text.contains("final test accuracy"), "{text}");
+    }
+}
+
+/// The target directory that `cargo run` used (CARGO_TARGET_DIR or ./target).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
 /// Both decoders of example 11: the loss falls below chance (ln 11) within
 /// the one quick epoch, the metrics are percentages, the pictures and the
 /// weights are written; an unknown decoder is refused.
@@ -587,6 +645,7 @@ fn examples_answer_help_and_refuse_unknown_options() {
         "06_reduced_precision",
         "07_ensemble",
         "08_resnet_vgg_googlenet",
+        "09_data_parallel",
         "11_fcn_segmentation",
     ] {
         let help = cargo_run(name, &["--help"]);

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::dtype::Float;
 use crate::error::{Error, Result};
+use crate::grad_hooks::{accumulate_leaf, hooked_ids};
 use crate::tensor::Tensor;
 
 /// What an op's backward closure gets.
@@ -279,6 +280,25 @@ fn accumulate<T: Float>(grads: &mut HashMap<u64, Tensor<T>>, id: u64, g: Tensor<
     Ok(())
 }
 
+/// One edge into a hooked leaf has been processed; after its last, the
+/// leaf's gradient is final: accumulate it now and run its hooks.
+fn finish_if_last<T: Float>(
+    pending: &mut HashMap<u64, usize>,
+    grads: &mut HashMap<u64, Tensor<T>>,
+    leaf: &Tensor<T>,
+) -> Result<()> {
+    let Some(left) = pending.get_mut(&leaf.id()) else {
+        return Ok(());
+    };
+    *left -= 1;
+    if *left == 0 {
+        if let Some(g) = grads.remove(&leaf.id()) {
+            accumulate_leaf(leaf, &g, true)?;
+        }
+    }
+    Ok(())
+}
+
 /// The engine. With `capture`, the gradients of those tensors are returned
 /// and no `.grad` is touched (`torch.autograd.grad`); without, leaves (and
 /// tensors that retain grad) accumulate into `.grad` (`Tensor::backward`).
@@ -307,6 +327,27 @@ pub(crate) fn run_backward<T: Float>(
     });
     let mut captured = vec![None; capture.map_or(0, |c| c.len())];
 
+    // Hooked leaves are finalized as soon as their last consumer has run
+    // (`pending` counts the edges into each still to come), so that their
+    // hooks fire early in the pass rather than where the order puts them.
+    let hooked = if capture.is_none() {
+        hooked_ids()
+    } else {
+        HashSet::new()
+    };
+    let mut pending: HashMap<u64, usize> = HashMap::new();
+    if !hooked.is_empty() {
+        for t in &order {
+            if let Some(node) = &t.inner.node {
+                for inp in node.inputs()?.into_iter().flatten() {
+                    if inp.is_leaf() && hooked.contains(&inp.id()) {
+                        *pending.entry(inp.id()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
     for t in &order {
         let Some(g) = grads.remove(&t.id()) else {
             continue;
@@ -316,11 +357,7 @@ pub(crate) fn run_backward<T: Float>(
                 captured[i] = Some(g.clone());
             }
         } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
-            let acc = match t.grad() {
-                Some(prev) => prev.try_add(&g)?,
-                None => g.clone(),
-            };
-            t.set_grad(Some(acc));
+            accumulate_leaf(t, &g, hooked.contains(&t.id()))?;
         }
         let Some(node) = &t.inner.node else {
             continue;
@@ -339,7 +376,12 @@ pub(crate) fn run_backward<T: Float>(
             })?
         };
         for (inp, gi) in inputs.into_iter().zip(in_grads) {
-            let (Some(inp), Some(gi)) = (inp, gi) else {
+            let Some(inp) = inp else {
+                continue;
+            };
+            let Some(gi) = gi else {
+                // No gradient along this edge: one consumer fewer to wait for.
+                finish_if_last(&mut pending, &mut grads, &inp)?;
                 continue;
             };
             if gi.shape() != inp.shape() {
@@ -360,6 +402,7 @@ pub(crate) fn run_backward<T: Float>(
                 });
             }
             accumulate(&mut grads, inp.id(), gi)?;
+            finish_if_last(&mut pending, &mut grads, &inp)?;
         }
     }
     Ok(captured)

@@ -47,6 +47,7 @@ mod denormals;
 pub mod dims;
 pub mod dtype;
 pub mod error;
+pub mod grad_hooks;
 pub mod gradcheck;
 pub mod graph;
 pub mod io;
@@ -62,6 +63,7 @@ pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};
 pub use dtype::Float;
 pub use error::{Error, Result};
+pub use grad_hooks::{GradHookHandle, PostGradHook};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
 pub use graph::{
     detect_anomaly, grad, is_grad_enabled, live_nodes, no_grad, set_grad_enabled, to_dot, try_grad,

@@ -3,7 +3,8 @@
 //! progress bar, a training epoch that stops loudly on a NaN loss and cleanly
 //! on Ctrl-C, one-file checkpoints, evaluation, metrics as CSV, pictures as
 //! PNG (training curves, image grids with captions), and an error type that
-//! prints well when `main` returns it.
+//! prints well when `main` returns it; [`ranks`] makes them rank-aware
+//! for data-parallel jobs.
 
 pub mod args;
 pub mod checkpoint;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod plot;
 pub mod pretrained;
 pub mod progress;
+pub mod ranks;
 pub mod train;
 
 pub use args::Args;

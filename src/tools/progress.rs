@@ -24,7 +24,18 @@ pub struct EpochProgress {
 impl EpochProgress {
     /// A bar over `batches` batches, titled `epoch i/n`.
     pub fn new(epoch: usize, epochs: usize, batches: usize) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+        Self::with_visibility(epoch, epochs, batches, true)
+    }
+
+    /// As [`new`](Self::new), drawn only when `visible` (in a data-parallel
+    /// job, on rank 0 alone; see [`ranks::progress`](super::ranks::progress)).
+    pub fn with_visibility(epoch: usize, epochs: usize, batches: usize, visible: bool) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(batches as u64), target);
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
                 .expect("valid template")
@@ -112,6 +123,27 @@ impl EpochProgress {
             .get()
             .unwrap_or_else(|| self.start.elapsed())
             .as_secs_f64()
+    }
+
+    /// Turns this rank's figures into the whole job's: images, correct
+    /// predictions, batches and loss sums added over the ranks (so
+    /// [`mean_loss`](Self::mean_loss) is the mean of every rank's batch
+    /// losses), the duration the slowest rank's. A collective: call it on
+    /// every rank, after [`finish`](Self::finish).
+    pub fn all_reduce(&mut self, world: &dist::World) {
+        let mut sums = [
+            self.loss_sum,
+            self.correct as f64,
+            self.images as f64,
+            self.batches as f64,
+        ];
+        world.all_reduce_slice(&mut sums, dist::ReduceOp::Sum);
+        self.loss_sum = sums[0];
+        self.correct = sums[1] as usize;
+        self.images = sums[2] as usize;
+        self.batches = sums[3] as usize;
+        let secs = world.all_reduce_scalar(self.seconds(), dist::ReduceOp::Max);
+        self.stopped.set(Some(Duration::from_secs_f64(secs)));
     }
 
     /// Prints a line to stdout above the bar (the bar is redrawn under it);

@@ -32,6 +32,7 @@ use rand::seq::SliceRandom;
 use super::collate::Collate;
 use super::dataset::Dataset;
 use super::image::Image;
+use super::sampler::DistributedSampler;
 use super::seed::{sample_rng, shuffle_rng};
 use super::transforms::Transform;
 
@@ -103,6 +104,7 @@ pub struct DataLoader<I = (Image, usize)> {
     augment: Option<Augment<I>>,
     num_workers: usize,
     prefetch: usize,
+    sampler: Option<DistributedSampler>,
     next_epoch: AtomicU64,
 }
 
@@ -117,6 +119,7 @@ impl<I> fmt::Debug for DataLoader<I> {
             .field("augment", &self.augment.is_some())
             .field("num_workers", &self.num_workers)
             .field("prefetch", &self.prefetch)
+            .field("sampler", &self.sampler)
             .finish()
     }
 }
@@ -139,6 +142,7 @@ impl<I: Collate + 'static> DataLoader<I> {
             augment: None,
             num_workers: 1,
             prefetch: 2,
+            sampler: None,
             next_epoch: AtomicU64::new(0),
         }
     }
@@ -187,6 +191,21 @@ impl<I: Collate + 'static> DataLoader<I> {
         self
     }
 
+    /// Serves only this process's share of each epoch (data-parallel
+    /// training): the epoch's permutation, the same on every process with
+    /// the same seed, cut by `sampler`; batches, [`len`](Self::len) and
+    /// [`order`](Self::order) are then the share's. See
+    /// [`DistributedSampler`] for the uneven tail.
+    pub fn distributed(mut self, sampler: DistributedSampler) -> DataLoader<I> {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// The share this loader serves, if it is one.
+    pub fn sampler(&self) -> Option<&DistributedSampler> {
+        self.sampler.as_ref()
+    }
+
     /// Makes the next [`iter`](Self::iter) run epoch `epoch` (to resume training).
     pub fn set_epoch(&self, epoch: u64) {
         self.next_epoch.store(epoch, Ordering::Relaxed);
@@ -204,7 +223,10 @@ impl<I: Collate + 'static> DataLoader<I> {
 
     /// Number of batches per epoch.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = match &self.sampler {
+            Some(s) => s.num_samples(self.dataset.len()),
+            None => self.dataset.len(),
+        };
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -223,7 +245,10 @@ impl<I: Collate + 'static> DataLoader<I> {
         if self.shuffle {
             order.shuffle(&mut shuffle_rng(self.seed, epoch));
         }
-        order
+        match &self.sampler {
+            Some(s) => s.shard(&order),
+            None => order,
+        }
     }
 
     /// Example `index` as epoch `epoch` serves it: augmented with the same

@@ -14,6 +14,8 @@
 //! - [`DataLoader`]: batches shuffled each epoch from a seed, augmented on
 //!   background threads, the items stacked by [`Collate`] (labelled images
 //!   into `[N, C, H, W]` tensors and label vectors).
+//! - [`DistributedSampler`]: one process's disjoint share of every epoch,
+//!   for data-parallel training (the `dist` crate builds it from its world).
 //! - [`transforms`]: random crop, flip, shift, affine, colour jitter,
 //!   normalize, pad, resize, composable.
 //!
@@ -44,6 +46,7 @@ pub mod image;
 pub mod io;
 pub mod loader;
 pub mod mnist;
+pub mod sampler;
 pub mod scenes;
 pub mod seed;
 pub mod subset;
@@ -56,6 +59,7 @@ pub use error::{DataError, Result};
 pub use image::Image;
 pub use loader::{Batch, Batches, DataLoader};
 pub use mnist::{FashionMnist, Mnist};
+pub use sampler::{DistributedSampler, Tail};
 pub use scenes::DigitScenes;
 pub use subset::{random_split, Subset};
 pub use transforms::Transform;
