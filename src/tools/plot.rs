@@ -94,11 +94,22 @@ pub fn plot_series_png(
 ) -> Result<(), PlotError> {
     ensure_font()?;
     let width = 560 * panels.len().max(1) as u32;
-    let root = BitMapBackend::new(path, (width, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-    let root = root
-        .titled(title, ("sans-serif", 22))
-        .map_err(|e| draw_err(path, e))?;
+    let root = BitMapBackend::new(path, (width, SERIES_HEIGHT)).into_drawing_area();
+    draw_series(root, title, x_label, panels).map_err(|e| draw_err(path, e))
+}
+
+/// Height in pixels of [`plot_series_png`]'s pictures.
+const SERIES_HEIGHT: u32 = 420;
+
+/// [`plot_series_png`]'s drawing, on any backend (an in-memory one in tests).
+fn draw_series<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    panels: &[(&str, Vec<Curve>)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     let colors = [
         RGBColor(31, 119, 180),
@@ -126,31 +137,30 @@ pub fn plot_series_png(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-            .map_err(|e| draw_err(path, e))?;
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(*ylabel)
             .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| draw_err(path, e))?;
+            .draw()?;
         for (i, c) in curves.iter().enumerate() {
             let color = colors[i % colors.len()];
+            // One path per segment: plotters joins a wide polyline with
+            // mitres, and at a sharp reversal (a return of 500 between two
+            // of 10) the mitre shoots far outside the plot area.
             chart
-                .draw_series(LineSeries::new(
-                    c.points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| draw_err(path, e))?
+                .draw_series(
+                    c.points
+                        .windows(2)
+                        .map(|w| PathElement::new(vec![w[0], w[1]], color.stroke_width(2))),
+                )?
                 .label(c.label.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
             if c.points.len() <= MARKED_POINTS {
-                chart
-                    .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| draw_err(path, e))?;
+                chart.draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
             }
         }
         chart
@@ -158,10 +168,9 @@ pub fn plot_series_png(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| draw_err(path, e))?;
+            .draw()?;
     }
-    root.present().map_err(|e| draw_err(path, e))
+    root.present()
 }
 
 /// One cell of an image grid: `[C, H, W]` values in `[0, 1]` (1 or 3 channels) and a caption.
@@ -292,4 +301,41 @@ pub fn image_grid_png(
         .map_err(|e| draw_err(path, e))?;
     }
     root.present().map_err(|e| draw_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zigzag like a DQN's returns (10, 500, 10, …) stays inside its plot
+    /// area: no pixel of the curve's colour in the title band above it or
+    /// in the bottom rows under the axis labels.
+    #[test]
+    fn sharp_reversals_stay_inside_the_plot_area() {
+        ensure_font().expect("font");
+        let (w, h) = (560u32, SERIES_HEIGHT);
+        let mut buf = vec![0u8; (w * h * 3) as usize];
+        let zigzag: Vec<(f64, f64)> = (0..1000)
+            .map(|i| (f64::from(i), if i % 7 == 3 { 500.0 } else { 10.0 }))
+            .collect();
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            draw_series(
+                root,
+                "zigzag",
+                "episode",
+                &[("return", vec![Curve::new("episode", zigzag)])],
+            )
+            .expect("drawn");
+        }
+        let blue = |y: u32| {
+            (0..w).any(|x| {
+                let k = ((y * w + x) * 3) as usize;
+                buf[k..k + 3] == [31, 119, 180]
+            })
+        };
+        let stray: Vec<u32> = (0..20).chain(h - 8..h).filter(|&y| blue(y)).collect();
+        assert!(stray.is_empty(), "curve pixels in rows {stray:?}");
+        assert!((20..h - 8).any(blue), "the curve was drawn");
+    }
 }
