@@ -760,7 +760,7 @@ fn interrupt_ex02(
             "no '{wait_for}' line"
         );
     }
-    // Into the epoch: 40 steps of 50 images take seconds.
+    // Into the epoch: 120 steps of 50 images take seconds.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let pid = child.id().to_string();
     assert!(Command::new("kill")
@@ -789,8 +789,10 @@ fn ex02_sigint_and_sigterm_then_resume_give_the_uninterrupted_weights() {
         "--quick",
         "--epochs",
         "2",
+        // 120 steps an epoch: the signal, 1.5 s after the start, lands
+        // inside training even on a fast idle machine.
         "--train-subset",
-        "2000",
+        "6000",
         "--batch",
         "50",
     ];
