@@ -4,7 +4,7 @@
 //! and scheduler state loaders, and training checkpoints.
 //!
 //! [`harness`] mutates the committed corpus (`fuzz/corpus/<target>/`) with a
-//! seed; [`alloc`] counts allocations; [`targets`] holds one target per
+//! seed; [`alloc`] counts allocations; [`targets`](mod@targets) holds one target per
 //! reader. `cargo test -p dlfs-fuzz --release` runs each target for a fixed
 //! number of seeded iterations; `cargo run -p dlfs-fuzz --release --
 //! --seconds 300` runs them long.
