@@ -6,84 +6,11 @@
 //! Outputs go under `CARGO_TARGET_TMPDIR`; a lock runs the examples one at
 //! a time (the machine has two cores).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn out_dir(run: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("examples")
-        .join(run);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn cargo_run(name: &str, args: &[&str]) -> Output {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    Command::new(env!("CARGO"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "--release", "--quiet", "--example", name, "--"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start cargo for example {name}: {e}"))
-}
-
-/// Runs `name --quick --out OUT EXTRA...`; returns stdout, panics with the
-/// output on failure.
-fn run_quick(name: &str, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["--quick", "--out", out.to_str().expect("UTF-8 path")];
-    args.extend_from_slice(extra);
-    let start = std::time::Instant::now();
-    let output = cargo_run(name, &args);
-    eprintln!("{name} --quick: {:.1} s", start.elapsed().as_secs_f64());
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "example {name} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The header (which must be `expected`) and the rows, all numeric.
-fn csv_rows(path: &Path, expected: &[&str]) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    assert_eq!(header, expected, "{}: header", path.display());
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| {
-            let row: Vec<f64> = l
-                .split(',')
-                .map(|v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{}: '{v}'", path.display()))
-                })
-                .collect();
-            assert_eq!(row.len(), expected.len(), "{}: row '{l}'", path.display());
-            row
-        })
-        .collect();
-    assert!(!rows.is_empty(), "{}: no rows", path.display());
-    rows
-}
+mod common;
+use common::*;
 
 fn col(rows: &[Vec<f64>], i: usize) -> Vec<f64> {
     rows.iter().map(|r| r[i]).collect()
-}
-
-/// The PNG signature and a non-empty IHDR; returns (width, height).
-fn check_png(path: &Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(b.len() > 33 && b[..8] == [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']);
-    assert_eq!(&b[12..16], b"IHDR", "{}", path.display());
-    let be = |s: &[u8]| u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
-    let (w, h) = (be(&b[16..20]), be(&b[20..24]));
-    assert!(w > 0 && h > 0, "{}: {w}x{h}", path.display());
-    (w, h)
 }
 
 #[test]
