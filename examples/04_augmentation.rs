@@ -6,9 +6,10 @@
 //! each row is one training digit, the original and then the versions the
 //! data loader hands out in successive epochs. Then DeepConvNet is trained
 //! twice on the same images — same seed, same epochs — without and with
-//! augmentation, and both test accuracies are reported (printed and in
-//! `metrics.csv`, curves in `curves.png`). The fewer the training images,
-//! the larger the gain.
+//! augmentation, for each of `--seeds` seeds, and the test accuracies are
+//! reported: per seed and as mean and spread (printed and in `metrics.csv`,
+//! curves in `curves.png`). The fewer the training images, the larger the
+//! gain.
 //!
 //! ```text
 //! cargo run --release --example 04_augmentation
@@ -16,16 +17,17 @@
 //! ```
 //!
 //! Options: `--epochs N` (10) `--train-subset N` (10,000) `--test-subset N`
-//! (10,000) `--seed S` `--show N` (digits drawn, 8) `--out DIR`
-//! (runs/augmentation) `--quick` (1 epoch on 300 training and 200 test images).
+//! (10,000) `--seeds N` (3) `--seed S` (the first seed) `--show N` (digits
+//! drawn, 8) `--out DIR` (runs/augmentation) `--quick` (1 epoch on 300
+//! training and 200 test images, 1 seed).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{
-    evaluate, image_grid_png, plot_curves_png, train_epoch, Args, Curve, Failure, GridImage,
-    MetricsCsv,
+    evaluate, image_grid_png, metrics, plot_curves_png, train_epoch, Args, Curve, Failure,
+    GridImage, MetricsCsv,
 };
 use models::data::transforms::RandomAffine;
 use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
@@ -33,7 +35,8 @@ use models::{DeepConvNet, DeepConvNetConfig};
 use nn::Module;
 use optim::{Adam, AdamConfig};
 
-const HEADER: [&str; 6] = [
+const HEADER: [&str; 7] = [
+    "seed",
     "augmented",
     "epoch",
     "train_loss",
@@ -50,9 +53,13 @@ fn main() -> Result<(), Failure> {
     let train_n: usize = args.get("--train-subset", if quick { 300 } else { 10_000 });
     let test_n: usize = args.get("--test-subset", if quick { 200 } else { 10_000 });
     let seed: u64 = args.get("--seed", 0);
+    let n_seeds: u64 = args.get("--seeds", if quick { 1 } else { 3 });
     let show: usize = args.get("--show", 8);
     let out = PathBuf::from(args.get("--out", "runs/augmentation".to_string()));
     args.finish(); // --help, or an unknown option: say so before any work
+    if n_seeds == 0 {
+        return Err(Failure::msg("--seeds: at least 1"));
+    }
     std::fs::create_dir_all(&out)?;
 
     let train: Arc<dyn ImageDataset> =
@@ -64,15 +71,18 @@ fn main() -> Result<(), Failure> {
     // The augmentation, as torchvision's RandomAffine; the loader applies it
     // on its background threads, with random numbers drawn from (seed, epoch, image).
     let augment = RandomAffine::new(10.0).translate(0.1, 0.1).scale(0.9, 1.1);
-    let plain_loader = DataLoader::new(train.clone(), 100)
-        .shuffle(true)
-        .seed(seed)
-        .drop_last(true);
-    let augmented_loader = DataLoader::new(train.clone(), 100)
-        .shuffle(true)
-        .seed(seed)
-        .drop_last(true)
-        .transform(augment);
+    let loader = |seed: u64, augmented: bool| {
+        let plain = DataLoader::new(train.clone(), 100)
+            .shuffle(true)
+            .seed(seed)
+            .drop_last(true);
+        if augmented {
+            plain.transform(augment)
+        } else {
+            plain
+        }
+    };
+    let augmented_loader = loader(seed, true);
 
     // 1. The picture: per row, one digit and what epochs 1..7 make of it.
     let versions: u64 = 7;
@@ -100,48 +110,55 @@ fn main() -> Result<(), Failure> {
         out.join("augmented.png").display()
     );
 
-    // 2. The experiment: the same training without and with augmentation.
+    // 2. The experiment: the same training without and with augmentation, per seed.
     println!(
-        "training DeepConvNet on {} images for {epochs} epochs, tested on {} images",
+        "training DeepConvNet on {} images for {epochs} epochs, tested on {} images, seeds {seed}..={}",
         train.len(),
-        test.len()
+        test.len(),
+        seed + n_seeds - 1
     );
     let mut metrics = MetricsCsv::new(out.join("metrics.csv"), &HEADER);
-    let (mut loss_curves, mut acc_curves, mut finals) = (Vec::new(), Vec::new(), Vec::new());
-    for (augmented, loader) in [(false, &plain_loader), (true, &augmented_loader)] {
-        manual_seed(seed); // the same initial weights and dropout masks for both runs
-        let model = DeepConvNet::new(DeepConvNetConfig::default());
-        let mut opt = Adam::new(model.parameters(), AdamConfig::default());
-        let name = if augmented {
-            "with augmentation"
-        } else {
-            "without augmentation"
-        };
-        let (mut losses, mut accuracies) = (Vec::new(), Vec::new());
-        for epoch in 1..=epochs {
-            let fit = train_epoch(&model, &mut opt, loader, epoch, epochs);
-            let ev = evaluate(&model, &test_loader, true);
-            println!(
-                "{name:>21}  epoch {epoch:2}/{epochs}  train loss {:.4} acc {:.2}%  test acc {:.2}%",
-                fit.mean_loss(),
-                fit.accuracy(),
-                ev.accuracy
-            );
-            let row = [
-                f64::from(u8::from(augmented)),
-                epoch as f64,
-                fit.mean_loss(),
-                fit.accuracy(),
-                ev.loss,
-                ev.accuracy,
-            ];
-            metrics.push(&row)?;
-            losses.push((epoch as f64, fit.mean_loss()));
-            accuracies.push((epoch as f64, ev.accuracy));
+    let (mut loss_curves, mut acc_curves) = (Vec::new(), Vec::new());
+    let mut finals: [Vec<f64>; 2] = [Vec::new(), Vec::new()]; // without, with
+    for run_seed in seed..seed + n_seeds {
+        for augmented in [false, true] {
+            manual_seed(run_seed); // the same initial weights and dropout masks for both runs
+            let model = DeepConvNet::new(DeepConvNetConfig::default());
+            let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+            let train_loader = loader(run_seed, augmented);
+            let name = if augmented {
+                "with augmentation"
+            } else {
+                "without augmentation"
+            };
+            let (mut losses, mut accuracies) = (Vec::new(), Vec::new());
+            for epoch in 1..=epochs {
+                let fit = train_epoch(&model, &mut opt, &train_loader, epoch, epochs);
+                let ev = evaluate(&model, &test_loader, true);
+                println!(
+                    "seed {run_seed}  {name:>21}  epoch {epoch:2}/{epochs}  train loss {:.4} acc {:.2}%  test acc {:.2}%",
+                    fit.mean_loss(),
+                    fit.accuracy(),
+                    ev.accuracy
+                );
+                let row = [
+                    run_seed as f64,
+                    f64::from(u8::from(augmented)),
+                    epoch as f64,
+                    fit.mean_loss(),
+                    fit.accuracy(),
+                    ev.loss,
+                    ev.accuracy,
+                ];
+                metrics.push(&row)?;
+                losses.push((epoch as f64, fit.mean_loss()));
+                accuracies.push((epoch as f64, ev.accuracy));
+            }
+            finals[usize::from(augmented)].push(accuracies.last().map_or(0.0, |a| a.1));
+            let label = format!("{name}, seed {run_seed}");
+            loss_curves.push(Curve::new(&label, losses));
+            acc_curves.push(Curve::new(&label, accuracies));
         }
-        finals.push((name, accuracies.last().map_or(0.0, |a| a.1)));
-        loss_curves.push(Curve::new(name, losses));
-        acc_curves.push(Curve::new(name, accuracies));
     }
     plot_curves_png(
         &out.join("curves.png"),
@@ -151,9 +168,17 @@ fn main() -> Result<(), Failure> {
             ("test accuracy (%)", acc_curves),
         ],
     )?;
-    for (name, acc) in &finals {
-        println!("test accuracy {name}: {acc:.2}%");
+    for (name, accs) in ["without augmentation", "with augmentation"]
+        .iter()
+        .zip(&finals)
+    {
+        println!("test accuracy {name}: {}", metrics::spread(accs));
     }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "augmentation changed the final test accuracy by {:+.2} points (mean over {n_seeds} seed(s))",
+        mean(&finals[1]) - mean(&finals[0])
+    );
     println!(
         "wrote {}/{{augmented.png, metrics.csv, curves.png}}",
         out.display()

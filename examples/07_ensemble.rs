@@ -4,23 +4,26 @@
 //! weights, shuffling, dropout), then averages their predicted class
 //! probabilities on the MNIST test images. Each network makes its own
 //! mistakes, so the average makes fewer: printed and in `ensemble.csv`, each
-//! model's test accuracy and that of the ensemble of the first k models.
+//! model's test accuracy and that of the ensemble of the first k models,
+//! drawn in `ensemble.png`.
 //!
 //! ```text
 //! cargo run --release --example 07_ensemble
-//! cargo run --release --example 07_ensemble -- --models 5 --epochs 20
+//! cargo run --release --example 07_ensemble -- --models 10 --epochs 20
 //! ```
 //!
-//! Options: `--models N` (3) `--epochs N` (5) `--train-subset N` (60,000)
+//! Options: `--models N` (5) `--epochs N` (5) `--train-subset N` (60,000)
 //! `--test-subset N` (10,000) `--seed S` (first seed; model k uses S + k)
-//! `--out DIR` (runs/ensemble) `--quick` (1 epoch on 300 training and 200
-//! test images).
+//! `--out DIR` (runs/ensemble) `--quick` (3 models, 1 epoch on 300 training
+//! and 200 test images).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use autograd::manual_seed;
-use dlfs::tools::{argmax, predict, train_epoch, Args, Failure, MetricsCsv};
+use dlfs::tools::{
+    argmax, plot_curves_png, predict, train_epoch, Args, Curve, Failure, MetricsCsv,
+};
 use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module};
@@ -40,7 +43,7 @@ fn main() -> Result<(), Failure> {
     let args = Args::parse();
     autograd::set_num_threads(args.get("--threads", 0))?;
     let quick = args.flag("--quick");
-    let n_models: usize = args.get("--models", 3);
+    let n_models: usize = args.get("--models", if quick { 3 } else { 5 });
     let epochs: usize = args.get("--epochs", if quick { 1 } else { 5 });
     let train_n: usize = args.get("--train-subset", if quick { 300 } else { 60_000 });
     let test_n: usize = args.get("--test-subset", if quick { 200 } else { 10_000 });
@@ -110,8 +113,25 @@ fn main() -> Result<(), Failure> {
         .copied()
         .unwrap_or(0.0);
     println!("mean single-model accuracy {mean:.2}%, ensemble of {n_models}: {ensemble:.2}% ({:+.2} points)", ensemble - mean);
+    let points = |column: &str| -> Vec<(f64, f64)> {
+        csv.column("model")
+            .into_iter()
+            .zip(csv.column(column))
+            .collect()
+    };
+    plot_curves_png(
+        &out.join("ensemble.png"),
+        "DeepConvNets on MNIST: each member, and the ensemble of the first k",
+        &[(
+            "test accuracy (%)",
+            vec![
+                Curve::new("member k alone", points("model_test_acc")),
+                Curve::new("ensemble of members 1..k", points("ensemble_test_acc")),
+            ],
+        )],
+    )?;
     println!(
-        "wrote {}/{{ensemble.csv, model_1..{n_models}.safetensors}}",
+        "wrote {}/{{ensemble.csv, ensemble.png, model_1..{n_models}.safetensors}}",
         out.display()
     );
     Ok(())

@@ -82,3 +82,19 @@ impl MetricsCsv {
         &self.rows
     }
 }
+
+/// Accuracies over several seeds as `mean ± sd (min–max)`, in percent (the
+/// sample standard deviation; 0 for one value).
+///
+/// ```
+/// assert_eq!(dlfs::tools::metrics::spread(&[99.0, 99.2, 99.4]), "99.20% ± 0.20 (99.00–99.40)");
+/// assert_eq!(dlfs::tools::metrics::spread(&[97.5]), "97.50% ± 0.00 (97.50–97.50)");
+/// ```
+pub fn spread(values: &[f64]) -> String {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.2}% ± {sd:.2} ({lo:.2}–{hi:.2})")
+}

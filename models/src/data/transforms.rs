@@ -19,6 +19,9 @@ use rand::RngExt;
 
 use super::image::Image;
 
+mod erasing;
+pub use erasing::RandomErasing;
+
 /// Maps one `[C, H, W]` image to another, drawing randomness from `rng`.
 ///
 /// `Send + Sync`: the loader applies it on background threads. Any closure
