@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autograd::manual_seed;
-use dlfs::tools::{evaluate, metrics, Args, Failure, MetricsCsv};
+use dlfs::tools::{evaluate, metrics, plot_series_png, Args, Curve, Failure, MetricsCsv};
 use models::data::{DataLoader, Dataset, FashionMnist, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Dtype, Module, StateDict};
@@ -269,6 +269,7 @@ fn main() -> Result<(), Failure> {
         out.join("results.csv"),
         &["labelled_images", "seed", "transfer", "test_acc"],
     );
+    let (mut transfer_points, mut scratch_points) = (Vec::new(), Vec::new());
     for &n in &label_counts {
         let (mut with, mut without) = (Vec::new(), Vec::new());
         for seed in first_seed..first_seed + n_seeds {
@@ -309,9 +310,28 @@ fn main() -> Result<(), Failure> {
             summary += &format!("  gain {:+.2} points", mean(&with) - mean(&without));
         }
         println!("{summary}");
+        if run_transfer {
+            transfer_points.push((n as f64, mean(&with)));
+        }
+        if run_scratch {
+            scratch_points.push((n as f64, mean(&without)));
+        }
     }
+    let mut curves = Vec::new();
+    if run_transfer {
+        curves.push(Curve::new("from MNIST's convolutions", transfer_points));
+    }
+    if run_scratch {
+        curves.push(Curve::new("from scratch", scratch_points));
+    }
+    plot_series_png(
+        &out.join("transfer.png"),
+        "DeepConvNet on Fashion-MNIST, transfer from MNIST against scratch",
+        "labelled training images",
+        &[("test accuracy (%)", curves)],
+    )?;
     println!(
-        "wrote {}/{{results.csv{}}}",
+        "wrote {}/{{results.csv, transfer.png{}}}",
         out.display(),
         if run_transfer {
             ", transfer_fashion.safetensors"

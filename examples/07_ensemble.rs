@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{
-    argmax, plot_curves_png, predict, train_epoch, Args, Curve, Failure, MetricsCsv,
+    argmax, plot_series_png, predict, train_epoch, Args, Curve, Failure, MetricsCsv,
 };
 use models::data::{DataLoader, Dataset, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
@@ -119,9 +119,10 @@ fn main() -> Result<(), Failure> {
             .zip(csv.column(column))
             .collect()
     };
-    plot_curves_png(
+    plot_series_png(
         &out.join("ensemble.png"),
         "DeepConvNets on MNIST: each member, and the ensemble of the first k",
+        "k (members)",
         &[(
             "test accuracy (%)",
             vec![
