@@ -387,6 +387,36 @@ fn ex08_resnet_vgg_googlenet() {
         &["--quick", "--model", "alexnet"],
         "unknown network 'alexnet'",
     );
+    assert_user_error(
+        "08_resnet_vgg_googlenet",
+        &["--quick", "--augment", "crop,blur"],
+        "unknown augmentation 'blur'",
+    );
+    // Random erasing and Adam, on the smallest network.
+    let out = out_dir("08_resnet_vgg_googlenet_erase");
+    let stdout = run_quick(
+        "08_resnet_vgg_googlenet",
+        &out,
+        &[
+            "--model",
+            "resnet20",
+            "--augment",
+            "crop,flip,erase",
+            "--optimizer",
+            "adam",
+        ],
+    );
+    assert!(
+        stdout.contains(
+            "adam lr 0.001 weight decay 0, schedule cosine, augmentation crop,flip,erase"
+        ),
+        "{stdout}"
+    );
+    let rows = csv_rows(&out.join("resnet20.csv"), &header);
+    assert!(
+        rows.iter().all(|r| r.iter().all(|v| v.is_finite())),
+        "{rows:?}"
+    );
 }
 
 #[test]
