@@ -326,7 +326,7 @@ fn main() -> Result<(), Failure> {
     }
     plot_series_png(
         &out.join("transfer.png"),
-        "DeepConvNet on Fashion-MNIST, transfer from MNIST against scratch",
+        "Fashion-MNIST: MNIST transfer vs scratch",
         "labelled training images",
         &[("test accuracy (%)", curves)],
     )?;

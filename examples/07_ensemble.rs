@@ -121,7 +121,7 @@ fn main() -> Result<(), Failure> {
     };
     plot_series_png(
         &out.join("ensemble.png"),
-        "DeepConvNets on MNIST: each member, and the ensemble of the first k",
+        "MNIST: members and their ensemble",
         "k (members)",
         &[(
             "test accuracy (%)",
