@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The transfer-learning ablation of docs/experiments.md: example 05 with 100
 # Fashion-MNIST labels, seeds 0 and 1, one setting per line, against the same
-# network trained from scratch. Each line prints the mean test accuracy.
+# network trained from scratch. Each line prints the mean test accuracy
+# (the last two lines train both, transfer and scratch, at other step counts).
 #
 #   cargo build --release --example 05_transfer_learning
 #   bash scripts/transfer_ablation.sh [OUT]       # OUT: runs/transfer_ablation
@@ -40,3 +41,6 @@ run reuse2_frozen2 --only transfer --pretrained "$PRE" --reuse 2 --freeze 2 --ba
 # How long the source trained: 1 and 5 epochs instead of 2.
 run reuse6_pre1 --only transfer --pretrain-epochs 1 --reuse 6 --backbone-lr 1e-3
 run reuse6_pre5 --only transfer --pretrain-epochs 5 --reuse 6 --backbone-lr 1e-3
+# The number of steps (transfer and scratch both): 100 and 1,000 instead of 300.
+run reuse6_steps100 --pretrained "$PRE" --reuse 6 --backbone-lr 1e-3 --steps 100
+run reuse6_steps1000 --pretrained "$PRE" --reuse 6 --backbone-lr 1e-3 --steps 1000
