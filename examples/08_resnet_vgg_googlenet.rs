@@ -169,6 +169,7 @@ fn main() -> Result<(), Failure> {
         "images_per_second",
     ];
     let (mut loss_curves, mut acc_curves) = (Vec::new(), Vec::new());
+    let trained = names.clone();
     for name in names {
         manual_seed(seed);
         let model = build(name);
@@ -265,7 +266,7 @@ fn main() -> Result<(), Failure> {
     }
     plot_curves_png(
         &out.join("curves.png"),
-        "ResNet-20, VGG-11-BN and GoogLeNet on Fashion-MNIST (32x32)",
+        &format!("{} on Fashion-MNIST (32x32)", trained.join(", ")),
         &[
             ("train loss", loss_curves),
             ("test accuracy (%)", acc_curves),
