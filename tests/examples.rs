@@ -206,7 +206,12 @@ fn ex04_augmentation() {
         w > 8 * 28 && h > 8 * 28,
         "augmented.png is {w}x{h}: too small for 8 rows of 8 digits"
     );
+    assert!(
+        stdout.contains("augmentation changed the final test accuracy by"),
+        "{stdout}"
+    );
     let header = [
+        "seed",
         "augmented",
         "epoch",
         "train_loss",
@@ -215,6 +220,7 @@ fn ex04_augmentation() {
         "test_acc",
     ];
     let rows = csv_rows(&out.join("metrics.csv"), &header);
+    assert_eq!(column(&rows, &header, "seed"), vec![0.0, 0.0], "one seed");
     assert_eq!(
         column(&rows, &header, "augmented"),
         vec![0.0, 1.0],
