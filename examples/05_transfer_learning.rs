@@ -241,9 +241,9 @@ fn main() -> Result<(), Failure> {
                     "source weights: {} (MNIST, from an earlier run)",
                     path.display()
                 );
-            } else {
+            } else if run_transfer {
                 pretrain(&path, pretrain_epochs, quick, first_seed)?;
-            }
+            } // scratch alone needs no source network
             path
         }
     };

@@ -290,6 +290,17 @@ fn ex05_transfer_learning() {
         source.fc2.weight.to_vec(),
         "fc2 should be a new head"
     );
+    // Scratch alone: no source network is trained, one row per seed.
+    let out = out_dir("05_transfer_learning_scratch");
+    let stdout = run_quick(
+        "05_transfer_learning",
+        &out,
+        &["--only", "scratch", "--labels", "20,100"],
+    );
+    assert!(!stdout.contains("pre-training"), "{stdout}");
+    let rows = csv_rows(&out.join("results.csv"), &header);
+    assert_eq!(column(&rows, &header, "transfer"), vec![0.0, 0.0]);
+    assert_eq!(column(&rows, &header, "labelled_images"), vec![20.0, 100.0]);
     assert_user_error(
         "05_transfer_learning",
         &["--quick", "--labels", "100,x"],
