@@ -7,8 +7,8 @@
 //! with batch norm and a compact one-layer head (9 M parameters), and
 //! GoogLeNet (Inception blocks, no auxiliary heads, 6 M parameters), each with
 //! one input channel. It prints the training loss falling every few batches
-//! and the test accuracy after each epoch; per model `<model>.csv`, and
-//! `curves.png` with all of them.
+//! and the test accuracy after each epoch; per model `<model>.csv` and the
+//! trained weights `<model>.safetensors`, and `curves.png` with all of them.
 //!
 //! The recipe is the CIFAR one: SGD with momentum 0.9 and weight decay
 //! 5e-4, the learning rate annealed on a cosine from `--lr` to 0 over the
@@ -51,7 +51,7 @@ use models::data::transforms::{
 };
 use models::data::{DataLoader, Dataset, ImageDataset, Subset};
 use models::{cifar_resnet, vgg, GoogLeNet, GoogLeNetConfig, VggConfig, VggKind};
-use nn::Module;
+use nn::{Dtype, Module};
 use optim::lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
 use optim::lr_scheduler::LrScheduler;
 use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
@@ -254,6 +254,7 @@ fn main() -> Result<(), Failure> {
                 bar.images_per_second(),
             ])?;
         }
+        model.save(&out.join(format!("{name}.safetensors")), Dtype::F32)?;
         loss_curves.push(Curve::new(name, loss_points));
         acc_curves.push(Curve::new(
             name,
@@ -272,6 +273,9 @@ fn main() -> Result<(), Failure> {
             ("test accuracy (%)", acc_curves),
         ],
     )?;
-    println!("wrote {}/{{<model>.csv, curves.png}}", out.display());
+    println!(
+        "wrote {}/{{<model>.csv, <model>.safetensors, curves.png}}",
+        out.display()
+    );
     Ok(())
 }
