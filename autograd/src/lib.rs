@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+mod conv_algorithm;
 pub mod custom_op;
 mod denormals;
 pub mod dims;
@@ -58,6 +59,7 @@ mod saved;
 pub mod tensor;
 pub mod threads;
 
+pub use conv_algorithm::{conv_algorithm, set_conv_algorithm, ConvAlgorithm};
 pub use custom_op::CustomOp;
 pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};

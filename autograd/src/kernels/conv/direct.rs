@@ -329,7 +329,7 @@ fn run_tiles(
 ///
 /// # Safety
 /// As [`x86::tile`].
-unsafe fn tile_dispatch(
+pub(super) unsafe fn tile_dispatch(
     rows: usize,
     offs: &[usize],
     a: *const f32,

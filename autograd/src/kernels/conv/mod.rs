@@ -15,6 +15,7 @@ pub(in crate::kernels) mod direct;
 mod geom;
 mod im2col;
 mod weight_grad;
+pub(in crate::kernels) mod winograd;
 
 pub(crate) use geom::ConvGeom;
 pub(crate) use weight_grad::conv2d_weight_grad;
@@ -150,24 +151,18 @@ pub(crate) fn conv2d_forward<T: Float>(
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
+    if winograd::applies(g) {
+        if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
+            let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+            return with_uninit(g.n * out_per, |y32| {
+                winograd::forward(x32, w32, b32, g, y32)
+            });
+        }
+    }
     if direct::applies(g) {
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
-            // Not zero-filled: the kernel writes every element.
-            let mut y = Vec::<T>::with_capacity(g.n * out_per);
-            let spare = y.spare_capacity_mut();
-            // SAFETY: T is f32 (f32_slice returned Some), so the uninitialized
-            // slots have f32's layout.
-            let y32 = unsafe {
-                std::slice::from_raw_parts_mut(
-                    spare.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>,
-                    g.n * out_per,
-                )
-            };
-            direct::forward(x32, w32, b32, g, y32);
-            // SAFETY: direct::forward initialized all `n * out_per` elements.
-            unsafe { y.set_len(g.n * out_per) };
-            return y;
+            return with_uninit(g.n * out_per, |y32| direct::forward(x32, w32, b32, g, y32));
         }
     }
     let work = og * k * ohw * g.groups;
@@ -190,6 +185,27 @@ pub(crate) fn conv2d_forward<T: Float>(
             }
         }
     })
+}
+
+/// A new vector of `len` elements of `T` (f32: the callers hold f32
+/// slices) written by `fill`, which must initialize every element: not
+/// zero-filled first.
+fn with_uninit<T: Float>(
+    len: usize,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>]),
+) -> Vec<T> {
+    assert!(T::f32_slice(&[] as &[T]).is_some(), "with_uninit: f32 only");
+    let mut y = Vec::<T>::with_capacity(len);
+    let spare = y.spare_capacity_mut();
+    // SAFETY: T is f32 (checked above), so the uninitialized slots have
+    // f32's layout.
+    let y32 = unsafe {
+        std::slice::from_raw_parts_mut(spare.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>, len)
+    };
+    fill(y32);
+    // SAFETY: `fill` initialized all `len` elements (the kernels' contract).
+    unsafe { y.set_len(len) };
+    y
 }
 
 /// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
@@ -266,7 +282,7 @@ fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvG
     // Measured (2 threads, AVX2): with the direct kernels (f32) always worth
     // it; through im2col from 8 input channels on planes of 16x16 and up,
     // below that the transposed GEMM + col2im is faster.
-    let direct = T::f32_slice(wt).is_some() && direct::applies(&gf);
+    let direct = T::f32_slice(wt).is_some() && (direct::applies(&gf) || winograd::applies(&gf));
     if !(direct || g.cg() >= 8 && g.h * g.w >= 256) {
         return None;
     }

@@ -5,3 +5,4 @@
 pub(crate) mod direct;
 pub(crate) mod gemm;
 pub(crate) mod pool;
+pub(crate) mod winograd;

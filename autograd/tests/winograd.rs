@@ -1,0 +1,120 @@
+//! Winograd F(2x2, 3x3) (`set_conv_algorithm(ConvAlgorithm::Winograd)`):
+//! f32 convolutions and their input gradients against the same in f64, at
+//! random shapes, paddings and value ranges.
+//!
+//! The bound is per element, on the magnitude of the sum it computes:
+//! `|y32 - y64| <= 4e-6 * (|x| ⊛ |w| + |b|)`, the same convolution of the
+//! absolute values (so a cancelling sum is not held to its small result).
+//! F(2x2, 3x3)'s transforms only add, subtract and halve; the largest error
+//! seen over these cases is printed with `--nocapture`.
+//!
+//! One test function: the setting is global, and every case here must run
+//! with it on.
+
+use autograd::{set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// Largest `|got - want| / magnitude` over the elements.
+fn worst(got: &Tensor<f32>, want: &Tensor<f64>, magnitude: &Tensor<f64>) -> f64 {
+    assert_eq!(got.shape(), want.shape());
+    got.to_vec()
+        .iter()
+        .zip(want.to_vec())
+        .zip(magnitude.to_vec())
+        .map(|((&g, w), m)| (g as f64 - w).abs() / (m + 1e-30))
+        .fold(0.0, f64::max)
+}
+
+/// Forward and input gradient of one convolution: the two worst ratios.
+fn check(
+    x: &Tensor<f64>,
+    w: &Tensor<f64>,
+    b: &Tensor<f64>,
+    gy: &Tensor<f64>,
+    p: [usize; 2],
+) -> (f64, f64) {
+    let opts = ConvOptions::new().padding(p);
+    let (x32, w32, b32, gy32) = (
+        x.cast::<f32>(),
+        w.cast::<f32>(),
+        b.cast::<f32>(),
+        gy.cast::<f32>(),
+    );
+    // The f32 inputs, widened back: the reference sees exactly what f32 got.
+    let (x, w, b, gy) = (
+        x32.cast::<f64>(),
+        w32.cast::<f64>(),
+        b32.cast::<f64>(),
+        gy32.cast::<f64>(),
+    );
+    let y = x.conv2d(&w, Some(&b), opts);
+    let y_mag = x.abs().conv2d(&w.abs(), Some(&b.abs()), opts);
+    let fwd = worst(&x32.conv2d(&w32, Some(&b32), opts), &y, &y_mag);
+    let dx = gy.conv_transpose2d(&w, None, opts);
+    let dx_mag = gy.abs().conv_transpose2d(&w.abs(), None, opts);
+    let bwd = worst(&gy32.conv_transpose2d(&w32, None, opts), &dx, &dx_mag);
+    (fwd, bwd)
+}
+
+#[test]
+fn winograd_matches_f64_within_its_bound() {
+    if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+        eprintln!("no AVX2 + FMA on this CPU: Winograd does not run here");
+        return;
+    }
+    autograd::manual_seed(11);
+
+    // The setting takes effect: on a layer of DeepConvNet's size the two
+    // kernels sum in different orders, so some outputs differ in their
+    // last bits, and both are within the bound.
+    let x = Tensor::<f64>::randn([4, 16, 28, 28]);
+    let w = Tensor::<f64>::randn([16, 16, 3, 3]).mul_scalar(0.1);
+    let b = Tensor::<f64>::randn([16]);
+    let opts = ConvOptions::new().padding(1);
+    let (x32, w32, b32) = (x.cast::<f32>(), w.cast::<f32>(), b.cast::<f32>());
+    set_conv_algorithm(ConvAlgorithm::Auto);
+    let auto = x32.conv2d(&w32, Some(&b32), opts).to_vec();
+    set_conv_algorithm(ConvAlgorithm::Winograd);
+    let wino = x32.conv2d(&w32, Some(&b32), opts).to_vec();
+    assert_ne!(
+        auto, wino,
+        "Winograd's sums should differ from the direct kernel's in some bits"
+    );
+
+    let largest = std::cell::Cell::new((0.0f64, 0.0f64));
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let shapes = (
+        1usize..=3,
+        1usize..=20,
+        1usize..=20,
+        1usize..=19,
+        1usize..=19,
+        0usize..=2,
+        0usize..=2,
+        prop_oneof![Just(1.0f64), Just(100.0), Just(1e-3)],
+    );
+    runner
+        .run(&shapes, |(n, c, o, h, w, ph, pw, scale)| {
+            let (oh, ow) = (h + 2 * ph, w + 2 * pw);
+            prop_assume!(oh >= 3 && ow >= 3);
+            let x = Tensor::<f64>::randn([n, c, h, w]).mul_scalar(scale);
+            let wt = Tensor::<f64>::randn([o, c, 3, 3]);
+            let b = Tensor::<f64>::randn([o]);
+            let gy = Tensor::<f64>::randn([n, o, oh - 2, ow - 2]);
+            let (fwd, bwd) = check(&x, &wt, &b, &gy, [ph, pw]);
+            let l = largest.get();
+            largest.set((l.0.max(fwd), l.1.max(bwd)));
+            prop_assert!(fwd <= 4e-6, "forward: error {fwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}], scale {scale}");
+            prop_assert!(bwd <= 4e-6, "input gradient: error {bwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}]");
+            Ok(())
+        })
+        .unwrap();
+    set_conv_algorithm(ConvAlgorithm::Auto);
+    let (fwd, bwd) = largest.get();
+    println!("largest error / magnitude: forward {fwd:e}, input gradient {bwd:e}");
+}

@@ -1,0 +1,99 @@
+//! Winograd F(2x2, 3x3) against the default kernels, per 3x3 layer shape:
+//! the forward convolution and the input gradient (`conv_transpose2d` of
+//! the output gradient, the kernel the backward pass runs), each timed with
+//! [`ConvAlgorithm::Auto`] and [`ConvAlgorithm::Winograd`] in alternation,
+//! call by call, so both see the same phases of the machine.
+//!
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench winograd` (options:
+//! `--iters N` calls of each per case (40), `--only NAME-PREFIX`).
+
+mod common;
+use common::*;
+
+use std::time::Instant;
+
+use autograd::{manual_seed, set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+
+/// Median and minimum, in milliseconds.
+fn stats(mut t: Vec<f64>) -> (f64, f64) {
+    t.sort_by(|a, b| a.total_cmp(b));
+    (t[t.len() / 2], t[0])
+}
+
+fn main() {
+    autograd::set_num_threads(0).expect("compute pool");
+    let iters = arg("--iters", 40);
+    let only = arg_str("--only");
+    manual_seed(0);
+    println!("threads {}", autograd::num_threads());
+    println!(
+        "{:<34} {:>5} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>7}",
+        "case (batch, in->out, size, pad)",
+        "",
+        "auto ms",
+        "winograd",
+        "ratio",
+        "auto min",
+        "wino min",
+        "ratio"
+    );
+    // (name, batch, cin, cout, size, pad)
+    let cases = [
+        ("deepconvnet conv1", 100, 1, 16, 28, 1),
+        ("deepconvnet conv2", 100, 16, 16, 28, 1),
+        ("deepconvnet conv3", 100, 16, 32, 14, 1),
+        ("deepconvnet conv4", 100, 32, 32, 14, 2),
+        ("deepconvnet conv5", 100, 32, 64, 8, 1),
+        ("deepconvnet conv6", 100, 64, 64, 8, 1),
+        ("resnet20 16@32", 128, 16, 16, 32, 1),
+        ("resnet20 32@16", 128, 32, 32, 16, 1),
+        ("resnet20 64@8", 128, 64, 64, 8, 1),
+        ("resnet18 32px 64@8", 64, 64, 64, 8, 1),
+        ("resnet18 32px 128@4", 64, 128, 128, 4, 1),
+        ("resnet18 32px 256@2", 64, 256, 256, 2, 1),
+        ("resnet18 64@56", 8, 64, 64, 56, 1),
+        ("resnet18 128@28", 8, 128, 128, 28, 1),
+        ("resnet18 256@14", 8, 256, 256, 14, 1),
+        ("vgg 512@14", 8, 512, 512, 14, 1),
+    ];
+    for (name, n, cin, cout, size, pad) in cases {
+        if !name.starts_with(&only) {
+            continue;
+        }
+        let x = Tensor::<f32>::randn([n, cin, size, size]);
+        let w = Tensor::<f32>::randn([cout, cin, 3, 3]).mul_scalar(0.1);
+        let b = Tensor::<f32>::randn([cout]);
+        let opts = ConvOptions::new().padding(pad);
+        let out = size + 2 * pad - 2;
+        let gy = Tensor::<f32>::randn([n, cout, out, out]);
+        let forward = || x.conv2d(&w, Some(&b), opts);
+        let input_grad = || gy.conv_transpose2d(&w, None, opts);
+        for (part, f) in [
+            ("fwd", &forward as &dyn Fn() -> Tensor<f32>),
+            ("dx", &input_grad),
+        ] {
+            let (mut auto, mut wino) = (Vec::new(), Vec::new());
+            for i in 0..iters + 3 {
+                for (algo, times) in [
+                    (ConvAlgorithm::Auto, &mut auto),
+                    (ConvAlgorithm::Winograd, &mut wino),
+                ] {
+                    set_conv_algorithm(algo);
+                    let t0 = Instant::now();
+                    std::hint::black_box(f());
+                    if i >= 3 {
+                        times.push(t0.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+            }
+            let ((am, amin), (wm, wmin)) = (stats(auto), stats(wino));
+            println!(
+                "{:<34} {part:>5} {am:>10.3} {wm:>10.3} {:>6.2}x   {amin:>10.3} {wmin:>10.3} {:>6.2}x",
+                format!("{name} ({n}, {cin}->{cout}, {size}, {pad})"),
+                am / wm,
+                amin / wmin
+            );
+        }
+    }
+    set_conv_algorithm(ConvAlgorithm::Auto);
+}
