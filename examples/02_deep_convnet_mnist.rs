@@ -15,20 +15,30 @@
 //! how to resume and exits with status 130 or 143; the resumed run ends
 //! with the weights an uninterrupted one has, bit for bit.
 //!
+//! `--recipe fast` trains the same network to 99.3% in about a minute on
+//! two cores: two epochs of Adam on a one-cycle schedule, batches of 128,
+//! no dropout, and Winograd convolutions where they are faster
+//! (`autograd::ConvAlgorithm::Fastest`). It prints the wall time at which
+//! the test accuracy first reached 99.3%.
+//!
 //! ```text
 //! cargo run --release --example 02_deep_convnet_mnist                 # the book: ~99.4%
+//! cargo run --release --example 02_deep_convnet_mnist -- --recipe fast  # 99.3% in ~1 minute
 //! cargo run --release --example 02_deep_convnet_mnist -- --augment --schedule cosine --epochs 30
 //! ```
 //!
-//! Options: `--epochs N` `--seed S` `--threads T` `--lr F` `--batch N`
-//! `--schedule none|step|cosine|onecycle` `--augment` `--data DIR` `--out DIR`
-//! `--resume` `--flush-denormals` `--quick` (a smoke run: 1 epoch on 600 training and 500 test images)
+//! Options: `--recipe book|fast` (book; the recipe sets the defaults of the
+//! next six) `--epochs N` `--lr F` `--batch N`
+//! `--schedule none|step|cosine|onecycle` `--dropout P`
+//! `--conv auto|fastest|winograd`, and `--seed S` `--threads T` `--augment`
+//! `--data DIR` `--out DIR` `--resume` `--flush-denormals` `--quick` (a
+//! smoke run: 1 epoch on 600 training and 500 test images)
 //! `--train-subset N` `--test-subset N`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use autograd::{manual_seed, PoolOptions, Tensor};
+use autograd::{manual_seed, ConvAlgorithm, PoolOptions, Tensor};
 use dlfs::tools::{
     evaluate, plot_curves_png, Args, Checkpoint, CheckpointError, Curve, EpochEnd, Failure, Fit,
     Interrupt, MetricsCsv, Position,
@@ -64,8 +74,9 @@ struct DeepConvNet {
 }
 
 impl DeepConvNet {
-    /// He initialisation as the book's: weights N(0, 2 / fan_in), zero biases.
-    fn new() -> Self {
+    /// He initialisation as the book's: weights N(0, 2 / fan_in), zero
+    /// biases; both dropouts drop with probability `p` (the book: 0.5).
+    fn new(p: f64) -> Self {
         let conv = |i, o, pad| {
             let c = Conv2d::new(Conv2dConfig::new(i, o, 3).padding(pad));
             kaiming_normal_(&c.weight, FanMode::FanIn, Nonlinearity::Relu);
@@ -86,9 +97,9 @@ impl DeepConvNet {
             conv5: conv(32, 64, 1), // 64x8x8
             conv6: conv(64, 64, 1), // 64x8x8, pooled to 4x4
             fc1: fc(64 * 4 * 4, 50),
-            dropout1: Dropout::new(0.5),
+            dropout1: Dropout::new(p),
             fc2: fc(50, 10),
-            dropout2: Dropout::new(0.5),
+            dropout2: Dropout::new(p),
         }
     }
 }
@@ -108,6 +119,45 @@ impl Module for DeepConvNet {
     }
 }
 
+/// A training recipe: the defaults of the options it names.
+struct Recipe {
+    epochs: usize,
+    batch: usize,
+    /// Adam's rate (with `onecycle`, a third of the peak).
+    lr: f64,
+    schedule: &'static str,
+    dropout: f64,
+    /// `autograd::ConvAlgorithm`: auto, fastest or winograd.
+    conv: &'static str,
+}
+
+impl Recipe {
+    /// The book's: Adam 1e-3, batch 100, dropout 0.5, 20 epochs.
+    const BOOK: Recipe = Recipe {
+        epochs: 20,
+        batch: 100,
+        lr: 1e-3,
+        schedule: "none",
+        dropout: 0.5,
+        conv: "auto",
+    };
+    /// To 99.3% in a minute on two cores: two epochs on a one-cycle
+    /// schedule, lighter dropout (the book's 0.5 on the logits slows
+    /// learning most), and the fastest convolution kernels (Winograd
+    /// where it pays).
+    const FAST: Recipe = Recipe {
+        epochs: 2,
+        batch: 128,
+        lr: 1e-3,
+        schedule: "onecycle",
+        dropout: 0.0,
+        conv: "fastest",
+    };
+}
+
+/// Test accuracy the fast recipe is timed to.
+const TARGET: f64 = 99.3;
+
 const HEADER: [&str; 9] = [
     "epoch",
     "train_loss",
@@ -123,12 +173,35 @@ const HEADER: [&str; 9] = [
 fn main() -> Result<(), Failure> {
     let args = Args::parse();
     let quick = args.flag("--quick");
-    let epochs: usize = args.get("--epochs", if quick { 1 } else { 20 });
+    let recipe_name: String = args.get("--recipe", "book".to_string());
+    let recipe = match recipe_name.as_str() {
+        "book" => Recipe::BOOK,
+        "fast" => Recipe::FAST,
+        other => {
+            return Err(Failure::msg(format!(
+                "--recipe: unknown recipe '{other}' (book or fast)"
+            )))
+        }
+    };
+    // The recipe gives the defaults; each option overrides its own.
+    let epochs: usize = args.get("--epochs", if quick { 1 } else { recipe.epochs });
     let seed: u64 = args.get("--seed", 0);
-    let batch: usize = args.get("--batch", 100);
-    let lr: f64 = args.get("--lr", 1e-3);
-    let schedule: String = args.get("--schedule", "none".to_string());
+    let batch: usize = args.get("--batch", recipe.batch);
+    let lr: f64 = args.get("--lr", recipe.lr);
+    let schedule: String = args.get("--schedule", recipe.schedule.to_string());
     let augment = args.flag("--augment");
+    let dropout: f64 = args.get("--dropout", recipe.dropout);
+    let conv: String = args.get("--conv", recipe.conv.to_string());
+    autograd::set_conv_algorithm(match conv.as_str() {
+        "auto" => ConvAlgorithm::Auto,
+        "fastest" => ConvAlgorithm::Fastest,
+        "winograd" => ConvAlgorithm::Winograd,
+        other => {
+            return Err(Failure::msg(format!(
+                "--conv: unknown algorithm '{other}' (auto, fastest or winograd)"
+            )))
+        }
+    });
     let out = PathBuf::from(args.get("--out", "runs/deep_convnet".to_string()));
     // The compute threads, this one among them (0: every core).
     autograd::set_num_threads(args.get("--threads", 0))?;
@@ -181,7 +254,7 @@ fn main() -> Result<(), Failure> {
 
     // Model and optimizer: the book's network and recipe.
     manual_seed(seed);
-    let model = DeepConvNet::new();
+    let model = DeepConvNet::new(dropout);
     let mut opt = Adam::new(
         model.parameters(),
         AdamConfig {
@@ -211,7 +284,7 @@ fn main() -> Result<(), Failure> {
         }
     };
     println!(
-        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; Adam lr {lr}, schedule {schedule}{}",
+        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; recipe {recipe_name}: Adam lr {lr}, schedule {schedule}, dropout {dropout}, convolutions {conv}{}",
         model.num_parameters(),
         train.len(),
         test.len(),
@@ -222,7 +295,7 @@ fn main() -> Result<(), Failure> {
     // Resume: model, optimizer and scheduler state, and where the run stopped.
     // What fixes the data and the random draws must be as it was.
     let config = format!(
-        "seed={seed} batch={batch} schedule={schedule} augment={augment} train={} test={}",
+        "seed={seed} batch={batch} schedule={schedule} augment={augment} dropout={dropout} train={} test={}",
         train.len(),
         test.len()
     );
@@ -393,5 +466,16 @@ fn main() -> Result<(), Failure> {
         "final test accuracy {last:.2}% (best {best:.2}%); wrote {}/{{metrics.csv, curves.png, deep_convnet.safetensors}}",
         out.display()
     );
+    // Time to the target: the wall time (training and evaluations) at the
+    // end of the first epoch whose test accuracy reached it.
+    let reached = metrics
+        .column("test_acc")
+        .into_iter()
+        .zip(metrics.column("wall_seconds"))
+        .find(|&(acc, _)| acc >= TARGET);
+    match reached {
+        Some((acc, wall)) => println!("{TARGET}% test accuracy reached after {wall:.1} s ({acc:.2}%)"),
+        None => println!("{TARGET}% test accuracy not reached"),
+    }
     Ok(())
 }
