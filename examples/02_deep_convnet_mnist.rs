@@ -148,7 +148,7 @@ impl Recipe {
     const FAST: Recipe = Recipe {
         epochs: 2,
         batch: 128,
-        lr: 1e-3,
+        lr: 2e-3,
         schedule: "onecycle",
         dropout: 0.0,
         conv: "fastest",
@@ -474,7 +474,9 @@ fn main() -> Result<(), Failure> {
         .zip(metrics.column("wall_seconds"))
         .find(|&(acc, _)| acc >= TARGET);
     match reached {
-        Some((acc, wall)) => println!("{TARGET}% test accuracy reached after {wall:.1} s ({acc:.2}%)"),
+        Some((acc, wall)) => {
+            println!("{TARGET}% test accuracy reached after {wall:.1} s ({acc:.2}%)")
+        }
         None => println!("{TARGET}% test accuracy not reached"),
     }
     Ok(())

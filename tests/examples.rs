@@ -144,6 +144,48 @@ fn ex02_deep_convnet_mnist() {
 }
 
 #[test]
+fn ex02_fast_recipe() {
+    let out = out_dir("02_fast_recipe");
+    let stdout = run_quick("02_deep_convnet_mnist", &out, &["--recipe", "fast"]);
+    for expected in [
+        "recipe fast: Adam",
+        "schedule onecycle",
+        "dropout 0,",
+        "convolutions fastest",
+        "99.3% test accuracy",
+    ] {
+        assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
+    }
+    let rows = csv_rows(
+        &out.join("metrics.csv"),
+        &[
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "lr",
+            "epoch_seconds",
+            "images_per_second",
+            "wall_seconds",
+        ],
+    );
+    assert_eq!(rows.len(), 1, "--quick: one epoch");
+    let args = [
+        "--recipe",
+        "slow",
+        "--quick",
+        "--out",
+        out.to_str().expect("UTF-8"),
+    ];
+    assert_user_error(
+        "02_deep_convnet_mnist",
+        &args,
+        "unknown recipe 'slow' (book or fast)",
+    );
+}
+
+#[test]
 fn ex03_misclassified() {
     let weights = ex02().join("deep_convnet.safetensors");
     let out = out_dir("03_misclassified");

@@ -136,7 +136,9 @@ impl Plan {
         // Enough blocks for every thread.
         let total = g.n * th;
         rows_per_block = rows_per_block.min(total.div_ceil(team::threads())).max(1);
-        let pbp = (rows_per_block * tw).div_ceil(NR) * NR;
+        // At least 8 columns past the last tile: the input transform's
+        // last vector of a tile row stores 8 (see `block`).
+        let pbp = (rows_per_block * tw + 8).div_ceil(NR) * NR;
         Plan {
             th,
             tw,
@@ -216,10 +218,13 @@ unsafe fn block(
                         zrow.as_ptr()
                     }
                 };
-                // SAFETY: rows of `w` floats; `tbuf` is `4 wp` with
+                // SAFETY: rows of `w` floats; `tbuf` is `4 wp + 16` with
                 // `pw + w <= wp` (`wp = 2 tw + 2 >= OW + 2 = W + 2 pw`); the
-                // 16 destinations `ξ C pbp` from `ci pbp + r tw` have `tw`
-                // floats each (`r tw + tw <= used <= pbp`).
+                // 16 destinations `ξ C pbp` from `ci pbp + r tw` each have
+                // room for `tw` rounded up to 8 (`used + 8 <= pbp`). The
+                // values stored past `tw` fall on the next tile row's
+                // columns, written after this one (this loop), or past
+                // `used`, zeroed below.
                 transform_input(
                     [row(0), row(1), row(2), row(3)],
                     g,

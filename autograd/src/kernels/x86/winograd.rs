@@ -73,8 +73,9 @@ unsafe fn deinterleave(p: *const f32) -> (__m256, __m256) {
 ///
 /// # Safety
 /// AVX2 present; `t` has `4 wp + 16` readable floats with `wp = 2 tw + 2`
-/// (the last vector reads past its row; those lanes are not stored);
-/// `dst + ξ stride` has `tw` writable floats for each `ξ < 16`.
+/// (the last vector reads past its row); `dst + ξ stride` has
+/// `tw.div_ceil(8) * 8` writable floats for each `ξ < 16`, of which those
+/// past `tw` receive values of no use.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn input_rows(t: *const f32, wp: usize, tw: usize, dst: *mut f32, stride: usize) {
     for a in 0..4 {
@@ -90,28 +91,13 @@ pub(crate) unsafe fn input_rows(t: *const f32, wp: usize, tw: usize, dst: *mut f
                 _mm256_sub_ps(e1, o0),
                 _mm256_sub_ps(o0, o1),
             ];
-            if j + 8 <= tw {
-                for (b, v) in vals.into_iter().enumerate() {
-                    _mm256_storeu_ps(out.add(b * stride + j), v);
-                }
-            } else {
-                let mask = lanes_below(tw - j);
-                for (b, v) in vals.into_iter().enumerate() {
-                    _mm256_maskstore_ps(out.add(b * stride + j), mask, v);
-                }
+            // Whole vectors: lanes past `tw` land where the caller allows.
+            for (b, v) in vals.into_iter().enumerate() {
+                _mm256_storeu_ps(out.add(b * stride + j), v);
             }
             j += 8;
         }
     }
-}
-
-/// A mask of the lanes `< n` (n < 8).
-#[inline(always)]
-unsafe fn lanes_below(n: usize) -> __m256i {
-    _mm256_cmpgt_epi32(
-        _mm256_set1_epi32(n as i32),
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-    )
 }
 
 /// `Aᵀ M A + bias` for the `tw` tiles of one tile row and one output
@@ -166,15 +152,19 @@ unsafe fn store_pairs(out: *mut f32, l: __m256, r: __m256, n: usize) {
     let hi = _mm256_unpackhi_ps(l, r); // l2 r2 l3 r3 | l6 r6 l7 r7
     let first = _mm256_permute2f128_ps::<0x20>(lo, hi);
     let second = _mm256_permute2f128_ps::<0x31>(lo, hi);
-    if n == 16 {
+    // Partial vectors through the stack: AVX2's masked stores are slow
+    // on AMD's cores.
+    let (full, tail) = if n >= 8 {
         _mm256_storeu_ps(out, first);
-        _mm256_storeu_ps(out.add(8), second);
-    } else if n >= 8 {
-        _mm256_storeu_ps(out, first);
-        if n > 8 {
-            _mm256_maskstore_ps(out.add(8), lanes_below(n - 8), second);
-        }
+        (8, second)
     } else {
-        _mm256_maskstore_ps(out, lanes_below(n), first);
+        (0, first)
+    };
+    if n == full + 8 {
+        _mm256_storeu_ps(out.add(full), tail);
+    } else if n > full {
+        let mut buf = [0.0f32; 8];
+        _mm256_storeu_ps(buf.as_mut_ptr(), tail);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), out.add(full), n - full);
     }
 }
