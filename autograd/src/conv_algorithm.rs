@@ -13,10 +13,11 @@
 //! flipped kernel); other convolutions run as by default.
 //!
 //! Measured per layer shape by `cargo bench --bench winograd`
-//! (`docs/performance.md`, "Winograd"): 1.4-1.8x faster than the direct
-//! kernels on 64 to 512 channels, 1.1-1.3x on 32, slower with 16 or fewer
-//! output channels, where the transforms cost more than the products
-//! save, and on planes under 8x8. [`ConvAlgorithm::Fastest`] takes it where it paid;
+//! (`docs/performance.md`, "Winograd"): 1.1-1.5x faster than the direct
+//! kernels from 32 output channels on outputs of 14x14 and up, slower with
+//! 16 or fewer output channels, where the transforms cost more than the
+//! products save, and on planes of 8x8 and below.
+//! [`ConvAlgorithm::Fastest`] takes it where it paid;
 //! [`ConvAlgorithm::Auto`], the default, keeps the direct kernels' order of
 //! summation everywhere.
 //!
@@ -43,7 +44,7 @@ pub enum ConvAlgorithm {
     Auto,
     /// Winograd F(2x2, 3x3) for the 3x3 stride-1 f32 convolutions where it
     /// measured faster (at least 16 input and 32 output channels, outputs of
-    /// 8x8 and larger), the rest
+    /// 12x12 and larger), the rest
     /// as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can

@@ -63,15 +63,16 @@ pub(crate) fn can_run(g: &ConvGeom) -> bool {
 
 /// Whether the convolution runs here: it can, and the setting chooses
 /// Winograd for it. With `Fastest`, where it measured faster than the
-/// other kernels (`cargo bench --bench winograd`, 2026-12-02): from 32
-/// output channels on planes of 8x8 and up it gains 1.1-1.8x; with 16
-/// output channels or fewer the transforms cost more than the products
-/// save (0.7-0.9x), and on 4x4 and 2x2 planes most of each 8-tile vector
-/// of the transforms is idle (0.5-0.9x).
+/// other kernels (`cargo bench --bench winograd`, 2 threads, 2026-12-02):
+/// from 32 output channels on outputs of 14x14 and up it gains 1.1-1.5x;
+/// with 16 output channels or fewer the output transform costs more than
+/// the products save (0.4-0.7x), and on planes of 8x8 and below a tile row
+/// has four tiles or fewer, half an 8-tile vector of the transforms or
+/// less (0.3-1.0x, one exception at 1.1x).
 pub(crate) fn applies(g: &ConvGeom) -> bool {
     let chosen = match crate::conv_algorithm() {
         crate::ConvAlgorithm::Auto => false,
-        crate::ConvAlgorithm::Fastest => g.c >= 16 && g.o >= 32 && g.oh >= 8 && g.ow >= 8,
+        crate::ConvAlgorithm::Fastest => g.c >= 16 && g.o >= 32 && g.oh >= 12 && g.ow >= 12,
         crate::ConvAlgorithm::Winograd => true,
     };
     chosen && can_run(g)
