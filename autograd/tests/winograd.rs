@@ -2,9 +2,10 @@
 //! f32 convolutions and their input gradients against the same in f64, at
 //! random shapes, paddings and value ranges.
 //!
-//! The bound is per element, on the magnitude of the sum it computes:
-//! `|y32 - y64| <= 4e-6 * (|x| ⊛ |w| + |b|)`, the same convolution of the
-//! absolute values (so a cancelling sum is not held to its small result).
+//! The bound is on the magnitude of the sums computed: `|y32 - y64| <=
+//! 4e-6 * max(|x| ⊛ |w| + |b|)`, the largest element of the same
+//! convolution of the absolute values (so a cancelling sum is not held to
+//! its small result).
 //! F(2x2, 3x3)'s transforms only add, subtract and halve; the largest error
 //! seen over these cases is printed with `--nocapture`.
 //!
@@ -15,14 +16,18 @@ use autograd::{set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-/// Largest `|got - want| / magnitude` over the elements.
+/// Largest `|got - want|` over the elements, over the largest magnitude.
+/// Per tensor, not per element: a tile's outputs are sums of products that
+/// also carry its neighbours' terms (they cancel exactly, not in floating
+/// point), so an output by the padding, with few terms of its own, carries
+/// the rounding of the larger sums beside it.
 fn worst(got: &Tensor<f32>, want: &Tensor<f64>, magnitude: &Tensor<f64>) -> f64 {
     assert_eq!(got.shape(), want.shape());
+    let scale = magnitude.to_vec().into_iter().fold(1e-30, f64::max);
     got.to_vec()
         .iter()
         .zip(want.to_vec())
-        .zip(magnitude.to_vec())
-        .map(|((&g, w), m)| (g as f64 - w).abs() / (m + 1e-30))
+        .map(|(&g, w)| (g as f64 - w).abs() / scale)
         .fold(0.0, f64::max)
 }
 
