@@ -20,6 +20,19 @@ use models::data::{DataLoader, ImageDataset, Mnist, Subset};
 use models::{DeepConvNet, DeepConvNetConfig};
 use nn::{Linear, LinearConfig, LoadReport, Module};
 
+/// The columns of example 02's `metrics.csv`.
+const EX02_HEADER: [&str; 9] = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+    "wall_seconds",
+];
+
 /// Example 02's quick run, made once and shared by the examples that read its weights.
 fn ex02() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -119,17 +132,7 @@ fn ex01_two_layer_mnist() {
 #[test]
 fn ex02_deep_convnet_mnist() {
     let out = ex02();
-    let header = [
-        "epoch",
-        "train_loss",
-        "train_acc",
-        "test_loss",
-        "test_acc",
-        "lr",
-        "epoch_seconds",
-        "images_per_second",
-        "wall_seconds",
-    ];
+    let header = EX02_HEADER;
     let rows = csv_rows(&out.join("metrics.csv"), &header);
     assert_eq!(column(&rows, &header, "epoch"), vec![1.0]);
     check_png(&out.join("curves.png"));
@@ -156,20 +159,7 @@ fn ex02_fast_recipe() {
     ] {
         assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
     }
-    let rows = csv_rows(
-        &out.join("metrics.csv"),
-        &[
-            "epoch",
-            "train_loss",
-            "train_acc",
-            "test_loss",
-            "test_acc",
-            "lr",
-            "epoch_seconds",
-            "images_per_second",
-            "wall_seconds",
-        ],
-    );
+    let rows = csv_rows(&out.join("metrics.csv"), &EX02_HEADER);
     assert_eq!(rows.len(), 1, "--quick: one epoch");
     let args = [
         "--recipe",
