@@ -17,6 +17,12 @@
 //! would not be), after normalising with Fashion-MNIST's mean and deviation.
 //! `--augment crop,flip,erase` adds random erasing of a rectangle.
 //!
+//! `--tta` also scores the trained network with test-time augmentation: its
+//! probabilities for each test image averaged with those for the mirrored
+//! image (the flip it was trained with), one network, two forward passes.
+//! `--weights FILE` starts from saved weights; with `--epochs 0` it only
+//! evaluates them.
+//!
 //! These are far bigger than DeepConvNet: on a laptop CPU expect minutes per
 //! epoch per network at the default sizes.
 //!
@@ -28,6 +34,7 @@
 //! ```text
 //! cargo run --release --example 08_resnet_vgg_googlenet
 //! cargo run --release --example 08_resnet_vgg_googlenet -- --model resnet20 --epochs 30 --augment crop,flip,erase
+//! cargo run --release --example 08_resnet_vgg_googlenet -- --model resnet20 --epochs 0 --weights runs/famous_networks/resnet20.safetensors --tta
 //! ```
 //!
 //! Options: `--model resnet20|vgg11|googlenet|all` (all) `--epochs N` (12)
@@ -35,16 +42,16 @@
 //! `--optimizer sgd|adam` (sgd) `--lr F` (0.1 for SGD, 0.001 for Adam)
 //! `--weight-decay F` (5e-4 for SGD, 0 for Adam) `--schedule cosine|none`
 //! (cosine) `--augment LIST` (crop,flip; erase also; or none) `--seed S` `--out DIR`
-//! (runs/famous_networks) `--quick` (1 epoch on 64 training and 32 test
-//! images, batches of 16).
+//! (runs/famous_networks) `--tta` `--weights FILE` (one network) `--quick`
+//! (1 epoch on 64 training and 32 test images, batches of 16).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use autograd::manual_seed;
 use dlfs::tools::{
-    evaluate, plot_curves_png, train::count_correct, Args, Curve, EpochProgress, Failure,
-    MetricsCsv,
+    argmax, evaluate, plot_curves_png, predict, train::count_correct, Args, Curve, EpochProgress,
+    Failure, MetricsCsv,
 };
 use models::data::transforms::{
     Compose, Normalize, Pad, RandomCrop, RandomErasing, RandomHorizontalFlip,
@@ -111,6 +118,8 @@ fn main() -> Result<(), Failure> {
     }
     let augment: String = args.get("--augment", "crop,flip".to_string());
     let seed: u64 = args.get("--seed", 0);
+    let tta = args.flag("--tta");
+    let weights: Option<PathBuf> = args.opt("--weights");
     let out = PathBuf::from(args.get("--out", "runs/famous_networks".to_string()));
     args.finish(); // --help, or an unknown option: say so before any work
     let names: Vec<&str> = match which.as_str() {
@@ -122,6 +131,11 @@ fn main() -> Result<(), Failure> {
             )))
         }
     };
+    if weights.is_some() && names.len() != 1 {
+        return Err(Failure::msg(
+            "--weights: name the one network they belong to with --model",
+        ));
+    }
     std::fs::create_dir_all(&out)?;
 
     // Fashion-MNIST, padded with 2 black pixels on each side (1x32x32), then
@@ -155,6 +169,12 @@ fn main() -> Result<(), Failure> {
         .transform(train_transform);
     let test_loader = DataLoader::new(test.clone(), 200)
         .transform(Compose::new().then(Pad::new(2)).then(normalize()));
+    let mirrored_test_loader = DataLoader::new(test.clone(), 200).transform(
+        Compose::new()
+            .then(Pad::new(2))
+            .then(RandomHorizontalFlip::new(1.0))
+            .then(normalize()),
+    );
     let steps = train_loader.len();
     let log_every = (steps / 10).max(1);
     println!("Fashion-MNIST padded to 32x32: {} training images ({steps} batches of {batch}), {} test images", train.len(), test.len());
@@ -173,6 +193,10 @@ fn main() -> Result<(), Failure> {
     for name in names {
         manual_seed(seed);
         let model = build(name);
+        if let Some(path) = &weights {
+            model.load(path, true)?;
+            println!("{name}: weights from {}", path.display());
+        }
         let mut opt: Box<dyn Optimizer> = if sgd {
             Box::new(Sgd::new(
                 model.parameters(),
@@ -194,7 +218,7 @@ fn main() -> Result<(), Failure> {
             ))
         };
         // The learning rate follows a cosine from `lr` to 0, stepped every batch.
-        let mut sched = (schedule == "cosine").then(|| {
+        let mut sched = (schedule == "cosine" && epochs > 0).then(|| {
             CosineAnnealingLr::new(opt.as_mut(), CosineAnnealingLrConfig::new(epochs * steps))
         });
         println!(
@@ -254,6 +278,32 @@ fn main() -> Result<(), Failure> {
                 bar.images_per_second(),
             ])?;
         }
+        if tta || epochs == 0 {
+            let ev = evaluate(model.as_ref(), &test_loader, false);
+            print!("{name}: test accuracy {:.2}%", ev.accuracy);
+            if tta {
+                // One network, two views of each image: its probabilities averaged.
+                let (plain, labels) = predict(model.as_ref(), &test_loader);
+                let (mirrored, _) = predict(model.as_ref(), &mirrored_test_loader);
+                let correct = plain
+                    .iter()
+                    .zip(&mirrored)
+                    .zip(&labels)
+                    .filter(|((p, m), &label)| {
+                        let mean: Vec<f32> = p.iter().zip(*m).map(|(a, b)| 0.5 * (a + b)).collect();
+                        argmax(&mean) == label
+                    })
+                    .count();
+                print!(
+                    ", with flip test-time augmentation {:.2}%",
+                    100.0 * correct as f64 / labels.len().max(1) as f64
+                );
+            }
+            println!();
+        }
+        if epochs == 0 {
+            continue;
+        }
         model.save(&out.join(format!("{name}.safetensors")), Dtype::F32)?;
         loss_curves.push(Curve::new(name, loss_points));
         acc_curves.push(Curve::new(
@@ -264,6 +314,9 @@ fn main() -> Result<(), Failure> {
                 .zip(metrics.column("test_acc"))
                 .collect(),
         ));
+    }
+    if epochs == 0 {
+        return Ok(());
     }
     plot_curves_png(
         &out.join("curves.png"),

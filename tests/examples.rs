@@ -466,6 +466,36 @@ fn ex08_resnet_vgg_googlenet() {
         rows.iter().all(|r| r.iter().all(|v| v.is_finite())),
         "{rows:?}"
     );
+    // The saved weights, evaluated alone: the accuracy of the run that saved
+    // them, and the score with the mirrored images averaged in.
+    let weights = out.join("resnet20.safetensors");
+    let weights = weights.to_str().expect("a UTF-8 temporary path");
+    let eval_out = out_dir("08_resnet_vgg_googlenet_eval");
+    let stdout = run_quick(
+        "08_resnet_vgg_googlenet",
+        &eval_out,
+        &[
+            "--model",
+            "resnet20",
+            "--epochs",
+            "0",
+            "--weights",
+            weights,
+            "--tta",
+        ],
+    );
+    let trained = column(&rows, &header, "test_acc")[0];
+    assert!(
+        stdout.contains(&format!(
+            "resnet20: test accuracy {trained:.2}%, with flip test-time augmentation "
+        )),
+        "the loaded weights should score the trained {trained:.2}%:\n{stdout}"
+    );
+    assert_user_error(
+        "08_resnet_vgg_googlenet",
+        &["--quick", "--epochs", "0", "--weights", weights],
+        "name the one network",
+    );
 }
 
 #[test]
