@@ -4,14 +4,20 @@
 //! [`ConvAlgorithm::Auto`] and [`ConvAlgorithm::Winograd`] in alternation,
 //! call by call, so both see the same phases of the machine.
 //!
+//! `--isa` compares instead the AVX2 kernels with the AVX-512 ones (on a CPU
+//! with AVX-512F), both under the algorithm `--algorithm auto|winograd`
+//! (auto) names.
+//!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench winograd` (options:
-//! `--iters N` calls of each per case (40), `--only NAME-PREFIX`).
+//! `--iters N` calls of each per case (40), `--only NAME-PREFIX`, `--isa`,
+//! `--algorithm A`).
 
 mod common;
 use common::*;
 
 use std::time::Instant;
 
+use autograd::bench_api::set_avx512;
 use autograd::{manual_seed, set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
 
 /// Median and minimum, in milliseconds.
@@ -24,18 +30,54 @@ fn main() {
     autograd::set_num_threads(0).expect("compute pool");
     let iters = arg("--iters", 40);
     let only = arg_str("--only");
+    let isa = std::env::args().any(|a| a == "--isa");
+    let algorithm = match arg_str("--algorithm").as_str() {
+        "winograd" => ConvAlgorithm::Winograd,
+        _ => ConvAlgorithm::Auto,
+    };
+    // The two settings compared, A then B: each sets the process-wide switch.
+    let (names, settings): ([&str; 2], [Box<dyn Fn()>; 2]) = if isa {
+        assert!(set_avx512(true), "--isa: this CPU has no AVX-512F");
+        set_conv_algorithm(algorithm);
+        (
+            ["avx2", "avx512"],
+            [
+                Box::new(|| {
+                    let _ = set_avx512(false);
+                }),
+                Box::new(|| {
+                    let _ = set_avx512(true);
+                }),
+            ],
+        )
+    } else {
+        (
+            ["auto", "winograd"],
+            [
+                Box::new(|| {
+                    let _ = set_conv_algorithm(ConvAlgorithm::Auto);
+                }),
+                Box::new(|| {
+                    let _ = set_conv_algorithm(ConvAlgorithm::Winograd);
+                }),
+            ],
+        )
+    };
     manual_seed(0);
-    println!("threads {}", autograd::num_threads());
+    println!(
+        "threads {}; A = {}, B = {}{}",
+        autograd::num_threads(),
+        names[0],
+        names[1],
+        if isa {
+            format!(", algorithm {algorithm:?}")
+        } else {
+            String::new()
+        }
+    );
     println!(
         "{:<34} {:>5} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>7}",
-        "case (batch, in->out, size, pad)",
-        "",
-        "auto ms",
-        "winograd",
-        "ratio",
-        "auto min",
-        "wino min",
-        "ratio"
+        "case (batch, in->out, size, pad)", "", "A ms", "B ms", "A/B", "A min", "B min", "A/B"
     );
     // (name, batch, cin, cout, size, pad)
     let cases = [
@@ -74,11 +116,8 @@ fn main() {
         ] {
             let (mut auto, mut wino) = (Vec::new(), Vec::new());
             for i in 0..iters + 3 {
-                for (algo, times) in [
-                    (ConvAlgorithm::Auto, &mut auto),
-                    (ConvAlgorithm::Winograd, &mut wino),
-                ] {
-                    set_conv_algorithm(algo);
+                for (set, times) in [(&settings[0], &mut auto), (&settings[1], &mut wino)] {
+                    set();
                     let t0 = Instant::now();
                     std::hint::black_box(f());
                     if i >= 3 {
@@ -96,4 +135,5 @@ fn main() {
         }
     }
     set_conv_algorithm(ConvAlgorithm::Auto);
+    set_avx512(true);
 }

@@ -137,4 +137,16 @@ pub mod bench_api {
     pub fn kernels_enabled() -> bool {
         crate::kernels::gemm::kernels_enabled()
     }
+
+    /// Turns the convolutions' AVX-512 kernels on or off for the whole
+    /// process (on by default where the CPU has AVX-512F, unless
+    /// `AUTOGRAD_ISA=avx2`); returns whether they are now on.
+    pub fn set_avx512(on: bool) -> bool {
+        crate::kernels::isa::set_avx512(on)
+    }
+
+    /// Whether the convolutions' AVX-512 kernels are in use.
+    pub fn avx512() -> bool {
+        crate::kernels::isa::avx512()
+    }
 }

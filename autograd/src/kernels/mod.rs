@@ -9,6 +9,7 @@ pub(crate) mod channels;
 pub(crate) mod conv;
 mod elementwise;
 pub(crate) mod gemm;
+pub(crate) mod isa;
 mod matmul;
 pub(crate) mod pool;
 mod reduce;

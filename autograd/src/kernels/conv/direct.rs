@@ -1,5 +1,5 @@
-//! Direct ("implicit GEMM") convolution for stride 1 in f32 on AVX2 + FMA:
-//! no im2col matrix and no packed copy of it.
+//! Direct ("implicit GEMM") convolution for stride 1 in f32 on AVX2 + FMA,
+//! or AVX-512 where the CPU has it: no im2col matrix and no packed copy of it.
 //!
 //! Each channel of a sample is copied once into a zero-bordered plane of
 //! width `Wp = W + 2 * pad`. Output pixels are then numbered along that
@@ -12,8 +12,10 @@
 //! computed and dropped (7% at 28x28 with pad 1); the forward pass writes
 //! its tile into a `Og x Qt` buffer and copies the valid columns out.
 //!
-//! - forward: `Y (Og x Q) = W (Og x K) @ X`, 6 x 16 tiles, W packed once
-//!   per call in 6-row panels, X rows read in place;
+//! - forward: `Y (Og x Q) = W (Og x K) @ X`, 6 x 16 tiles (AVX2) or
+//!   12 x 16 (AVX-512: two panels share each 16-wide input vector, one
+//!   register a row; the same sums in the same order, so the same bits),
+//!   W packed once per call in 6-row panels, X rows read in place;
 //! - input gradient: with stride 1 it is the forward convolution of `gy`
 //!   with the flipped kernel (`conv::as_flipped_forward`);
 //! - weight gradient: `dW^T (K x Og) = X (K x Q) @ gy^T (Q x Og)` over the
@@ -294,10 +296,11 @@ fn run_tiles(
     let xa = xp.as_ptr() as usize;
     let run = |t: usize, parts: usize| {
         let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
+        let step = rows_per_call();
         for &[q0, q1] in &plan.tiles[t0..t1] {
-            for r0 in (0..og).step_by(MR) {
-                let rows = MR.min(og - r0);
-                // SAFETY: the panel holds `rows * k` packed weights; every
+            for r0 in (0..og).step_by(step) {
+                let rows = step.min(og - r0);
+                // SAFETY: the panels hold `rows * k` packed weights; every
                 // tap reads `xp[offs[p] + q..][..8]` for both vectors'
                 // `q < qt - 7`, inside `xlen` (Plan::new); `dest` gives
                 // `rows` rows of 8 writable floats `rsc` apart (the caller's
@@ -325,10 +328,23 @@ fn run_tiles(
     }
 }
 
-/// Runs the forward micro-kernel for a panel of `rows` (1..=6) rows.
+/// Output rows (channels) one call of [`tile_dispatch`] covers: two 6-row
+/// panels with AVX-512, one with AVX2.
+pub(super) fn rows_per_call() -> usize {
+    if crate::kernels::isa::avx512() {
+        2 * MR
+    } else {
+        MR
+    }
+}
+
+/// Runs the forward micro-kernel for `rows` (1..=12) output rows: the
+/// 6-row panel at `a` and, past 6 rows, the next panel (`6 * offs.len()`
+/// floats on). One AVX-512 call covers up to 12 rows; AVX2 takes a panel a
+/// call. Both sum each output's taps in the same order: the same bits.
 ///
 /// # Safety
-/// As [`x86::tile`].
+/// As [`x86::tile`], for each panel.
 pub(super) unsafe fn tile_dispatch(
     rows: usize,
     offs: &[usize],
@@ -339,13 +355,40 @@ pub(super) unsafe fn tile_dispatch(
     bias: *const f32,
 ) {
     #[cfg(target_arch = "x86_64")]
-    match rows {
-        6 => x86::tile::<6>(offs, a, xb, c, rsc, bias),
-        5 => x86::tile::<5>(offs, a, xb, c, rsc, bias),
-        4 => x86::tile::<4>(offs, a, xb, c, rsc, bias),
-        3 => x86::tile::<3>(offs, a, xb, c, rsc, bias),
-        2 => x86::tile::<2>(offs, a, xb, c, rsc, bias),
-        _ => x86::tile::<1>(offs, a, xb, c, rsc, bias),
+    {
+        let a1 = a.wrapping_add(MR * offs.len());
+        if crate::kernels::isa::avx512() {
+            match rows {
+                12 => x86::tile512::<6, 6>(offs, a, a1, xb, c, rsc, bias),
+                11 => x86::tile512::<6, 5>(offs, a, a1, xb, c, rsc, bias),
+                10 => x86::tile512::<6, 4>(offs, a, a1, xb, c, rsc, bias),
+                9 => x86::tile512::<6, 3>(offs, a, a1, xb, c, rsc, bias),
+                8 => x86::tile512::<6, 2>(offs, a, a1, xb, c, rsc, bias),
+                7 => x86::tile512::<6, 1>(offs, a, a1, xb, c, rsc, bias),
+                6 => x86::tile512::<6, 0>(offs, a, a1, xb, c, rsc, bias),
+                5 => x86::tile512::<5, 0>(offs, a, a1, xb, c, rsc, bias),
+                4 => x86::tile512::<4, 0>(offs, a, a1, xb, c, rsc, bias),
+                3 => x86::tile512::<3, 0>(offs, a, a1, xb, c, rsc, bias),
+                2 => x86::tile512::<2, 0>(offs, a, a1, xb, c, rsc, bias),
+                _ => x86::tile512::<1, 0>(offs, a, a1, xb, c, rsc, bias),
+            }
+            return;
+        }
+        if rows > MR {
+            // Two panels (the caller read `rows_per_call` before a switch).
+            tile_dispatch(MR, offs, a, xb, c, rsc, bias);
+            let c1 = [c[0].add(MR * rsc), c[1].add(MR * rsc)];
+            let b1 = if bias.is_null() { bias } else { bias.add(MR) };
+            return tile_dispatch(rows - MR, offs, a1, xb, c1, rsc, b1);
+        }
+        match rows {
+            6 => x86::tile::<6>(offs, a, xb, c, rsc, bias),
+            5 => x86::tile::<5>(offs, a, xb, c, rsc, bias),
+            4 => x86::tile::<4>(offs, a, xb, c, rsc, bias),
+            3 => x86::tile::<3>(offs, a, xb, c, rsc, bias),
+            2 => x86::tile::<2>(offs, a, xb, c, rsc, bias),
+            _ => x86::tile::<1>(offs, a, xb, c, rsc, bias),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!(

@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-use super::direct::{tile_dispatch, MR};
+use super::direct::{rows_per_call, tile_dispatch, MR};
 use super::ConvGeom;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -244,16 +244,17 @@ unsafe fn block(
                 row[used..].fill(0.0);
             }
         }
-        // M_ξ = U_ξ V_ξ, 6 x 16 micro-tiles.
+        // M_ξ = U_ξ V_ξ, 6 x 16 micro-tiles (12 x 16 on AVX-512).
         let offs: Vec<usize> = (0..c).map(|ci| ci * pbp).collect();
         for xi in 0..16 {
             let vx = v[xi * c * pbp..].as_ptr();
             let mx = m[xi * o * pbp..].as_mut_ptr();
-            for r0 in (0..o).step_by(MR) {
-                let nrows = MR.min(o - r0);
+            let step = rows_per_call();
+            for r0 in (0..o).step_by(step) {
+                let nrows = step.min(o - r0);
                 let a = u[(xi * o + r0) * c..].as_ptr();
                 for col in (0..used).step_by(NR) {
-                    // SAFETY: the panel holds `nrows * c` floats; V_ξ's rows
+                    // SAFETY: the panels hold `nrows * c` floats; V_ξ's rows
                     // are `pbp` apart with 16 readable columns from `col`
                     // (`col + 16 <= pbp`); M_ξ's rows `r0..r0 + nrows` too.
                     tile_dispatch(

@@ -88,3 +88,79 @@ pub(crate) unsafe fn wtile<const R: usize, const NV: usize>(
         }
     }
 }
+
+/// As [`tile`], for `R0 + R1` rows on AVX-512: 16 outputs a row in one
+/// vector (the two 8-wide vectors joined), rows `0..R0` from the 6-row
+/// panel at `a0` (`R0` floats a tap) and rows `R0..R0 + R1` from the panel
+/// at `a1` (`R1` floats a tap), so each input vector loaded feeds up to 12
+/// FMAs of 16 lanes. Each output sums its taps in the same order as
+/// [`tile`]: the results are bit for bit the same.
+///
+/// # Safety
+/// AVX-512F present; as [`tile`] for each panel, with `a1` read only if
+/// `R1 > 0` and `c[v]` holding `R0 + R1` rows.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn tile512<const R0: usize, const R1: usize>(
+    offs: &[usize],
+    a0: *const f32,
+    a1: *const f32,
+    xb: [*const f32; 2],
+    c: [*mut f32; 2],
+    rsc: usize,
+    bias: *const f32,
+) {
+    if xb[1] == xb[0].wrapping_add(8) {
+        tile512_body::<R0, R1, true>(offs, a0, a1, xb, c, rsc, bias)
+    } else {
+        tile512_body::<R0, R1, false>(offs, a0, a1, xb, c, rsc, bias)
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile512_body<const R0: usize, const R1: usize, const JOINED_LOADS: bool>(
+    offs: &[usize],
+    a0: *const f32,
+    a1: *const f32,
+    xb: [*const f32; 2],
+    c: [*mut f32; 2],
+    rsc: usize,
+    bias: *const f32,
+) {
+    // R0 + R1 <= 12 accumulators of the 32 registers.
+    let mut acc = [_mm512_setzero_ps(); 12];
+    if !bias.is_null() {
+        for (r, row) in acc.iter_mut().enumerate().take(R0 + R1) {
+            *row = _mm512_set1_ps(*bias.add(r));
+        }
+    }
+    let (mut a0, mut a1) = (a0, a1);
+    for &o in offs {
+        let x = if JOINED_LOADS {
+            _mm512_loadu_ps(xb[0].add(o))
+        } else {
+            let lo = _mm256_castps_pd(_mm256_loadu_ps(xb[0].add(o)));
+            let hi = _mm256_castps_pd(_mm256_loadu_ps(xb[1].add(o)));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castpd256_pd512(lo), hi))
+        };
+        for (r, row) in acc.iter_mut().enumerate().take(R0) {
+            *row = _mm512_fmadd_ps(_mm512_set1_ps(*a0.add(r)), x, *row);
+        }
+        for (r, row) in acc[R0..].iter_mut().enumerate().take(R1) {
+            *row = _mm512_fmadd_ps(_mm512_set1_ps(*a1.add(r)), x, *row);
+        }
+        a0 = a0.add(R0);
+        a1 = a1.wrapping_add(R1);
+    }
+    if c[1] == c[0].wrapping_add(8) {
+        for (r, &row) in acc.iter().enumerate().take(R0 + R1) {
+            _mm512_storeu_ps(c[0].add(r * rsc), row);
+        }
+    } else {
+        for (r, &row) in acc.iter().enumerate().take(R0 + R1) {
+            let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(row));
+            _mm256_storeu_ps(c[0].add(r * rsc), _mm512_castps512_ps256(row));
+            _mm256_storeu_ps(c[1].add(r * rsc), _mm256_castpd_ps(hi));
+        }
+    }
+}
