@@ -1,6 +1,7 @@
 //! Winograd F(2x2, 3x3) against the default kernels, per 3x3 layer shape:
 //! the forward convolution and the input gradient (`conv_transpose2d` of
-//! the output gradient, the kernel the backward pass runs), each timed with
+//! the output gradient, the kernel the backward pass runs) and the layer's
+//! training step (forward, input and weight gradients), each timed with
 //! [`ConvAlgorithm::Auto`] and [`ConvAlgorithm::Winograd`] in alternation,
 //! call by call, so both see the same phases of the machine.
 //!
@@ -18,7 +19,12 @@ use common::*;
 use std::time::Instant;
 
 use autograd::bench_api::set_avx512;
-use autograd::{manual_seed, set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+use autograd::{
+    grad, manual_seed, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor,
+};
+
+/// Puts the process in one of the two states compared.
+type Setting = Box<dyn Fn()>;
 
 /// Median and minimum, in milliseconds.
 fn stats(mut t: Vec<f64>) -> (f64, f64) {
@@ -36,7 +42,7 @@ fn main() {
         _ => ConvAlgorithm::Auto,
     };
     // The two settings compared, A then B: each sets the process-wide switch.
-    let (names, settings): ([&str; 2], [Box<dyn Fn()>; 2]) = if isa {
+    let (names, settings): ([&str; 2], [Setting; 2]) = if isa {
         assert!(set_avx512(true), "--isa: this CPU has no AVX-512F");
         set_conv_algorithm(algorithm);
         (
@@ -110,9 +116,24 @@ fn main() {
         let gy = Tensor::<f32>::randn([n, cout, out, out]);
         let forward = || x.conv2d(&w, Some(&b), opts);
         let input_grad = || gy.conv_transpose2d(&w, None, opts);
+        // A layer's whole training step: forward, then both gradients.
+        let (xv, wv) = (x.detach().requires_grad_(), w.detach().requires_grad_());
+        let step = || {
+            let y = xv.conv2d(&wv, Some(&b), opts);
+            let g = grad(
+                &[y],
+                &[xv.clone(), wv.clone()],
+                GradOptions {
+                    grad_outputs: Some(vec![gy.clone()]),
+                    ..Default::default()
+                },
+            );
+            g.into_iter().next().flatten().expect("an input gradient")
+        };
         for (part, f) in [
             ("fwd", &forward as &dyn Fn() -> Tensor<f32>),
             ("dx", &input_grad),
+            ("step", &step),
         ] {
             let (mut auto, mut wino) = (Vec::new(), Vec::new());
             for i in 0..iters + 3 {

@@ -1,7 +1,8 @@
 //! The convolutions' AVX-512 kernels against their AVX2 forms: the same
 //! bits. Each output sums its taps in the same order on both (only the
-//! vector width and the rows a call covers differ), so the forward pass and
-//! the input gradient, direct and Winograd, must agree exactly, at random
+//! vector width and the rows a call covers differ), so the forward pass,
+//! the input gradient (direct and Winograd) and the weight gradient must
+//! agree exactly, at random
 //! shapes, kernel sizes, paddings, dilations and channel counts (1 to 30
 //! output channels: every row count of the 12-row kernel).
 //!
@@ -9,26 +10,37 @@
 //! so. One test function: the switch is global to the process.
 
 use autograd::bench_api::set_avx512;
-use autograd::{set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+use autograd::{grad, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-/// Forward and input gradient of one convolution, as bits.
+/// Forward, input gradient and weight gradient of one convolution, as bits.
 fn run(
     x: &Tensor<f32>,
     w: &Tensor<f32>,
     b: &Tensor<f32>,
     gy: &Tensor<f32>,
     opts: ConvOptions,
-) -> (Vec<u32>, Vec<u32>) {
+) -> [Vec<u32>; 3] {
     let bits = |t: Tensor<f32>| t.to_vec().into_iter().map(f32::to_bits).collect();
-    (
-        bits(x.conv2d(w, Some(b), opts)),
+    let w_var = w.detach().requires_grad_();
+    let y = x.conv2d(&w_var, Some(b), opts);
+    let dw = grad(
+        &[y.clone()],
+        &[w_var],
+        GradOptions {
+            grad_outputs: Some(vec![gy.clone()]),
+            ..Default::default()
+        },
+    );
+    [
+        bits(y.detach()),
         bits(gy.conv_transpose2d(w, None, opts)),
-    )
+        bits(dw.into_iter().next().flatten().expect("a weight gradient")),
+    ]
 }
 
-/// Both kernel families on one convolution; panics naming the case if they differ.
+/// Both kernel families on one convolution: the same bits, or an error naming the case.
 fn same_bits(
     x: &Tensor<f32>,
     w: &Tensor<f32>,
@@ -41,8 +53,12 @@ fn same_bits(
     let avx2 = run(x, w, b, gy, opts);
     assert!(set_avx512(true));
     let avx512 = run(x, w, b, gy, opts);
-    prop_assert!(avx2.0 == avx512.0, "forward differs: {case}");
-    prop_assert!(avx2.1 == avx512.1, "input gradient differs: {case}");
+    for (part, name) in ["forward", "input gradient", "weight gradient"]
+        .iter()
+        .enumerate()
+    {
+        prop_assert!(avx2[part] == avx512[part], "{name} differs: {case}");
+    }
     Ok(())
 }
 

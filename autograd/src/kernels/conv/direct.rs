@@ -491,9 +491,10 @@ fn weight_grad_group(
                 while col0 < ogp {
                     let width = if ogp - col0 >= NR { NR } else { 8 };
                     let b = &bt[col0 * ohw + oy0 * ow * width..][..span.rows * ow * width];
-                    for r0 in (0..k).step_by(MR) {
-                        let rows = MR.min(k - r0);
-                        let mut rp = [std::ptr::null::<f32>(); MR];
+                    let step = rows_per_call();
+                    for r0 in (0..k).step_by(step) {
+                        let rows = step.min(k - r0);
+                        let mut rp = [std::ptr::null::<f32>(); 2 * MR];
                         for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
                             *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
                         }
@@ -531,11 +532,54 @@ pub(in crate::kernels) struct Span {
     pub(in crate::kernels) wp: usize,
 }
 
-/// Runs the weight-gradient micro-kernel for `rows` (1..=6) x `width` (8 or 16).
+/// Runs the weight-gradient micro-kernel for `rows` (1..=12) x `width`
+/// (8 or 16): one AVX-512 call for up to 12 rows of 16 columns, else AVX2
+/// calls of up to 6 rows (the same sums in the same order).
+///
+/// # Safety
+/// As [`x86::wtile`] for `rp[..rows]`.
+unsafe fn wtile_dispatch(
+    rows: usize,
+    width: usize,
+    span: Span,
+    rp: &[*const f32; 2 * MR],
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if width == NR && crate::kernels::isa::avx512() {
+        match rows {
+            12 => x86::wtile512::<12>(span, rp, b, c, rsc),
+            11 => x86::wtile512::<11>(span, rp, b, c, rsc),
+            10 => x86::wtile512::<10>(span, rp, b, c, rsc),
+            9 => x86::wtile512::<9>(span, rp, b, c, rsc),
+            8 => x86::wtile512::<8>(span, rp, b, c, rsc),
+            7 => x86::wtile512::<7>(span, rp, b, c, rsc),
+            6 => x86::wtile512::<6>(span, rp, b, c, rsc),
+            5 => x86::wtile512::<5>(span, rp, b, c, rsc),
+            4 => x86::wtile512::<4>(span, rp, b, c, rsc),
+            3 => x86::wtile512::<3>(span, rp, b, c, rsc),
+            2 => x86::wtile512::<2>(span, rp, b, c, rsc),
+            _ => x86::wtile512::<1>(span, rp, b, c, rsc),
+        }
+        return;
+    }
+    let (first, second) = rp.split_at(MR);
+    let first: &[*const f32; MR] = first.try_into().expect("6 row pointers");
+    if rows > MR {
+        let second: &[*const f32; MR] = second.try_into().expect("6 row pointers");
+        wtile_avx2(MR, width, span, first, b, c, rsc);
+        return wtile_avx2(rows - MR, width, span, second, b, c.add(MR * rsc), rsc);
+    }
+    wtile_avx2(rows, width, span, first, b, c, rsc)
+}
+
+/// [`x86::wtile`] for `rows` (1..=6) x `width` (8 or 16).
 ///
 /// # Safety
 /// As [`x86::wtile`].
-unsafe fn wtile_dispatch(
+unsafe fn wtile_avx2(
     rows: usize,
     width: usize,
     span: Span,

@@ -164,3 +164,40 @@ unsafe fn tile512_body<const R0: usize, const R1: usize, const JOINED_LOADS: boo
         }
     }
 }
+
+/// As [`wtile`] with `NV = 2`, for `R` (up to 12) rows on AVX-512: the
+/// 16 output channels of a row in one vector, so each `gy^T` vector loaded
+/// feeds `R` FMAs. Each element sums its pixels in [`wtile`]'s order: the
+/// same bits.
+///
+/// # Safety
+/// AVX-512F present; as [`wtile`] for `rp[..R]`, with 16 columns.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn wtile512<const R: usize>(
+    span: crate::kernels::conv::direct::Span,
+    rp: &[*const f32; 2 * crate::kernels::conv::direct::MR],
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+) {
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut rows = [std::ptr::null::<f32>(); R];
+    rows.copy_from_slice(&rp[..R]);
+    let mut b = b;
+    for _ in 0..span.rows {
+        for q in 0..span.ow {
+            let bv = _mm512_loadu_ps(b);
+            for (row, &x) in acc.iter_mut().zip(rows.iter()) {
+                *row = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(q)), bv, *row);
+            }
+            b = b.add(16);
+        }
+        for x in rows.iter_mut() {
+            *x = x.add(span.wp);
+        }
+    }
+    for (r, &row) in acc.iter().enumerate() {
+        let cp = c.add(r * rsc);
+        _mm512_storeu_ps(cp, _mm512_add_ps(_mm512_loadu_ps(cp), row));
+    }
+}
