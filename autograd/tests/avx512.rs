@@ -101,8 +101,12 @@ fn avx512_kernels_give_the_avx2_bits() {
         })
         .unwrap();
 
-    // Layers of DeepConvNet and ResNet's sizes, both algorithms.
+    // Layers of DeepConvNet and ResNet's sizes, both algorithms: rows of
+    // 28 (tiles along the padded width), of 16 and of 8 (a tile per row).
     for (c, o, hw) in [
+        (16, 16, 28),
+        (32, 32, 16),
+        (64, 64, 8),
         (16, 32, 14),
         (32, 32, 14),
         (32, 64, 7),

@@ -294,10 +294,39 @@ fn run_tiles(
     let (og, k) = (g.og(), g.k());
     let tiles = plan.tiles.len();
     let xa = xp.as_ptr() as usize;
+    let wide = crate::kernels::isa::avx512();
     let run = |t: usize, parts: usize| {
         let (t0, t1) = (tiles * t / parts, tiles * (t + 1) / parts);
         let step = rows_per_call();
-        for &[q0, q1] in &plan.tiles[t0..t1] {
+        let mut i = t0;
+        while i < t1 {
+            let [q0, q1] = plan.tiles[i];
+            i += 1;
+            // Two tiles of 16 consecutive inputs and outputs each (a tile
+            // whose two vectors join, in the input and at `dest`): one wide
+            // call, each weight broadcast feeding both.
+            let joined = |[a, b]: [usize; 2]| b == a + 8 && dest(0, b) == dest(0, a) + 32;
+            if wide && i < t1 && joined([q0, q1]) && joined(plan.tiles[i]) {
+                let q2 = plan.tiles[i][0];
+                i += 1;
+                for r0 in (0..og).step_by(step) {
+                    let rows = step.min(og - r0);
+                    // SAFETY: as below, for both tiles' 16 outputs,
+                    // contiguous in `xp` and at `dest` (checked).
+                    unsafe {
+                        tile_dispatch_wide(
+                            rows,
+                            &plan.offs,
+                            ap.as_ptr().add(r0 * k),
+                            [(xa as *const f32).add(q0), (xa as *const f32).add(q2)],
+                            [dest(r0, q0) as *mut f32, dest(r0, q2) as *mut f32],
+                            rsc,
+                            bias.map_or(std::ptr::null(), |b| b.as_ptr().add(r0)),
+                        );
+                    }
+                }
+                continue;
+            }
             for r0 in (0..og).step_by(step) {
                 let rows = step.min(og - r0);
                 // SAFETY: the panels hold `rows * k` packed weights; every
@@ -396,6 +425,51 @@ pub(super) unsafe fn tile_dispatch(
     );
 }
 
+/// As [`tile_dispatch`] on AVX-512 for two tiles of 16 consecutive
+/// outputs a row, inputs at `xb[t]` and outputs at `c[t]`.
+///
+/// # Safety
+/// As [`x86::tile512_wide`], for `rows` (1..=12) rows.
+#[cfg(target_arch = "x86_64")]
+unsafe fn tile_dispatch_wide(
+    rows: usize,
+    offs: &[usize],
+    a: *const f32,
+    xb: [*const f32; 2],
+    c: [*mut f32; 2],
+    rsc: usize,
+    bias: *const f32,
+) {
+    let a1 = a.wrapping_add(MR * offs.len());
+    match rows {
+        12 => x86::tile512_wide::<6, 6>(offs, a, a1, xb, c, rsc, bias),
+        11 => x86::tile512_wide::<6, 5>(offs, a, a1, xb, c, rsc, bias),
+        10 => x86::tile512_wide::<6, 4>(offs, a, a1, xb, c, rsc, bias),
+        9 => x86::tile512_wide::<6, 3>(offs, a, a1, xb, c, rsc, bias),
+        8 => x86::tile512_wide::<6, 2>(offs, a, a1, xb, c, rsc, bias),
+        7 => x86::tile512_wide::<6, 1>(offs, a, a1, xb, c, rsc, bias),
+        6 => x86::tile512_wide::<6, 0>(offs, a, a1, xb, c, rsc, bias),
+        5 => x86::tile512_wide::<5, 0>(offs, a, a1, xb, c, rsc, bias),
+        4 => x86::tile512_wide::<4, 0>(offs, a, a1, xb, c, rsc, bias),
+        3 => x86::tile512_wide::<3, 0>(offs, a, a1, xb, c, rsc, bias),
+        2 => x86::tile512_wide::<2, 0>(offs, a, a1, xb, c, rsc, bias),
+        _ => x86::tile512_wide::<1, 0>(offs, a, a1, xb, c, rsc, bias),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile_dispatch_wide(
+    _: usize,
+    _: &[usize],
+    _: *const f32,
+    _: [*const f32; 2],
+    _: [*mut f32; 2],
+    _: usize,
+    _: *const f32,
+) {
+    unreachable!("AVX-512 kernels on x86_64 only")
+}
+
 /// The weight gradient for a geometry where [`applies`] holds:
 /// `dW (O x K) = sum over samples of gy (Og x OHW) @ im2col(x)^T`, per group.
 pub(crate) fn weight_grad(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
@@ -481,6 +555,7 @@ fn weight_grad_group(
             // Blocks of whole output rows: the kernel walks a row of `ow`
             // pixels, then jumps over the padding columns to the next.
             let rows_per = (QC / ow).max(1);
+            let wide = crate::kernels::isa::avx512();
             for oy0 in (0..g.oh).step_by(rows_per) {
                 let span = Span {
                     rows: rows_per.min(g.oh - oy0),
@@ -489,6 +564,34 @@ fn weight_grad_group(
                 };
                 let mut col0 = 0;
                 while col0 < ogp {
+                    if wide && ogp - col0 >= 2 * NR {
+                        // Two 16-channel panels in one pass over the input.
+                        let len = span.rows * ow * NR;
+                        let b0 = &bt[col0 * ohw + oy0 * ow * NR..][..len];
+                        let b1 = &bt[(col0 + NR) * ohw + oy0 * ow * NR..][..len];
+                        let step = rows_per_call();
+                        for r0 in (0..k).step_by(step) {
+                            let rows = step.min(k - r0);
+                            let mut rp = [std::ptr::null::<f32>(); 2 * MR];
+                            for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
+                                *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
+                            }
+                            // SAFETY: as below, for two panels of 16 columns
+                            // (`col0..col0 + 32` of dwt's `ogp`).
+                            unsafe {
+                                wtile_dispatch_wide(
+                                    rows,
+                                    span,
+                                    &rp,
+                                    [b0.as_ptr(), b1.as_ptr()],
+                                    dwt.as_mut_ptr().add(r0 * ogp + col0),
+                                    ogp,
+                                );
+                            }
+                        }
+                        col0 += 2 * NR;
+                        continue;
+                    }
                     let width = if ogp - col0 >= NR { NR } else { 8 };
                     let b = &bt[col0 * ohw + oy0 * ow * width..][..span.rows * ow * width];
                     let step = rows_per_call();
@@ -573,6 +676,44 @@ unsafe fn wtile_dispatch(
         return wtile_avx2(rows - MR, width, span, second, b, c.add(MR * rsc), rsc);
     }
     wtile_avx2(rows, width, span, first, b, c, rsc)
+}
+
+/// The AVX-512 weight-gradient micro-kernel for `rows` (1..=12) x 32
+/// columns: two 16-column panels of `gy^T`.
+///
+/// # Safety
+/// As [`x86::wtile512_wide`] for `rp[..rows]`.
+unsafe fn wtile_dispatch_wide(
+    rows: usize,
+    span: Span,
+    rp: &[*const f32; 2 * MR],
+    b: [*const f32; 2],
+    c: *mut f32,
+    rsc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let [b0, b1] = b;
+        match rows {
+            12 => x86::wtile512_wide::<12>(span, rp, b0, b1, c, rsc),
+            11 => x86::wtile512_wide::<11>(span, rp, b0, b1, c, rsc),
+            10 => x86::wtile512_wide::<10>(span, rp, b0, b1, c, rsc),
+            9 => x86::wtile512_wide::<9>(span, rp, b0, b1, c, rsc),
+            8 => x86::wtile512_wide::<8>(span, rp, b0, b1, c, rsc),
+            7 => x86::wtile512_wide::<7>(span, rp, b0, b1, c, rsc),
+            6 => x86::wtile512_wide::<6>(span, rp, b0, b1, c, rsc),
+            5 => x86::wtile512_wide::<5>(span, rp, b0, b1, c, rsc),
+            4 => x86::wtile512_wide::<4>(span, rp, b0, b1, c, rsc),
+            3 => x86::wtile512_wide::<3>(span, rp, b0, b1, c, rsc),
+            2 => x86::wtile512_wide::<2>(span, rp, b0, b1, c, rsc),
+            _ => x86::wtile512_wide::<1>(span, rp, b0, b1, c, rsc),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (span, rp, b, c, rsc);
+        unreachable!("AVX-512 kernels on x86_64 only ({rows} rows)")
+    }
 }
 
 /// [`x86::wtile`] for `rows` (1..=6) x `width` (8 or 16).

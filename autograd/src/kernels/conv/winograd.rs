@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 
 use super::direct::{rows_per_call, tile_dispatch, MR};
 use super::ConvGeom;
+use crate::kernels::isa;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 #[cfg(target_arch = "x86_64")]
@@ -62,20 +63,34 @@ pub(crate) fn can_run(g: &ConvGeom) -> bool {
 }
 
 /// Whether the convolution runs here: it can, and the setting chooses
-/// Winograd for it. With `Fastest`, where it measured faster than the
-/// other kernels (`cargo bench --bench winograd`, 2 threads, 2026-12-02):
-/// from 32 output channels on outputs of 14x14 and up it gains 1.1-1.5x;
-/// with 16 output channels or fewer the output transform costs more than
-/// the products save (0.4-0.7x), and on planes of 8x8 and below a tile row
-/// has four tiles or fewer, half an 8-tile vector of the transforms or
-/// less (0.3-1.0x, one exception at 1.1x).
+/// Winograd for it: with `Fastest`, where [`pays`].
 pub(crate) fn applies(g: &ConvGeom) -> bool {
     let chosen = match crate::conv_algorithm() {
         crate::ConvAlgorithm::Auto => false,
-        crate::ConvAlgorithm::Fastest => g.c >= 16 && g.o >= 32 && g.oh >= 12 && g.ow >= 12,
+        crate::ConvAlgorithm::Fastest => pays(g, isa::avx512()),
         crate::ConvAlgorithm::Winograd => true,
     };
     chosen && can_run(g)
+}
+
+/// Where Winograd measured faster than the direct kernel
+/// (`cargo bench --bench winograd`, 2 threads, 2026-12-02). Against the
+/// AVX2 direct kernel: from 32 output channels on outputs of 14x14 and up
+/// it gains 1.1-1.5x; with 16 output channels or fewer the output
+/// transform costs more than the products save (0.4-0.7x), and on planes
+/// of 8x8 and below a tile row has four tiles or fewer, half an 8-tile
+/// vector of the transforms or less (0.3-1.0x, one exception at 1.1x).
+/// Against the AVX-512 direct kernel (1.2-1.6x faster than AVX2's, while
+/// the transforms stay 8 lanes wide) only the wide layers on large planes
+/// still gain: 64 and more channels on outputs of 14x14 and up (ResNet-18
+/// 1.1-1.5x, VGG's 512 channels 1.1-1.2x); DeepConvNet's and ResNet-20's
+/// layers fall to 0.5-1.06x.
+fn pays(g: &ConvGeom, avx512: bool) -> bool {
+    if avx512 {
+        g.c >= 64 && g.o >= 64 && g.oh >= 14 && g.ow >= 14
+    } else {
+        g.c >= 16 && g.o >= 32 && g.oh >= 12 && g.ow >= 12
+    }
 }
 
 /// `U_ξ = G g Gᵀ` for every output and input channel, packed per `ξ` in
@@ -433,6 +448,31 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// `Fastest`'s rule on the layers benches/winograd.rs times: Winograd
+    /// only where it measured faster on each instruction set.
+    #[test]
+    fn fastest_takes_winograd_where_it_measured_faster() {
+        let layer = |n, c, o, size, p| {
+            ConvGeom::sized(n, c, [size, size], o, [3, 3], [1, 1], [p, p], [1, 1], 1).unwrap()
+        };
+        // (layer, AVX2 pays, AVX-512 pays)
+        let cases = [
+            (layer(100, 1, 16, 28, 1), false, false),  // DeepConvNet conv1
+            (layer(100, 16, 32, 14, 1), true, false),  // conv3
+            (layer(100, 32, 32, 14, 2), true, false),  // conv4
+            (layer(100, 64, 64, 8, 1), false, false),  // conv6
+            (layer(128, 32, 32, 16, 1), true, false),  // ResNet-20, 32 channels
+            (layer(64, 128, 128, 4, 1), false, false), // ResNet-18 on 32x32
+            (layer(8, 64, 64, 56, 1), true, true),     // ResNet-18
+            (layer(8, 256, 256, 14, 1), true, true),
+            (layer(8, 512, 512, 14, 1), true, true), // VGG
+        ];
+        for (g, avx2, avx512) in cases {
+            assert_eq!(pays(&g, false), avx2, "AVX2 {g:?}");
+            assert_eq!(pays(&g, true), avx512, "AVX-512 {g:?}");
         }
     }
 }

@@ -165,6 +165,56 @@ unsafe fn tile512_body<const R0: usize, const R1: usize, const JOINED_LOADS: boo
     }
 }
 
+/// As [`tile512`] for two tiles at once, each 16 consecutive outputs a row
+/// (inputs at `xb[t]`, outputs at `c[t]`, each contiguous), so each weight
+/// broadcast feeds two FMAs where [`tile512`]'s feeds one (24 accumulators
+/// of the 32 registers). Each output sums its taps in the same order: the
+/// same bits.
+///
+/// # Safety
+/// AVX-512F present; `a0`/`a1` as for [`tile512`]; every `xb[t] + offs[p]`
+/// 16 readable floats; `c[t]` `R0 + R1` rows of 16 writable floats, `rsc`
+/// apart; `bias` null or `R0 + R1` readable floats.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn tile512_wide<const R0: usize, const R1: usize>(
+    offs: &[usize],
+    a0: *const f32,
+    a1: *const f32,
+    xb: [*const f32; 2],
+    c: [*mut f32; 2],
+    rsc: usize,
+    bias: *const f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; 12];
+    if !bias.is_null() {
+        for (r, row) in acc.iter_mut().enumerate().take(R0 + R1) {
+            let b = _mm512_set1_ps(*bias.add(r));
+            *row = [b, b];
+        }
+    }
+    let (mut a0, mut a1) = (a0, a1);
+    for &o in offs {
+        let x0 = _mm512_loadu_ps(xb[0].add(o));
+        let x1 = _mm512_loadu_ps(xb[1].add(o));
+        for (r, row) in acc.iter_mut().enumerate().take(R0) {
+            let av = _mm512_set1_ps(*a0.add(r));
+            row[0] = _mm512_fmadd_ps(av, x0, row[0]);
+            row[1] = _mm512_fmadd_ps(av, x1, row[1]);
+        }
+        for (r, row) in acc[R0..].iter_mut().enumerate().take(R1) {
+            let av = _mm512_set1_ps(*a1.add(r));
+            row[0] = _mm512_fmadd_ps(av, x0, row[0]);
+            row[1] = _mm512_fmadd_ps(av, x1, row[1]);
+        }
+        a0 = a0.add(R0);
+        a1 = a1.wrapping_add(R1);
+    }
+    for (r, row) in acc.iter().enumerate().take(R0 + R1) {
+        _mm512_storeu_ps(c[0].add(r * rsc), row[0]);
+        _mm512_storeu_ps(c[1].add(r * rsc), row[1]);
+    }
+}
+
 /// As [`wtile`] with `NV = 2`, for `R` (up to 12) rows on AVX-512: the
 /// 16 output channels of a row in one vector, so each `gy^T` vector loaded
 /// feeds `R` FMAs. Each element sums its pixels in [`wtile`]'s order: the
@@ -199,5 +249,50 @@ pub(crate) unsafe fn wtile512<const R: usize>(
     for (r, &row) in acc.iter().enumerate() {
         let cp = c.add(r * rsc);
         _mm512_storeu_ps(cp, _mm512_add_ps(_mm512_loadu_ps(cp), row));
+    }
+}
+
+/// As [`wtile512`] for 32 output channels: two 16-channel panels of
+/// `gy^T` (`b0`, `b1`, each `16` floats a pixel) into columns `0..32` of
+/// `c`'s rows, so each input broadcast feeds two FMAs (24 accumulators).
+/// Each element sums its pixels in [`wtile`]'s order: the same bits.
+///
+/// # Safety
+/// AVX-512F present; as [`wtile512`] for each panel, `c` rows of 32
+/// floats.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn wtile512_wide<const R: usize>(
+    span: crate::kernels::conv::direct::Span,
+    rp: &[*const f32; 2 * crate::kernels::conv::direct::MR],
+    b0: *const f32,
+    b1: *const f32,
+    c: *mut f32,
+    rsc: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let mut rows = [std::ptr::null::<f32>(); R];
+    rows.copy_from_slice(&rp[..R]);
+    let (mut b0, mut b1) = (b0, b1);
+    for _ in 0..span.rows {
+        for q in 0..span.ow {
+            let v0 = _mm512_loadu_ps(b0);
+            let v1 = _mm512_loadu_ps(b1);
+            for (row, &x) in acc.iter_mut().zip(rows.iter()) {
+                let xv = _mm512_set1_ps(*x.add(q));
+                row[0] = _mm512_fmadd_ps(xv, v0, row[0]);
+                row[1] = _mm512_fmadd_ps(xv, v1, row[1]);
+            }
+            b0 = b0.add(16);
+            b1 = b1.add(16);
+        }
+        for x in rows.iter_mut() {
+            *x = x.add(span.wp);
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, &val) in row.iter().enumerate() {
+            let cp = c.add(r * rsc + 16 * v);
+            _mm512_storeu_ps(cp, _mm512_add_ps(_mm512_loadu_ps(cp), val));
+        }
     }
 }
