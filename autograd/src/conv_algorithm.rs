@@ -18,7 +18,7 @@
 //! slower with 16 or fewer output channels, where the transforms cost more
 //! than the products save, and on planes of 8x8 and below; against the
 //! faster AVX-512 direct kernels, only from 64 channels on outputs of
-//! 14x14 and up. [`ConvAlgorithm::Fastest`] takes it where it paid on the
+//! 28x28 and up. [`ConvAlgorithm::Fastest`] takes it where it paid on the
 //! CPU it runs on;
 //! [`ConvAlgorithm::Auto`], the default, keeps the direct kernels' order of
 //! summation everywhere.
@@ -47,7 +47,7 @@ pub enum ConvAlgorithm {
     /// Winograd F(2x2, 3x3) for the 3x3 stride-1 f32 convolutions where it
     /// measured faster (with AVX2: at least 16 input and 32 output channels,
     /// outputs of 12x12 and larger; with AVX-512: at least 64 input and
-    /// output channels, outputs of 14x14 and larger), the rest as
+    /// output channels, outputs of 28x28 and larger), the rest as
     /// [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
