@@ -327,6 +327,27 @@ fn run_tiles(
                 }
                 continue;
             }
+            // Two tiles whose vectors do not join (rows of 8 outputs).
+            if wide && i < t1 {
+                let [q2, q3] = plan.tiles[i];
+                i += 1;
+                for r0 in (0..og).step_by(step) {
+                    let rows = step.min(og - r0);
+                    // SAFETY: as below, for each of the two tiles.
+                    unsafe {
+                        tile_dispatch_wide_split(
+                            rows,
+                            &plan.offs,
+                            ap.as_ptr().add(r0 * k),
+                            [q0, q1, q2, q3].map(|q| (xa as *const f32).add(q)),
+                            [q0, q1, q2, q3].map(|q| dest(r0, q) as *mut f32),
+                            rsc,
+                            bias.map_or(std::ptr::null(), |b| b.as_ptr().add(r0)),
+                        );
+                    }
+                }
+                continue;
+            }
             for r0 in (0..og).step_by(step) {
                 let rows = step.min(og - r0);
                 // SAFETY: the panels hold `rows * k` packed weights; every
@@ -455,6 +476,52 @@ unsafe fn tile_dispatch_wide(
         2 => x86::tile512_wide::<2, 0>(offs, a, a1, xb, c, rsc, bias),
         _ => x86::tile512_wide::<1, 0>(offs, a, a1, xb, c, rsc, bias),
     }
+}
+
+/// As [`tile_dispatch_wide`] for two tiles whose 8-wide vectors do not
+/// join: tile `t`'s at `xb[2t]`, `xb[2t + 1]`, its outputs at `c[2t]`,
+/// `c[2t + 1]`.
+///
+/// # Safety
+/// As [`x86::tile512_wide_split`], for `rows` (1..=12) rows.
+#[cfg(target_arch = "x86_64")]
+unsafe fn tile_dispatch_wide_split(
+    rows: usize,
+    offs: &[usize],
+    a: *const f32,
+    xb: [*const f32; 4],
+    c: [*mut f32; 4],
+    rsc: usize,
+    bias: *const f32,
+) {
+    let a1 = a.wrapping_add(MR * offs.len());
+    match rows {
+        12 => x86::tile512_wide_split::<6, 6>(offs, a, a1, xb, c, rsc, bias),
+        11 => x86::tile512_wide_split::<6, 5>(offs, a, a1, xb, c, rsc, bias),
+        10 => x86::tile512_wide_split::<6, 4>(offs, a, a1, xb, c, rsc, bias),
+        9 => x86::tile512_wide_split::<6, 3>(offs, a, a1, xb, c, rsc, bias),
+        8 => x86::tile512_wide_split::<6, 2>(offs, a, a1, xb, c, rsc, bias),
+        7 => x86::tile512_wide_split::<6, 1>(offs, a, a1, xb, c, rsc, bias),
+        6 => x86::tile512_wide_split::<6, 0>(offs, a, a1, xb, c, rsc, bias),
+        5 => x86::tile512_wide_split::<5, 0>(offs, a, a1, xb, c, rsc, bias),
+        4 => x86::tile512_wide_split::<4, 0>(offs, a, a1, xb, c, rsc, bias),
+        3 => x86::tile512_wide_split::<3, 0>(offs, a, a1, xb, c, rsc, bias),
+        2 => x86::tile512_wide_split::<2, 0>(offs, a, a1, xb, c, rsc, bias),
+        _ => x86::tile512_wide_split::<1, 0>(offs, a, a1, xb, c, rsc, bias),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile_dispatch_wide_split(
+    _: usize,
+    _: &[usize],
+    _: *const f32,
+    _: [*const f32; 4],
+    _: [*mut f32; 4],
+    _: usize,
+    _: *const f32,
+) {
+    unreachable!("AVX-512 kernels on x86_64 only")
 }
 
 #[cfg(not(target_arch = "x86_64"))]

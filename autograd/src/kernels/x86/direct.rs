@@ -215,6 +215,61 @@ pub(crate) unsafe fn tile512_wide<const R0: usize, const R1: usize>(
     }
 }
 
+/// As [`tile512_wide`] for two tiles whose 8-wide vectors do not join
+/// (tile `t`: inputs at `xb[2t]` and `xb[2t + 1]`, outputs at `c[2t]` and
+/// `c[2t + 1]`: rows of 8 outputs, as on 8x8 planes), each 16-lane vector
+/// loaded in two halves.
+///
+/// # Safety
+/// AVX-512F present; as [`tile`] for each tile's pair of vectors.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn tile512_wide_split<const R0: usize, const R1: usize>(
+    offs: &[usize],
+    a0: *const f32,
+    a1: *const f32,
+    xb: [*const f32; 4],
+    c: [*mut f32; 4],
+    rsc: usize,
+    bias: *const f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; 12];
+    if !bias.is_null() {
+        for (r, row) in acc.iter_mut().enumerate().take(R0 + R1) {
+            let b = _mm512_set1_ps(*bias.add(r));
+            *row = [b, b];
+        }
+    }
+    let (mut a0, mut a1) = (a0, a1);
+    for &o in offs {
+        // Masked 16-lane loads, not 8-lane ones: VEX-encoded 256-bit
+        // instructions reach only 16 of the 32 registers, which made the
+        // compiler spill accumulators. Masked-off lanes are not read.
+        let x0 = _mm512_maskz_loadu_ps(0x00ff, xb[0].add(o));
+        let x0 = _mm512_mask_loadu_ps(x0, 0xff00, xb[1].add(o).wrapping_sub(8));
+        let x1 = _mm512_maskz_loadu_ps(0x00ff, xb[2].add(o));
+        let x1 = _mm512_mask_loadu_ps(x1, 0xff00, xb[3].add(o).wrapping_sub(8));
+        for (r, row) in acc.iter_mut().enumerate().take(R0) {
+            let av = _mm512_set1_ps(*a0.add(r));
+            row[0] = _mm512_fmadd_ps(av, x0, row[0]);
+            row[1] = _mm512_fmadd_ps(av, x1, row[1]);
+        }
+        for (r, row) in acc[R0..].iter_mut().enumerate().take(R1) {
+            let av = _mm512_set1_ps(*a1.add(r));
+            row[0] = _mm512_fmadd_ps(av, x0, row[0]);
+            row[1] = _mm512_fmadd_ps(av, x1, row[1]);
+        }
+        a0 = a0.add(R0);
+        a1 = a1.wrapping_add(R1);
+    }
+    for (r, row) in acc.iter().enumerate().take(R0 + R1) {
+        let at = |p: *mut f32| p.add(r * rsc);
+        _mm512_mask_storeu_ps(at(c[0]), 0x00ff, row[0]);
+        _mm512_mask_storeu_ps(at(c[1]).wrapping_sub(8), 0xff00, row[0]);
+        _mm512_mask_storeu_ps(at(c[2]), 0x00ff, row[1]);
+        _mm512_mask_storeu_ps(at(c[3]).wrapping_sub(8), 0xff00, row[1]);
+    }
+}
+
 /// As [`wtile`] with `NV = 2`, for `R` (up to 12) rows on AVX-512: the
 /// 16 output channels of a row in one vector, so each `gy^T` vector loaded
 /// feeds `R` FMAs. Each element sums its pixels in [`wtile`]'s order: the
