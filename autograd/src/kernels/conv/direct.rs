@@ -378,6 +378,49 @@ fn run_tiles(
     }
 }
 
+/// `match rows` (1..=12) onto a forward kernel's const parameters: the rows
+/// of the first 6-row panel and of the second.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_panels {
+    ($rows:expr; $($k:ident)::+; $($arg:expr),*) => {
+        match $rows {
+            12 => $($k)::+::<6, 6>($($arg),*),
+            11 => $($k)::+::<6, 5>($($arg),*),
+            10 => $($k)::+::<6, 4>($($arg),*),
+            9 => $($k)::+::<6, 3>($($arg),*),
+            8 => $($k)::+::<6, 2>($($arg),*),
+            7 => $($k)::+::<6, 1>($($arg),*),
+            6 => $($k)::+::<6, 0>($($arg),*),
+            5 => $($k)::+::<5, 0>($($arg),*),
+            4 => $($k)::+::<4, 0>($($arg),*),
+            3 => $($k)::+::<3, 0>($($arg),*),
+            2 => $($k)::+::<2, 0>($($arg),*),
+            _ => $($k)::+::<1, 0>($($arg),*),
+        }
+    };
+}
+
+/// `match rows` (1..=12) onto a weight-gradient kernel's const row count.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($rows:expr; $($k:ident)::+; $($arg:expr),*) => {
+        match $rows {
+            12 => $($k)::+::<12>($($arg),*),
+            11 => $($k)::+::<11>($($arg),*),
+            10 => $($k)::+::<10>($($arg),*),
+            9 => $($k)::+::<9>($($arg),*),
+            8 => $($k)::+::<8>($($arg),*),
+            7 => $($k)::+::<7>($($arg),*),
+            6 => $($k)::+::<6>($($arg),*),
+            5 => $($k)::+::<5>($($arg),*),
+            4 => $($k)::+::<4>($($arg),*),
+            3 => $($k)::+::<3>($($arg),*),
+            2 => $($k)::+::<2>($($arg),*),
+            _ => $($k)::+::<1>($($arg),*),
+        }
+    };
+}
+
 /// Output rows (channels) one call of [`tile_dispatch`] covers: two 6-row
 /// panels with AVX-512, one with AVX2.
 pub(super) fn rows_per_call() -> usize {
@@ -408,20 +451,7 @@ pub(super) unsafe fn tile_dispatch(
     {
         let a1 = a.wrapping_add(MR * offs.len());
         if crate::kernels::isa::avx512() {
-            match rows {
-                12 => x86::tile512::<6, 6>(offs, a, a1, xb, c, rsc, bias),
-                11 => x86::tile512::<6, 5>(offs, a, a1, xb, c, rsc, bias),
-                10 => x86::tile512::<6, 4>(offs, a, a1, xb, c, rsc, bias),
-                9 => x86::tile512::<6, 3>(offs, a, a1, xb, c, rsc, bias),
-                8 => x86::tile512::<6, 2>(offs, a, a1, xb, c, rsc, bias),
-                7 => x86::tile512::<6, 1>(offs, a, a1, xb, c, rsc, bias),
-                6 => x86::tile512::<6, 0>(offs, a, a1, xb, c, rsc, bias),
-                5 => x86::tile512::<5, 0>(offs, a, a1, xb, c, rsc, bias),
-                4 => x86::tile512::<4, 0>(offs, a, a1, xb, c, rsc, bias),
-                3 => x86::tile512::<3, 0>(offs, a, a1, xb, c, rsc, bias),
-                2 => x86::tile512::<2, 0>(offs, a, a1, xb, c, rsc, bias),
-                _ => x86::tile512::<1, 0>(offs, a, a1, xb, c, rsc, bias),
-            }
+            by_panels!(rows; x86::tile512; offs, a, a1, xb, c, rsc, bias);
             return;
         }
         if rows > MR {
@@ -451,7 +481,6 @@ pub(super) unsafe fn tile_dispatch(
 ///
 /// # Safety
 /// As [`x86::tile512_wide`], for `rows` (1..=12) rows.
-#[cfg(target_arch = "x86_64")]
 unsafe fn tile_dispatch_wide(
     rows: usize,
     offs: &[usize],
@@ -461,21 +490,15 @@ unsafe fn tile_dispatch_wide(
     rsc: usize,
     bias: *const f32,
 ) {
-    let a1 = a.wrapping_add(MR * offs.len());
-    match rows {
-        12 => x86::tile512_wide::<6, 6>(offs, a, a1, xb, c, rsc, bias),
-        11 => x86::tile512_wide::<6, 5>(offs, a, a1, xb, c, rsc, bias),
-        10 => x86::tile512_wide::<6, 4>(offs, a, a1, xb, c, rsc, bias),
-        9 => x86::tile512_wide::<6, 3>(offs, a, a1, xb, c, rsc, bias),
-        8 => x86::tile512_wide::<6, 2>(offs, a, a1, xb, c, rsc, bias),
-        7 => x86::tile512_wide::<6, 1>(offs, a, a1, xb, c, rsc, bias),
-        6 => x86::tile512_wide::<6, 0>(offs, a, a1, xb, c, rsc, bias),
-        5 => x86::tile512_wide::<5, 0>(offs, a, a1, xb, c, rsc, bias),
-        4 => x86::tile512_wide::<4, 0>(offs, a, a1, xb, c, rsc, bias),
-        3 => x86::tile512_wide::<3, 0>(offs, a, a1, xb, c, rsc, bias),
-        2 => x86::tile512_wide::<2, 0>(offs, a, a1, xb, c, rsc, bias),
-        _ => x86::tile512_wide::<1, 0>(offs, a, a1, xb, c, rsc, bias),
+    #[cfg(target_arch = "x86_64")]
+    {
+        let a1 = a.wrapping_add(MR * offs.len());
+        by_panels!(rows; x86::tile512_wide; offs, a, a1, xb, c, rsc, bias)
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "AVX-512 kernels on x86_64 only ({rows} {offs:?} {a:?} {xb:?} {c:?} {rsc} {bias:?})"
+    );
 }
 
 /// As [`tile_dispatch_wide`] for two tiles whose 8-wide vectors do not
@@ -484,7 +507,6 @@ unsafe fn tile_dispatch_wide(
 ///
 /// # Safety
 /// As [`x86::tile512_wide_split`], for `rows` (1..=12) rows.
-#[cfg(target_arch = "x86_64")]
 unsafe fn tile_dispatch_wide_split(
     rows: usize,
     offs: &[usize],
@@ -494,47 +516,15 @@ unsafe fn tile_dispatch_wide_split(
     rsc: usize,
     bias: *const f32,
 ) {
-    let a1 = a.wrapping_add(MR * offs.len());
-    match rows {
-        12 => x86::tile512_wide_split::<6, 6>(offs, a, a1, xb, c, rsc, bias),
-        11 => x86::tile512_wide_split::<6, 5>(offs, a, a1, xb, c, rsc, bias),
-        10 => x86::tile512_wide_split::<6, 4>(offs, a, a1, xb, c, rsc, bias),
-        9 => x86::tile512_wide_split::<6, 3>(offs, a, a1, xb, c, rsc, bias),
-        8 => x86::tile512_wide_split::<6, 2>(offs, a, a1, xb, c, rsc, bias),
-        7 => x86::tile512_wide_split::<6, 1>(offs, a, a1, xb, c, rsc, bias),
-        6 => x86::tile512_wide_split::<6, 0>(offs, a, a1, xb, c, rsc, bias),
-        5 => x86::tile512_wide_split::<5, 0>(offs, a, a1, xb, c, rsc, bias),
-        4 => x86::tile512_wide_split::<4, 0>(offs, a, a1, xb, c, rsc, bias),
-        3 => x86::tile512_wide_split::<3, 0>(offs, a, a1, xb, c, rsc, bias),
-        2 => x86::tile512_wide_split::<2, 0>(offs, a, a1, xb, c, rsc, bias),
-        _ => x86::tile512_wide_split::<1, 0>(offs, a, a1, xb, c, rsc, bias),
+    #[cfg(target_arch = "x86_64")]
+    {
+        let a1 = a.wrapping_add(MR * offs.len());
+        by_panels!(rows; x86::tile512_wide_split; offs, a, a1, xb, c, rsc, bias)
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile_dispatch_wide_split(
-    _: usize,
-    _: &[usize],
-    _: *const f32,
-    _: [*const f32; 4],
-    _: [*mut f32; 4],
-    _: usize,
-    _: *const f32,
-) {
-    unreachable!("AVX-512 kernels on x86_64 only")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile_dispatch_wide(
-    _: usize,
-    _: &[usize],
-    _: *const f32,
-    _: [*const f32; 2],
-    _: [*mut f32; 2],
-    _: usize,
-    _: *const f32,
-) {
-    unreachable!("AVX-512 kernels on x86_64 only")
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "AVX-512 kernels on x86_64 only ({rows} {offs:?} {a:?} {xb:?} {c:?} {rsc} {bias:?})"
+    );
 }
 
 /// The weight gradient for a geometry where [`applies`] holds:
@@ -719,20 +709,7 @@ unsafe fn wtile_dispatch(
 ) {
     #[cfg(target_arch = "x86_64")]
     if width == NR && crate::kernels::isa::avx512() {
-        match rows {
-            12 => x86::wtile512::<12>(span, rp, b, c, rsc),
-            11 => x86::wtile512::<11>(span, rp, b, c, rsc),
-            10 => x86::wtile512::<10>(span, rp, b, c, rsc),
-            9 => x86::wtile512::<9>(span, rp, b, c, rsc),
-            8 => x86::wtile512::<8>(span, rp, b, c, rsc),
-            7 => x86::wtile512::<7>(span, rp, b, c, rsc),
-            6 => x86::wtile512::<6>(span, rp, b, c, rsc),
-            5 => x86::wtile512::<5>(span, rp, b, c, rsc),
-            4 => x86::wtile512::<4>(span, rp, b, c, rsc),
-            3 => x86::wtile512::<3>(span, rp, b, c, rsc),
-            2 => x86::wtile512::<2>(span, rp, b, c, rsc),
-            _ => x86::wtile512::<1>(span, rp, b, c, rsc),
-        }
+        by_rows!(rows; x86::wtile512; span, rp, b, c, rsc);
         return;
     }
     let (first, second) = rp.split_at(MR);
@@ -761,20 +738,7 @@ unsafe fn wtile_dispatch_wide(
     #[cfg(target_arch = "x86_64")]
     {
         let [b0, b1] = b;
-        match rows {
-            12 => x86::wtile512_wide::<12>(span, rp, b0, b1, c, rsc),
-            11 => x86::wtile512_wide::<11>(span, rp, b0, b1, c, rsc),
-            10 => x86::wtile512_wide::<10>(span, rp, b0, b1, c, rsc),
-            9 => x86::wtile512_wide::<9>(span, rp, b0, b1, c, rsc),
-            8 => x86::wtile512_wide::<8>(span, rp, b0, b1, c, rsc),
-            7 => x86::wtile512_wide::<7>(span, rp, b0, b1, c, rsc),
-            6 => x86::wtile512_wide::<6>(span, rp, b0, b1, c, rsc),
-            5 => x86::wtile512_wide::<5>(span, rp, b0, b1, c, rsc),
-            4 => x86::wtile512_wide::<4>(span, rp, b0, b1, c, rsc),
-            3 => x86::wtile512_wide::<3>(span, rp, b0, b1, c, rsc),
-            2 => x86::wtile512_wide::<2>(span, rp, b0, b1, c, rsc),
-            _ => x86::wtile512_wide::<1>(span, rp, b0, b1, c, rsc),
-        }
+        by_rows!(rows; x86::wtile512_wide; span, rp, b0, b1, c, rsc)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
