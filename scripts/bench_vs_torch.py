@@ -13,6 +13,9 @@ Run from the repository root, with nothing else running:
     PY=$(bash ../shared/bench/setup.sh)
     python3 scripts/bench_vs_torch.py --torch-python $PY --rounds 3 --case mlp conv models optim
 
+`--case latency` compares batch-1 inference (our `latency` bench against
+scripts/latency_torch.py, PyTorch eager): the median and the 99th percentile.
+
 Only the standard library is used here; torch runs in its own interpreter.
 """
 
@@ -65,6 +68,12 @@ def run_ours(case, threads):
             m = re.match(r"(\S+ (?:train|inference)) .*?\s([\d.]+)\s+[\d.]+\s+[\d.]+ img/s", line)
             if m:
                 rows[f"{m.group(1)} (img/s)"] = float(m.group(2))
+    elif case == "latency":
+        for line in out.splitlines():
+            m = re.match(r"(.+?)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+ ms$", line)
+            if m:
+                rows[f"{m.group(1)} batch-1 median (ms)"] = float(m.group(2))
+                rows[f"{m.group(1)} batch-1 p99 (ms)"] = float(m.group(3))
     elif case == "optim":
         for line in out.splitlines():
             m = re.match(r"(Adam|SGD)\b.*?\s([\d.]+)\s+[\d.]+\s+[\d.]+$", line)
@@ -74,12 +83,18 @@ def run_ours(case, threads):
 
 
 def run_torch(python, case, threads):
+    script = "scripts/latency_torch.py" if case == "latency" else "../shared/bench/torch_reference.py"
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([python, "../shared/bench/torch_reference.py", "--case", case,
-                        "--threads", str(threads), "--json", f.name],
+        subprocess.run([python, script] + ([] if case == "latency" else ["--case", case]) +
+                       ["--threads", str(threads), "--json", f.name],
                        capture_output=True, text=True, check=True)
         data = json.load(open(f.name))
     rows = {}
+    if case == "latency":
+        for r in data["results"]:
+            rows[f"{r['figure']} batch-1 median (ms)"] = r["median"]
+            rows[f"{r['figure']} batch-1 p99 (ms)"] = r["p99"]
+        return rows
     for r in data["results"]:
         fig, med = r["figure"], r["median"]
         if case == "mlp":

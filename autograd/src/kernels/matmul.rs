@@ -87,8 +87,32 @@ pub(crate) fn linear<T: Float>(
             1
         };
         let wt = w.view().reversed_axes();
+        // A few rows (batch 1 to 4) or outputs: the weights are read in
+        // place (`narrow`); else the GEMM.
+        let (sx, sw) = (x.strides(), wt.strides());
+        // SAFETY: x is n x k, wt is k x o (views with their strides), out is
+        // a new contiguous n x o array, its rows the bias when beta is 1.
+        let narrow = unsafe {
+            super::narrow::try_forward(
+                n,
+                k,
+                o,
+                x.as_ptr(),
+                sx[0],
+                sx[1],
+                wt.as_ptr(),
+                sw[0],
+                sw[1],
+                beta,
+                out.as_mut_ptr() as *mut T,
+                o as isize,
+                threads,
+            )
+        };
         // SAFETY: with a bias (beta 1) every row was written just above.
-        unsafe { gemm_into(x, &wt, beta, &mut out.view_mut(), threads) };
+        if !narrow {
+            unsafe { gemm_into(x, &wt, beta, &mut out.view_mut(), threads) };
+        }
     }
     // SAFETY: written by the bias rows, the product (beta 0), or both.
     unsafe { out.assume_init() }

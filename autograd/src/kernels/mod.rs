@@ -11,6 +11,7 @@ mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod isa;
 mod matmul;
+mod narrow;
 pub(crate) mod pool;
 mod reduce;
 mod runs;

@@ -13,8 +13,10 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
-use crate::kernels::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
-use crate::ops::need;
+use crate::kernels::conv::{
+    conv2d_forward, conv2d_input_grad, conv2d_weight_grad, prune, ConvGeom,
+};
+use crate::ops::{need, weight_cache};
 use crate::saved::Saved;
 use crate::tensor::Tensor;
 
@@ -379,9 +381,24 @@ fn conv_op<T: Float>(
     g: ConvGeom,
 ) -> Tensor<T> {
     let y = with_slice(x, |xs| {
-        with_slice(w, |ws| match bias {
-            Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g)),
-            None => conv2d_forward(xs, ws, None, &g),
+        with_slice(w, |ws| {
+            // Gradients off: a kernel's live taps on a small plane are
+            // taken from the cache (computed once per weight version).
+            let pruned = (!crate::graph::is_grad_enabled())
+                .then(|| prune(&g))
+                .flatten();
+            let kept;
+            let (ws, g) = match &pruned {
+                Some(p) => {
+                    kept = weight_cache::derived(w, p.key(), || p.weights(&g, ws));
+                    (kept.as_slice(), p.g)
+                }
+                None => (ws, g),
+            };
+            match bias {
+                Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g)),
+                None => conv2d_forward(xs, ws, None, &g),
+            }
         })
     });
     let y = ArrayD::from_shape_vec(IxDyn(&[g.n, g.o, g.oh, g.ow]), y).expect("conv output size");

@@ -15,6 +15,7 @@ pub mod shape;
 pub mod softmax;
 pub mod unary;
 pub mod unpool;
+mod weight_cache;
 
 use crate::dtype::Float;
 use crate::error::Result;

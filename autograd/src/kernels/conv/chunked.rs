@@ -3,7 +3,7 @@
 //! output gradients gathered), chunks split over the threads.
 
 use super::im2col::{col2im, im2col_strided};
-use super::{gemm, ConvGeom};
+use super::{forward_gemm, gemm, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -187,7 +187,7 @@ pub(super) fn forward_chunked<T: Float>(
             with_scratch(k * cols, |col: &mut [T]| {
                 im2col_chunk(x, g, gi, i0, ns, col, t);
                 with_scratch(og * cols, |tmp: &mut [T]| {
-                    gemm(og, k, cols, wg, k, 1, col, cols, 1, tmp, cols, false, t);
+                    forward_gemm(og, k, cols, wg, col, tmp, t);
                     for si in 0..ns {
                         let dst = &mut yc[si * out_per + gi * og * ohw..][..og * ohw];
                         for o in 0..og {

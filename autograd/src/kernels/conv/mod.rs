@@ -17,6 +17,7 @@ mod im2col;
 mod weight_grad;
 pub(in crate::kernels) mod winograd;
 
+pub(crate) use dead_taps::prune;
 pub(crate) use geom::ConvGeom;
 pub(crate) use weight_grad::conv2d_weight_grad;
 
@@ -74,6 +75,42 @@ fn gemm<T: Float>(
     }
 }
 
+/// The forward product `y (Og x cols) = W (Og x K) @ col (K x cols)`, all
+/// row-major: a narrow one (1 to 4 columns: one sample's 1x1 to 2x2 plane)
+/// reads W in place ([`super::narrow`]), any other is a GEMM.
+fn forward_gemm<T: Float>(
+    og: usize,
+    k: usize,
+    cols: usize,
+    w: &[T],
+    col: &[T],
+    y: &mut [T],
+    t: usize,
+) {
+    debug_assert!(w.len() >= og * k && col.len() >= k * cols && y.len() >= og * cols);
+    // SAFETY: the slices hold the three row-major matrices (asserted above).
+    let narrow = unsafe {
+        super::narrow::try_forward(
+            og,
+            k,
+            cols,
+            w.as_ptr(),
+            k as isize,
+            1,
+            col.as_ptr(),
+            cols as isize,
+            1,
+            T::zero(),
+            y.as_mut_ptr(),
+            cols as isize,
+            t,
+        )
+    };
+    if !narrow {
+        gemm(og, k, cols, w, k, 1, col, cols, 1, y, cols, false, t);
+    }
+}
+
 /// `y (Og x OHW) = W (Og x K) @ im2col(x)`; in f32 with AVX-512 the columns
 /// are written straight into the GEMM's packed layout (no second copy).
 fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, t: usize) {
@@ -110,11 +147,11 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
         }
     }
     if g.is_pointwise() {
-        gemm(og, k, ohw, wg, k, 1, xg, ohw, 1, yg, ohw, false, t);
+        forward_gemm(og, k, ohw, wg, xg, yg, t);
     } else {
         with_scratch(k * ohw, |col: &mut [T]| {
             im2col(xg, g, col);
-            gemm(og, k, ohw, wg, k, 1, col, ohw, 1, yg, ohw, false, t);
+            forward_gemm(og, k, ohw, wg, col, yg, t);
         });
     }
 }

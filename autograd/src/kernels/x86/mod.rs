@@ -4,5 +4,6 @@
 
 pub(crate) mod direct;
 pub(crate) mod gemm;
+pub(crate) mod narrow;
 pub(crate) mod pool;
 pub(crate) mod winograd;
