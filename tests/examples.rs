@@ -441,7 +441,7 @@ fn ex08_resnet_vgg_googlenet() {
         &["--quick", "--augment", "crop,blur"],
         "unknown augmentation 'blur'",
     );
-    // Random erasing and Adam, on the smallest network.
+    // Random erasing, Adam and a warm-up epoch, on the smallest network.
     let out = out_dir("08_resnet_vgg_googlenet_erase");
     let stdout = run_quick(
         "08_resnet_vgg_googlenet",
@@ -453,15 +453,20 @@ fn ex08_resnet_vgg_googlenet() {
             "crop,flip,erase",
             "--optimizer",
             "adam",
+            "--epochs",
+            "2",
+            "--warmup",
+            "1",
         ],
     );
     assert!(
         stdout.contains(
-            "adam lr 0.001 weight decay 0, schedule cosine, augmentation crop,flip,erase"
+            "adam lr 0.001 weight decay 0, schedule cosine (warm-up 1 epochs), augmentation crop,flip,erase"
         ),
         "{stdout}"
     );
     let rows = csv_rows(&out.join("resnet20.csv"), &header);
+    assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(
         rows.iter().all(|r| r.iter().all(|v| v.is_finite())),
         "{rows:?}"
@@ -484,7 +489,9 @@ fn ex08_resnet_vgg_googlenet() {
             "--tta",
         ],
     );
-    let trained = column(&rows, &header, "test_acc")[0];
+    let trained = *column(&rows, &header, "test_acc")
+        .last()
+        .expect("two epochs");
     assert!(
         stdout.contains(&format!(
             "resnet20: test accuracy {trained:.2}%, with flip test-time augmentation "
