@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
+    args.iters = max(args.iters, 1)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"threads {args.threads}, {args.iters} calls per case, torch {torch.__version__}")

@@ -119,7 +119,7 @@ pub(crate) unsafe fn try_product(
     csc: isize,
     threads: usize,
 ) -> bool {
-    if k < MIN_K || !enabled() {
+    if k < MIN_K || m == 0 || n == 0 || !enabled() {
         return false;
     }
     // Either A's rows (few columns of B) or B's columns (few rows of A).
@@ -182,7 +182,8 @@ unsafe fn rows(v: Narrow, short: &[f32], k: usize, r0: usize, r1: usize, alpha: 
         1 => rows_of::<8, 1>(v, short, k, r0, r1, alpha, beta),
         2 => rows_of::<4, 2>(v, short, k, r0, r1, alpha, beta),
         3 => rows_of::<2, 3>(v, short, k, r0, r1, alpha, beta),
-        _ => rows_of::<2, 4>(v, short, k, r0, r1, alpha, beta),
+        4 => rows_of::<2, 4>(v, short, k, r0, r1, alpha, beta),
+        s => unreachable!("a narrow side of 1 to {MAX_NARROW}, not {s}"),
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!(
@@ -192,7 +193,10 @@ unsafe fn rows(v: Narrow, short: &[f32], k: usize, r0: usize, r1: usize, alpha: 
     );
 }
 
+/// # Safety
+/// As [`rows`]; the CPU has AVX2 and FMA (so [`x86::dots`] inlines here).
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn rows_of<const R: usize, const S: usize>(
     v: Narrow,
     short: &[f32],
@@ -272,7 +276,8 @@ mod tests {
             return;
         }
         let val = |i: usize| ((i * 7919 + 13) % 101) as f32 / 50.0 - 1.0;
-        for &(k, long) in &[(512, 16), (515, 37), (1024, 61)] {
+        // The last shape is big enough to be split over two threads.
+        for &(k, long) in &[(512, 16), (515, 37), (1024, 61), (1024, 80)] {
             for s in 1..=MAX_NARROW {
                 for &(alpha, beta) in &[(1.0f32, 0.0f32), (0.5, 1.0)] {
                     for threads in [1, 2] {

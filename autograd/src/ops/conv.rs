@@ -380,6 +380,7 @@ fn conv_op<T: Float>(
     bias: Option<&Tensor<T>>,
     g: ConvGeom,
 ) -> Tensor<T> {
+    let w_version = weight_cache::version_before_read(w);
     let y = with_slice(x, |xs| {
         with_slice(w, |ws| {
             // Gradients off: a kernel's live taps on a small plane are
@@ -390,7 +391,7 @@ fn conv_op<T: Float>(
             let kept;
             let (ws, g) = match &pruned {
                 Some(p) => {
-                    kept = weight_cache::derived(w, p.key(), || p.weights(&g, ws));
+                    kept = weight_cache::derived(w, w_version, p.key(), || p.weights(&g, ws));
                     (kept.as_slice(), p.g)
                 }
                 None => (ws, g),

@@ -31,18 +31,28 @@ struct Entry {
 
 static CACHE: Mutex<VecDeque<Entry>> = Mutex::new(VecDeque::new());
 
+/// `w`'s version, read under its lock: read it before taking the values
+/// that [`derived`] rearranges, so an entry is never older than its
+/// version says (a write in between only files newer values under the
+/// older version, which later calls no longer ask for).
+pub(crate) fn version_before_read<T: Float>(w: &Tensor<T>) -> u64 {
+    let _values = w.read();
+    w.version()
+}
+
 /// `make()` (the weights `w` rearranged as `layout` names), from the cache
-/// when gradients are off and this version of `w` was rearranged so before.
-/// Call it while holding `w`'s values, so the version read is theirs.
+/// when gradients are off and `version` of `w` (from
+/// [`version_before_read`]) was rearranged so before.
 pub(crate) fn derived<T: Float>(
     w: &Tensor<T>,
+    version: u64,
     layout: [usize; 4],
     make: impl FnOnce() -> Vec<T>,
 ) -> Arc<Vec<T>> {
     if crate::graph::is_grad_enabled() {
         return Arc::new(make());
     }
-    let (id, version) = (w.inner.id, w.version());
+    let id = w.inner.id;
     let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let hit = lock()
         .iter()
@@ -89,7 +99,7 @@ mod tests {
             calls.set(calls.get() + 1);
             w.to_vec()
         };
-        let get = |layout| no_grad(|| derived(&w, layout, || make(&w)));
+        let get = |layout| no_grad(|| derived(&w, version_before_read(&w), layout, || make(&w)));
         assert_eq!(*get([1, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
         assert_eq!(*get([1, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
         assert_eq!(calls.get(), 1, "the second call is served from the cache");
@@ -102,7 +112,7 @@ mod tests {
         assert_eq!(calls.get(), 2);
         get([2, 0, 0, 0]);
         assert_eq!(calls.get(), 3, "another layout is another entry");
-        derived(&w, [1, 0, 0, 0], || make(&w));
+        derived(&w, version_before_read(&w), [1, 0, 0, 0], || make(&w));
         assert_eq!(
             calls.get(),
             4,
