@@ -546,6 +546,66 @@ fn check_conv2d(c: &ConvCase) -> Result<(), TestCaseError> {
     check(f, &inputs)
 }
 
+/// Checks the fused `conv2d_relu` at `c`: values and first- and
+/// second-order gradients equal those of `conv2d(..).relu()` (to rounding),
+/// and the gradient checks pass unless an output lies within 1e-4 of the
+/// ReLU's kink (where finite differences straddle it).
+fn check_conv2d_relu(c: &ConvCase) -> Result<(), TestCaseError> {
+    let x = values(&[c.n, c.cin, c.size[0], c.size[1]], c.seed, -1.0, 1.0).requires_grad_();
+    let w = values(
+        &[c.cout, c.cin / c.groups, c.kernel[0], c.kernel[1]],
+        c.seed ^ 1,
+        -1.0,
+        1.0,
+    )
+    .requires_grad_();
+    let mut inputs = vec![x, w];
+    if c.bias {
+        inputs.push(values(&[c.cout], c.seed ^ 2, -1.0, 1.0).requires_grad_());
+    }
+    let opts = c.opts();
+    let fused = |t: &[T]| t[0].conv2d_relu(&t[1], t.get(2), opts);
+    let unfused = |t: &[T]| t[0].conv2d(&t[1], t.get(2), opts).relu();
+    let (y, y_ref) = (fused(&inputs), unfused(&inputs));
+    prop_assert_eq!(y.to_vec(), y_ref.to_vec(), "values");
+    // Gradients of sum(v * f^2) with the graph kept, then their own
+    // gradients: first and second order against the unfused ops.
+    let v = values(&y.shape(), c.seed ^ 3, -1.0, 1.0);
+    let grads = |f: &dyn Fn(&[T]) -> T| {
+        let loss = f(&inputs).square().mul(&v).sum();
+        let g1 = grad(
+            &[loss],
+            &inputs,
+            GradOptions {
+                create_graph: true,
+                ..Default::default()
+            },
+        );
+        let g1: Vec<T> = g1.into_iter().map(|g| g.expect("gradient")).collect();
+        let total = g1.iter().map(|g| g.square().sum()).reduce(|a, b| a.add(&b));
+        let g2 = grad(&[total.expect("inputs")], &inputs, GradOptions::default());
+        let mut all: Vec<Vec<f64>> = g1.iter().map(|g| g.to_vec()).collect();
+        all.extend(g2.into_iter().map(|g| g.expect("gradient").to_vec()));
+        all
+    };
+    for (i, (a, b)) in grads(&fused).iter().zip(grads(&unfused).iter()).enumerate() {
+        for (u, w) in a.iter().zip(b) {
+            prop_assert!(
+                (u - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                "gradient {}: {} vs unfused {}",
+                i,
+                u,
+                w
+            );
+        }
+    }
+    let pre = inputs[0].conv2d(&inputs[1], inputs.get(2), opts);
+    if pre.to_vec().iter().all(|v| v.abs() > 1e-4) {
+        check(fused, &inputs)?;
+    }
+    Ok(())
+}
+
 /// Checks conv_transpose2d at `c` as [`check_conv2d`] does conv2d.
 fn check_conv_transpose2d(c: &ConvCase) -> Result<(), TestCaseError> {
     let x = values(&[c.n, c.cin, c.size[0], c.size[1]], c.seed, -1.0, 1.0).requires_grad_();
@@ -669,6 +729,11 @@ proptest! {
     #[test]
     fn conv2d_gradients(case in conv_case()) {
         check_conv2d(&case)?;
+    }
+
+    #[test]
+    fn conv2d_relu_gradients(case in conv_case()) {
+        check_conv2d_relu(&case)?;
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl<T: Float> DeepConvNet<T> {
 impl<T: Float> Module<T> for DeepConvNet<T> {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let pool = autograd::PoolOptions::new(2);
-        let cr = |c: &Conv2d<T>, h: &Tensor<T>| c.forward(h).relu();
+        let cr = |c: &Conv2d<T>, h: &Tensor<T>| c.forward_relu(h);
         let h = cr(&self.conv2, &cr(&self.conv1, x)).max_pool2d(pool);
         let h = cr(&self.conv4, &cr(&self.conv3, &h)).max_pool2d(pool);
         let h = cr(&self.conv6, &cr(&self.conv5, &h)).max_pool2d(pool);

@@ -140,6 +140,26 @@ impl<T: Float> Conv2d<T> {
     pub fn config(&self) -> Conv2dConfig {
         self.config
     }
+
+    /// The layer followed by a ReLU, as one op ([`Tensor::conv2d_relu`]: the
+    /// ReLU applied as the outputs are stored). The same values and
+    /// gradients as `relu(forward(x))`, which it runs instead when hooks are
+    /// registered on the layer (they see the convolution's own output).
+    /// [`Sequential`](crate::Sequential) calls it for a `Conv2d` followed by a `ReLU`.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// use nn::{Conv2d, Conv2dConfig, Module};
+    /// let conv = Conv2d::new(Conv2dConfig::new(1, 4, 3).padding(1));
+    /// let x = Tensor::randn([2, 1, 6, 6]);
+    /// assert_eq!(conv.forward_relu(&x).to_vec(), conv.forward(&x).relu().to_vec());
+    /// ```
+    pub fn forward_relu(&self, x: &Tensor<T>) -> Tensor<T> {
+        if !self.hooks.is_empty() {
+            return self.forward(x).relu();
+        }
+        x.conv2d_relu(&self.weight, self.bias.as_ref(), self.config.options())
+    }
 }
 
 impl<T: Float> Module<T> for Conv2d<T> {

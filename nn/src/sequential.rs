@@ -14,7 +14,7 @@
 
 use autograd::{Float, Tensor};
 
-use crate::{Hooks, Module};
+use crate::{Conv2d, Hooks, Module, ReLU};
 
 /// A chain of modules.
 #[derive(Module)]
@@ -82,8 +82,24 @@ impl<T: Float> Sequential<T> {
 impl<T: Float> Module<T> for Sequential<T> {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
         let mut h = x.clone();
-        for l in &self.layers {
-            h = l.forward(&h);
+        let mut i = 0;
+        while i < self.layers.len() {
+            // A Conv2d followed by a ReLU without hooks: one fused op.
+            let layer = self.layers[i].unboxed();
+            let relu_next =
+                self.layers.get(i + 1).map(|m| m.unboxed()).filter(|m| {
+                    m.as_any().is::<ReLU>() && m.hooks().is_none_or(|hk| hk.is_empty())
+                });
+            match (layer.as_any().downcast_ref::<Conv2d<T>>(), relu_next) {
+                (Some(conv), Some(_)) => {
+                    h = conv.forward_relu(&h);
+                    i += 2;
+                }
+                _ => {
+                    h = layer.forward(&h);
+                    i += 1;
+                }
+            }
         }
         h
     }

@@ -341,3 +341,47 @@ fn a_module_in_f64_infers_its_float_type() {
     assert_eq!(m.num_parameters(), 8);
     assert_eq!(m.forward(&Tensor::<f64>::ones([1, 3])).shape(), vec![1, 2]);
 }
+
+#[test]
+fn sequential_fuses_conv_relu_and_hooks_still_see_both() {
+    let s = Sequential::new()
+        .add(Conv2d::new(Conv2dConfig::new(1, 4, 3).padding(1)))
+        .add(ReLU)
+        .add(Conv2d::new(Conv2dConfig::new(4, 2, 3)))
+        .add(ReLU);
+    let x = Tensor::randn([2, 1, 6, 6]).requires_grad_();
+    let conv = |i: usize| s.get(i).unwrap().as_any().downcast_ref::<Conv2d>().unwrap();
+    let unfused = |x: &Tensor| {
+        let h = conv(0).forward(x).relu();
+        conv(2).forward(&h).relu()
+    };
+    let fused = s.forward(&x);
+    assert_eq!(fused.to_vec(), unfused(&x).to_vec());
+    assert_eq!(fused.grad_fn(), Some("conv2d_relu"), "one fused op");
+    fused.sum().backward();
+    let g_fused = x.grad().unwrap().to_vec();
+    x.set_grad(None);
+    unfused(&x).sum().backward();
+    assert_eq!(g_fused, x.grad().unwrap().to_vec(), "same gradient");
+
+    // A hook on the convolution sees its own output, before the ReLU.
+    let min = Arc::new(Mutex::new(f32::MAX));
+    let m = min.clone();
+    let h = s
+        .register_forward_hook("0", move |_, y| {
+            *m.lock().unwrap() = y.to_vec().into_iter().fold(f32::MAX, f32::min);
+            None
+        })
+        .unwrap();
+    assert_eq!(s.forward(&x).to_vec(), fused.to_vec());
+    assert!(
+        *min.lock().unwrap() < 0.0,
+        "the hook saw the pre-ReLU values"
+    );
+    h.remove();
+    // A hook on the ReLU runs, and its replacement is used.
+    let h = s.register_forward_hook("3", |_, y| Some(y * 0.0)).unwrap();
+    assert!(s.forward(&x).to_vec().iter().all(|v| *v == 0.0));
+    h.remove();
+    assert_eq!(s.forward(&x).to_vec(), fused.to_vec());
+}

@@ -14,7 +14,7 @@ use ndarray::{ArrayD, IxDyn};
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::conv::{
-    conv2d_forward, conv2d_input_grad, conv2d_weight_grad, prune, ConvGeom,
+    conv2d_forward, conv2d_input_grad, conv2d_weight_grad, prune, Activation, ConvGeom,
 };
 use crate::ops::{need, weight_cache};
 use crate::saved::Saved;
@@ -241,18 +241,42 @@ impl<T: Float> Tensor<T> {
         bias: Option<&Tensor<T>>,
         opts: ConvOptions,
     ) -> Result<Tensor<T>> {
-        let g = forward_geom("conv2d", &self.shape(), &weight.shape(), &opts)?;
-        if let Some(b) = bias {
-            if b.shape() != [g.o] {
-                return Err(conv_error(
-                    "conv2d",
-                    &weight.shape(),
-                    &b.shape(),
-                    format!("(bias must be [{}])", g.o),
-                ));
-            }
-        }
-        Ok(conv_op(self, weight, bias, g))
+        let g = conv2d_geom("conv2d", self, weight, bias, &opts)?;
+        Ok(conv_op(self, weight, bias, g, Activation::Identity))
+    }
+
+    /// `relu(conv2d(x, weight, bias))` as one op: the ReLU is applied as the
+    /// convolution stores its outputs (no pass of its own, no second tensor
+    /// kept for the backward pass). The same values and gradients as
+    /// `x.conv2d(..).relu()`.
+    ///
+    /// ```
+    /// use autograd::{ops::conv::ConvOptions, Tensor};
+    /// let x = Tensor::<f32>::randn([2, 3, 8, 8]);
+    /// let w = Tensor::<f32>::randn([4, 3, 3, 3]);
+    /// let o = ConvOptions::new().padding(1);
+    /// let fused = x.conv2d_relu(&w, None, o);
+    /// assert_eq!(fused.to_vec(), x.conv2d(&w, None, o).relu().to_vec());
+    /// ```
+    pub fn try_conv2d_relu(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Result<Tensor<T>> {
+        let g = conv2d_geom("conv2d_relu", self, weight, bias, &opts)?;
+        Ok(conv_op(self, weight, bias, g, Activation::Relu))
+    }
+
+    /// `relu(conv2d(..))` as one op; see [`try_conv2d_relu`](Self::try_conv2d_relu).
+    #[track_caller]
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor<T>,
+        bias: Option<&Tensor<T>>,
+        opts: ConvOptions,
+    ) -> Tensor<T> {
+        ok(self.try_conv2d_relu(weight, bias, opts))
     }
 
     /// 2-D convolution; see [`try_conv2d`](Self::try_conv2d).
@@ -373,12 +397,35 @@ impl<T: Float> Tensor<T> {
     }
 }
 
-/// `conv(x, w) + bias` with checked geometry.
+/// The geometry of `conv2d(x, w, bias)`, or an error naming `op` and the shapes.
+fn conv2d_geom<T: Float>(
+    op: &'static str,
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    opts: &ConvOptions,
+) -> Result<ConvGeom> {
+    let g = forward_geom(op, &x.shape(), &w.shape(), opts)?;
+    if let Some(b) = bias {
+        if b.shape() != [g.o] {
+            return Err(conv_error(
+                op,
+                &w.shape(),
+                &b.shape(),
+                format!("(bias must be [{}])", g.o),
+            ));
+        }
+    }
+    Ok(g)
+}
+
+/// `act(conv(x, w) + bias)` with checked geometry.
 fn conv_op<T: Float>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     bias: Option<&Tensor<T>>,
     g: ConvGeom,
+    act: Activation,
 ) -> Tensor<T> {
     let w_version = weight_cache::version_before_read(w);
     let y = with_slice(x, |xs| {
@@ -397,8 +444,8 @@ fn conv_op<T: Float>(
                 None => (ws, g),
             };
             match bias {
-                Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g)),
-                None => conv2d_forward(xs, ws, None, &g),
+                Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g, act)),
+                None => conv2d_forward(xs, ws, None, &g, act),
             }
         })
     });
@@ -406,13 +453,26 @@ fn conv_op<T: Float>(
     let (xc, wc) = (Saved::input("conv2d", 0, x), Saved::input("conv2d", 1, w));
     let mut inputs = vec![x, w];
     inputs.extend(bias);
-    Tensor::from_op(y, "conv2d", &inputs, move |c| {
+    let op = match act {
+        Activation::Identity => "conv2d",
+        Activation::Relu => "conv2d_relu",
+    };
+    Tensor::from_op(y, op, &inputs, move |c| {
+        // Through the ReLU first: its output is positive exactly where its input is.
+        let masked;
+        let gy = match act {
+            Activation::Identity => c.grad,
+            Activation::Relu => {
+                masked = c.grad.relu_backward(c.saved_output()?);
+                &masked
+            }
+        };
         let mut grads = vec![
-            need(c.needs[0], || Ok(conv_input_grad_op(c.grad, wc.get()?, g)))?,
-            need(c.needs[1], || Ok(conv_weight_grad_op(xc.get()?, c.grad, g)))?,
+            need(c.needs[0], || Ok(conv_input_grad_op(gy, wc.get()?, g)))?,
+            need(c.needs[1], || Ok(conv_weight_grad_op(xc.get()?, gy, g)))?,
         ];
         if c.needs.len() == 3 {
-            grads.push(need(c.needs[2], || c.grad.try_sum_dim([0, 2, 3], false))?);
+            grads.push(need(c.needs[2], || gy.try_sum_dim([0, 2, 3], false))?);
         }
         Ok(grads)
     })
@@ -426,7 +486,9 @@ fn conv_input_grad_op<T: Float>(gy: &Tensor<T>, w: &Tensor<T>, g: ConvGeom) -> T
     let wc = Saved::input("conv_input_grad", 1, w);
     Tensor::from_op(dx, "conv_input_grad", &[gy, w], move |c| {
         Ok(vec![
-            need(c.needs[0], || Ok(conv_op(c.grad, wc.get()?, None, g)))?,
+            need(c.needs[0], || {
+                Ok(conv_op(c.grad, wc.get()?, None, g, Activation::Identity))
+            })?,
             need(c.needs[1], || {
                 Ok(conv_weight_grad_op(c.grad, gyc.get()?, g))
             })?,
@@ -444,7 +506,9 @@ fn conv_weight_grad_op<T: Float>(x: &Tensor<T>, gy: &Tensor<T>, g: ConvGeom) -> 
     Tensor::from_op(dw, "conv_weight_grad", &[x, gy], move |c| {
         Ok(vec![
             need(c.needs[0], || Ok(conv_input_grad_op(gyc.get()?, c.grad, g)))?,
-            need(c.needs[1], || Ok(conv_op(xc.get()?, c.grad, None, g)))?,
+            need(c.needs[1], || {
+                Ok(conv_op(xc.get()?, c.grad, None, g, Activation::Identity))
+            })?,
         ])
     })
 }

@@ -30,7 +30,7 @@ impl<T: Float> Tensor<T> {
 
     /// `g * (x > 0)` as one op; its own gradient is the same mask, so second
     /// derivatives work without a separate mask tensor.
-    fn relu_backward(&self, x: &Tensor<T>) -> Tensor<T> {
+    pub(crate) fn relu_backward(&self, x: &Tensor<T>) -> Tensor<T> {
         let (g, xa) = (self.array(), x.array());
         let out = kernels::zip2("relu_backward", &g.view(), &xa.view(), |g, x| {
             if x > T::zero() {

@@ -3,7 +3,7 @@
 //! output gradients gathered), chunks split over the threads.
 
 use super::im2col::{col2im, im2col_strided};
-use super::{forward_gemm, gemm, ConvGeom};
+use super::{forward_gemm, gemm, Activation, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -176,6 +176,7 @@ pub(super) fn forward_chunked<T: Float>(
     wt: &[T],
     bias: Option<&[T]>,
     g: &ConvGeom,
+    act: Activation,
     s: usize,
 ) -> Vec<T> {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
@@ -204,6 +205,7 @@ pub(super) fn forward_chunked<T: Float>(
                 plane.iter_mut().for_each(|v| *v += bo);
             }
         }
+        act.apply(yc);
     })
 }
 
@@ -323,13 +325,19 @@ mod tests {
             let mut dx_ref = vec![];
             let mut dw_ref = vec![0.0; wt.len()];
             for i in 0..n {
-                y_ref.extend(conv2d_forward(&x[i * xin..][..xin], &wt, Some(&b), &one));
+                y_ref.extend(conv2d_forward(
+                    &x[i * xin..][..xin],
+                    &wt,
+                    Some(&b),
+                    &one,
+                    Activation::Identity,
+                ));
                 dx_ref.extend(conv2d_input_grad(&gy[i * yout..][..yout], &wt, &one));
                 let dw = conv2d_weight_grad(&x[i * xin..][..xin], &gy[i * yout..][..yout], &one);
                 dw_ref.iter_mut().zip(dw).for_each(|(a, b)| *a += b);
             }
             for s in [2, 3, 5] {
-                let y = forward_chunked(&x, &wt, Some(&b), &g, s);
+                let y = forward_chunked(&x, &wt, Some(&b), &g, Activation::Identity, s);
                 let dx = input_grad_chunked(&gy, &wt, &g, s);
                 let dw = weight_grad_chunked(&x, &gy, &g, s);
                 for (a, b) in [(&y, &y_ref), (&dx, &dx_ref), (&dw, &dw_ref)] {

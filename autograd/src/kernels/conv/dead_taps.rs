@@ -181,7 +181,7 @@ mod tests {
                 }
             }
             let got = [
-                conv2d_forward(&x, &w, None, &g),
+                conv2d_forward(&x, &w, None, &g, super::super::Activation::Identity),
                 conv2d_input_grad(&gy, &w, &g),
                 conv2d_weight_grad(&x, &gy, &g),
             ];

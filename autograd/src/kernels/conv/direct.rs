@@ -34,7 +34,7 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use super::im2col::{copy_short, zero_short};
-use super::ConvGeom;
+use super::{Activation, ConvGeom};
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 #[cfg(target_arch = "x86_64")]
@@ -194,13 +194,14 @@ fn pack_weights(w: &[f32], og: usize, k: usize) -> Vec<f32> {
     ap
 }
 
-/// `y = conv2d(x, w) + bias` for a geometry where [`applies`] holds.
+/// `y = act(conv2d(x, w) + bias)` for a geometry where [`applies`] holds.
 /// Writes every element of `y` (which may start uninitialized).
 pub(crate) fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     g: &ConvGeom,
+    act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
@@ -217,6 +218,8 @@ pub(crate) fn forward(
             let bg = bias.map(|b| &b[gi * og..(gi + 1) * og]);
             forward_group(&plan, g, xg, ap, bg, yg, threads);
         }
+        // SAFETY: the groups wrote every output of the sample.
+        unsafe { act.apply_written(yo) };
     };
     let threads = team::threads();
     if g.n >= threads && threads > 1 {
@@ -784,7 +787,9 @@ unsafe fn wtile_avx2(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, ConvGeom};
+    use super::super::{
+        conv2d_forward, conv2d_input_grad, conv2d_weight_grad, Activation, ConvGeom,
+    };
     use proptest::prelude::*;
 
     /// The direct f32 kernels (forward, input gradient through the flipped
@@ -799,8 +804,8 @@ mod tests {
         let (x32, w32, b32, gy32) = (f(&x), f(&w), f(&b), f(&gy));
         let pairs = [
             (
-                conv2d_forward(&x32, &w32, Some(&b32), &g),
-                conv2d_forward(&x, &w, Some(&b), &g),
+                conv2d_forward(&x32, &w32, Some(&b32), &g, Activation::Identity),
+                conv2d_forward(&x, &w, Some(&b), &g, Activation::Identity),
                 "forward",
             ),
             (

@@ -175,15 +175,49 @@ fn per_sample<T: Float>(
     team::zeroed_chunks(n * per, per, parallel, |i, o| f(i, o, inner))
 }
 
-/// `y = conv2d(x, w) + bias`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
+/// What a convolution's output store applies after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// The sums as they are.
+    Identity,
+    /// `max(y, 0)` (NaN to 0, as [`Tensor::relu`](crate::Tensor::relu)).
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation to outputs just written, still in cache: a
+    /// ReLU costs no pass of its own over the whole output, and no second
+    /// tensor.
+    fn apply<T: Float>(self, v: &mut [T]) {
+        if self == Activation::Relu {
+            let zero = T::zero();
+            v.iter_mut()
+                .for_each(|y| *y = if *y > zero { *y } else { zero });
+        }
+    }
+
+    /// [`apply`](Self::apply) on outputs a kernel wrote in place.
+    ///
+    /// # Safety
+    /// Every element of `v` is initialized.
+    unsafe fn apply_written(self, v: &mut [std::mem::MaybeUninit<f32>]) {
+        if self == Activation::Relu {
+            // SAFETY: initialized (the caller's promise); MaybeUninit<f32> has f32's layout.
+            self.apply(unsafe { &mut *(v as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) });
+        }
+    }
+}
+
+/// `y = act(conv2d(x, w) + bias)`: x `[N, C, H, W]`, w `[O, C/G, KH, KW]`, y `[N, O, OH, OW]`.
 pub(crate) fn conv2d_forward<T: Float>(
     x: &[T],
     wt: &[T],
     bias: Option<&[T]>,
     g: &ConvGeom,
+    act: Activation,
 ) -> Vec<T> {
     if let Some(p) = dead_taps::prune(g) {
-        return conv2d_forward(x, &p.weights(g, wt), bias, &p.g);
+        return conv2d_forward(x, &p.weights(g, wt), bias, &p.g, act);
     }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
@@ -192,20 +226,22 @@ pub(crate) fn conv2d_forward<T: Float>(
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
             return with_uninit(g.n * out_per, |y32| {
-                winograd::forward(x32, w32, b32, g, y32)
+                winograd::forward(x32, w32, b32, g, act, y32)
             });
         }
     }
     if direct::applies(g) {
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
-            return with_uninit(g.n * out_per, |y32| direct::forward(x32, w32, b32, g, y32));
+            return with_uninit(g.n * out_per, |y32| {
+                direct::forward(x32, w32, b32, g, act, y32)
+            });
         }
     }
     let work = og * k * ohw * g.groups;
     let s = samples_per_chunk(g);
     if s > 1 {
-        return forward_chunked(x, wt, bias, g, s);
+        return forward_chunked(x, wt, bias, g, act, s);
     }
     per_sample(out_per, g.n, work, |i, yo, t| {
         let xs = &x[i * in_per..(i + 1) * in_per];
@@ -221,6 +257,7 @@ pub(crate) fn conv2d_forward<T: Float>(
                 plane.iter_mut().for_each(|v| *v += bo);
             }
         }
+        act.apply(yo);
     })
 }
 
@@ -251,7 +288,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
         return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
     }
     if let Some((wf, gf)) = as_flipped_forward(wt, g) {
-        return conv2d_forward(gy, &wf, None, &gf);
+        return conv2d_forward(gy, &wf, None, &gf, Activation::Identity);
     }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;

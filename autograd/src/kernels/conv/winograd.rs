@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use super::direct::{rows_per_call, tile_dispatch, MR};
-use super::ConvGeom;
+use super::{Activation, ConvGeom};
 use crate::kernels::isa;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -165,13 +165,14 @@ impl Plan {
     }
 }
 
-/// `y = conv2d(x, w) + bias` for a geometry where [`can_run`] holds.
+/// `y = act(conv2d(x, w) + bias)` for a geometry where [`can_run`] holds.
 /// Writes every element of `y` (which may start uninitialized).
 pub(crate) fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     g: &ConvGeom,
+    act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(can_run(g));
@@ -192,7 +193,7 @@ pub(crate) fn forward(
         // SAFETY: `y` holds `n O OH OW` floats (asserted above) and block `b`
         // writes only the output rows of its own tile rows, claimed by one
         // thread.
-        unsafe { block(&plan, g, x, &u, bias, rows, ya as *mut f32) };
+        unsafe { block(&plan, g, x, &u, bias, act, rows, ya as *mut f32) };
     });
 }
 
@@ -202,12 +203,14 @@ pub(crate) fn forward(
 /// # Safety
 /// `y` points at the convolution's whole output; no other thread writes the
 /// output rows of these tile rows.
+#[allow(clippy::too_many_arguments)]
 unsafe fn block(
     plan: &Plan,
     g: &ConvGeom,
     x: &[f32],
     u: &[f32],
     bias: Option<&[f32]>,
+    act: Activation,
     rows: std::ops::Range<usize>,
     y: *mut f32,
 ) {
@@ -306,6 +309,11 @@ unsafe fn block(
                     out1,
                     g.ow,
                 );
+                // SAFETY: the rows just written (as above).
+                act.apply(std::slice::from_raw_parts_mut(out0, g.ow));
+                if !out1.is_null() {
+                    act.apply(std::slice::from_raw_parts_mut(out1, g.ow));
+                }
             }
         }
     });
@@ -436,7 +444,7 @@ mod tests {
                 let wt = values(o * c * 9, seed + 100);
                 let b = values(o, seed + 200);
                 let mut y = vec![MaybeUninit::new(f32::NAN); g.n * g.o * g.ohw()];
-                forward(&x, &wt, Some(&b), &g, &mut y);
+                forward(&x, &wt, Some(&b), &g, Activation::Identity, &mut y);
                 let (yr, mag) = reference(&x, &wt, &b, &g);
                 for (i, (yv, (r, a))) in y.iter().zip(yr.iter().zip(&mag)).enumerate() {
                     // SAFETY: forward writes every element (NaN otherwise fails below).

@@ -1,0 +1,115 @@
+//! `conv2d_relu` in f32 through every kernel path (direct, Winograd,
+//! im2col + GEMM, several samples per GEMM, narrow products, pruned taps
+//! with gradients off): the same bits as `conv2d(..).relu()`, forward and
+//! backward. (The f64 gradient checks are in `gradcheck_cnn.rs`; these
+//! paths are f32 only.)
+//!
+//! One test function: the kernel setting is global.
+
+use autograd::{no_grad, set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+
+/// `(n, c, o, h, w, k, stride, padding, groups)`.
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
+const CASES: &[Case] = &[
+    // DeepConvNet's layers (direct kernels; Winograd on 14x14 and 8x8).
+    (3, 1, 16, 28, 28, 3, 1, 1, 1),
+    (2, 16, 32, 14, 14, 3, 1, 1, 1),
+    (2, 64, 64, 8, 8, 3, 1, 1, 1),
+    // Stride 2 and a 7x7 stem (im2col + GEMM), a 1x1 (pointwise).
+    (2, 3, 8, 17, 15, 3, 2, 1, 1),
+    (1, 3, 16, 32, 32, 7, 2, 3, 1),
+    (2, 32, 16, 9, 9, 1, 1, 0, 1),
+    // Small planes: several samples per GEMM; batch 1: narrow products
+    // (2x2 and 1x1 outputs, reduction over 576 and 1,152).
+    (8, 16, 16, 4, 4, 3, 1, 1, 1),
+    (1, 64, 24, 2, 2, 3, 1, 1, 1),
+    (1, 128, 10, 1, 1, 3, 1, 1, 1),
+    // Groups, an odd plane.
+    (2, 8, 12, 11, 7, 3, 1, 1, 4),
+];
+
+fn values(shape: &[usize], seed: u64) -> Tensor<f32> {
+    let n: usize = shape.iter().product();
+    let v = (0..n)
+        .map(|i| {
+            let h = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+            ((h >> 40) % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape)
+}
+
+fn check(case: Case, bias: bool) {
+    let (n, c, o, h, w, k, stride, padding, groups) = case;
+    let opts = ConvOptions::new()
+        .stride(stride)
+        .padding(padding)
+        .groups(groups);
+    let x = values(&[n, c, h, w], 1).requires_grad_();
+    let wt = values(&[o, c / groups, k, k], 2).requires_grad_();
+    let b = bias.then(|| values(&[o], 3).requires_grad_());
+    let what = format!("{case:?} bias {bias}");
+
+    // Gradients off (pruned weights from the cache on small planes), twice.
+    for _ in 0..2 {
+        let (fused, unfused) = no_grad(|| {
+            (
+                x.conv2d_relu(&wt, b.as_ref(), opts),
+                x.conv2d(&wt, b.as_ref(), opts).relu(),
+            )
+        });
+        assert_eq!(fused.to_vec(), unfused.to_vec(), "{what}, no grad");
+        assert!(fused.to_vec().contains(&0.0), "{what}: no ReLU at work");
+    }
+
+    // Forward and backward, recorded.
+    let gy = |y: &Tensor<f32>| values(&y.shape(), 4);
+    let run = |fused: bool| {
+        for t in [Some(&x), Some(&wt), b.as_ref()].into_iter().flatten() {
+            t.set_grad(None);
+        }
+        let y = if fused {
+            x.conv2d_relu(&wt, b.as_ref(), opts)
+        } else {
+            x.conv2d(&wt, b.as_ref(), opts).relu()
+        };
+        y.backward_with(&gy(&y));
+        let mut out = vec![
+            y.to_vec(),
+            x.grad().unwrap().to_vec(),
+            wt.grad().unwrap().to_vec(),
+        ];
+        if let Some(b) = &b {
+            out.push(b.grad().unwrap().to_vec());
+        }
+        out
+    };
+    let (fused, unfused) = (run(true), run(false));
+    for (i, (a, r)) in fused.iter().zip(&unfused).enumerate() {
+        assert_eq!(a, r, "{what}: output/gradient {i}");
+    }
+}
+
+#[test]
+fn conv2d_relu_matches_conv2d_then_relu_on_every_path() {
+    for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Winograd] {
+        let before = set_conv_algorithm(algorithm);
+        for &case in CASES {
+            for bias in [true, false] {
+                check(case, bias);
+            }
+        }
+        set_conv_algorithm(before);
+    }
+}
