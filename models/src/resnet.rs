@@ -217,7 +217,7 @@ impl<T: Float> ResNet<T> {
 
 impl<T: Float> Module<T> for ResNet<T> {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x)).relu();
+        let mut h = nn::conv_bn(&self.conv1, &self.bn1, x, true);
         if let Some(p) = &self.maxpool {
             h = p.forward(&h);
         }

@@ -15,7 +15,9 @@
 use autograd::{Float, Tensor};
 
 use crate::init;
-use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module, Sequential};
+use crate::{
+    conv_bn, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module, Sequential,
+};
 
 /// Options of a residual block (torchvision's `BasicBlock` / `Bottleneck` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,8 +151,8 @@ impl<T: Float> BasicBlock<T> {
 
     /// The residual branch alone (without the shortcut and the final ReLU).
     pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
-        let h = self.bn1.forward(&self.conv1.forward(x)).relu();
-        self.bn2.forward(&self.conv2.forward(&h))
+        let h = conv_bn(&self.conv1, &self.bn1, x, true);
+        conv_bn(&self.conv2, &self.bn2, &h, false)
     }
 }
 

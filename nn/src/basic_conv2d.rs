@@ -12,7 +12,7 @@
 
 use autograd::{Float, Tensor};
 
-use crate::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module};
+use crate::{conv_bn, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Hooks, Module};
 
 /// Conv (no bias) + BatchNorm (eps 1e-3) + ReLU.
 #[derive(Module)]
@@ -44,7 +44,7 @@ impl<T: Float> BasicConv2d<T> {
 
 impl<T: Float> Module<T> for BasicConv2d<T> {
     fn forward_impl(&self, x: &Tensor<T>) -> Tensor<T> {
-        self.bn.forward(&self.conv.forward(x)).relu()
+        conv_bn(&self.conv, &self.bn, x, true)
     }
     fn describe(&self) -> String {
         "BasicConv2d".into()

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use autograd::{BatchNormArgs, Float, Tensor};
 
+use crate::conv_bn::FoldSlot;
 use crate::{Hooks, Module, ModuleFields, NamedTensor};
 
 /// Options of batch normalisation; defaults as PyTorch (eps 1e-5, momentum 0.1, affine, tracked stats).
@@ -84,6 +85,9 @@ pub struct BatchNorm<T: Float = f32> {
     ranks: &'static [usize],
     #[module(skip)]
     name: &'static str,
+    /// The convolution before it with this layer folded in (`conv_bn`).
+    #[module(skip)]
+    folded: FoldSlot<T>,
     hooks: Hooks,
 }
 
@@ -101,11 +105,28 @@ impl<T: Float> BatchNorm<T> {
             training: AtomicBool::new(true),
             ranks,
             name,
+            folded: FoldSlot::default(),
         }
     }
 
     fn is_training(&self) -> bool {
         self.training.load(Ordering::Relaxed)
+    }
+
+    /// The running mean and variance when they are what the layer applies
+    /// (eval mode, tracked statistics); `None` when it uses the batch's.
+    pub(crate) fn running_stats(&self) -> Option<(&Tensor<T>, &Tensor<T>)> {
+        (!self.is_training() && self.config.track_running_stats)
+            .then_some((&self.running_mean, &self.running_var))
+    }
+
+    /// The `eps` added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.config.eps
+    }
+
+    pub(crate) fn fold_slot(&self) -> &FoldSlot<T> {
+        &self.folded
     }
 }
 

@@ -16,7 +16,8 @@ use autograd::{Float, Tensor};
 use crate::basic_block::{projection, resnet_conv};
 use crate::init;
 use crate::{
-    BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Hooks, Module, Sequential,
+    conv_bn, BatchNorm2d, BatchNormConfig, BlockConfig, Conv2d, Conv2dConfig, Hooks, Module,
+    Sequential,
 };
 
 /// 1x1 -> 3x3 -> 1x1 with a shortcut (expansion 4).
@@ -83,9 +84,9 @@ impl<T: Float> Bottleneck<T> {
 
     /// The residual branch alone (without the shortcut and the final ReLU).
     pub fn residual(&self, x: &Tensor<T>) -> Tensor<T> {
-        let h = self.bn1.forward(&self.conv1.forward(x)).relu();
-        let h = self.bn2.forward(&self.conv2.forward(&h)).relu();
-        self.bn3.forward(&self.conv3.forward(&h))
+        let h = conv_bn(&self.conv1, &self.bn1, x, true);
+        let h = conv_bn(&self.conv2, &self.bn2, &h, true);
+        conv_bn(&self.conv3, &self.bn3, &h, false)
     }
 }
 

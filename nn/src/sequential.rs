@@ -14,7 +14,7 @@
 
 use autograd::{Float, Tensor};
 
-use crate::{Conv2d, Hooks, Module, ReLU};
+use crate::{conv_bn, BatchNorm2d, Conv2d, Hooks, Module, ReLU};
 
 /// A chain of modules.
 #[derive(Module)]
@@ -84,22 +84,27 @@ impl<T: Float> Module<T> for Sequential<T> {
         let mut h = x.clone();
         let mut i = 0;
         while i < self.layers.len() {
-            // A Conv2d followed by a ReLU without hooks: one fused op.
             let layer = self.layers[i].unboxed();
-            let relu_next =
-                self.layers.get(i + 1).map(|m| m.unboxed()).filter(|m| {
-                    m.as_any().is::<ReLU>() && m.hooks().is_none_or(|hk| hk.is_empty())
-                });
-            match (layer.as_any().downcast_ref::<Conv2d<T>>(), relu_next) {
-                (Some(conv), Some(_)) => {
-                    h = conv.forward_relu(&h);
-                    i += 2;
-                }
-                _ => {
-                    h = layer.forward(&h);
-                    i += 1;
-                }
-            }
+            let Some(conv) = layer.as_any().downcast_ref::<Conv2d<T>>() else {
+                h = layer.forward(&h);
+                i += 1;
+                continue;
+            };
+            // A Conv2d followed by a BatchNorm2d and/or a ReLU: fused where
+            // that computes the same (`conv_bn`, `Conv2d::forward_relu`). A
+            // ReLU with hooks runs as a module of its own.
+            let at = |j: usize| self.layers.get(j).map(|m| m.unboxed());
+            let bn = at(i + 1).and_then(|m| m.as_any().downcast_ref::<BatchNorm2d<T>>());
+            let after = i + 1 + usize::from(bn.is_some());
+            let relu = at(after).is_some_and(|m| {
+                m.as_any().is::<ReLU>() && m.hooks().is_none_or(|hk| hk.is_empty())
+            });
+            h = match bn {
+                Some(bn) => conv_bn(conv, bn, &h, relu),
+                None if relu => conv.forward_relu(&h),
+                None => conv.forward(&h),
+            };
+            i = after + usize::from(relu);
         }
         h
     }
