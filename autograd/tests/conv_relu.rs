@@ -1,7 +1,7 @@
 //! `conv2d_relu` in f32 through every kernel path (direct, Winograd,
 //! im2col + GEMM, several samples per GEMM, narrow products, pruned taps
-//! with gradients off): the same bits as `conv2d(..).relu()`, forward and
-//! backward. (The f64 gradient checks are in `gradcheck_cnn.rs`; these
+//! and packed weights kept with gradients off): the same bits as
+//! `conv2d(..).relu()`, forward and backward, with gradients on and off. (The f64 gradient checks are in `gradcheck_cnn.rs`; these
 //! paths are f32 only.)
 //!
 //! One test function: the kernel setting is global.
@@ -61,7 +61,9 @@ fn check(case: Case, bias: bool) {
     let b = bias.then(|| values(&[o], 3).requires_grad_());
     let what = format!("{case:?} bias {bias}");
 
-    // Gradients off (pruned weights from the cache on small planes), twice.
+    // Gradients off (pruned weights and the direct kernels' panels from the
+    // cache), twice; checked against the recorded forward pass below.
+    let mut kept = vec![];
     for _ in 0..2 {
         let (fused, unfused) = no_grad(|| {
             (
@@ -71,6 +73,7 @@ fn check(case: Case, bias: bool) {
         });
         assert_eq!(fused.to_vec(), unfused.to_vec(), "{what}, no grad");
         assert!(fused.to_vec().contains(&0.0), "{what}: no ReLU at work");
+        kept.push(fused.to_vec());
     }
 
     // Forward and backward, recorded.
@@ -96,6 +99,9 @@ fn check(case: Case, bias: bool) {
         out
     };
     let (fused, unfused) = (run(true), run(false));
+    for y in &kept {
+        assert_eq!(y, &fused[0], "{what}: no grad against recorded");
+    }
     for (i, (a, r)) in fused.iter().zip(&unfused).enumerate() {
         assert_eq!(a, r, "{what}: output/gradient {i}");
     }

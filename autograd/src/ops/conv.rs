@@ -14,7 +14,8 @@ use ndarray::{ArrayD, IxDyn};
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::conv::{
-    conv2d_forward, conv2d_input_grad, conv2d_weight_grad, prune, Activation, ConvGeom,
+    conv2d_forward_packed, conv2d_input_grad, conv2d_weight_grad, pack_for_direct, prune,
+    runs_direct, Activation, ConvGeom,
 };
 use crate::ops::{need, weight_cache};
 use crate::saved::Saved;
@@ -436,16 +437,24 @@ fn conv_op<T: Float>(
                 .then(|| prune(&g))
                 .flatten();
             let kept;
-            let (ws, g) = match &pruned {
+            let (ws, g, key) = match &pruned {
                 Some(p) => {
                     kept = weight_cache::derived(w, w_version, p.key(), || p.weights(&g, ws));
-                    (kept.as_slice(), p.g)
+                    (kept.as_slice(), p.g, p.key())
                 }
-                None => (ws, g),
+                None => (ws, g, [g.kh, g.kw, 0, 0, 0]),
             };
+            // ... and so are the direct kernels' panels of them.
+            let packed = (!crate::graph::is_grad_enabled() && runs_direct::<T>(&g)).then(|| {
+                let key = [key[0], key[1], key[2], key[3], 1];
+                weight_cache::derived(w, w_version, key, || pack_for_direct(ws, &g))
+            });
+            let packed = packed.as_ref().map(|p| p.as_slice());
             match bias {
-                Some(b) => with_slice(b, |bs| conv2d_forward(xs, ws, Some(bs), &g, act)),
-                None => conv2d_forward(xs, ws, None, &g, act),
+                Some(b) => with_slice(b, |bs| {
+                    conv2d_forward_packed(xs, ws, packed, Some(bs), &g, act)
+                }),
+                None => conv2d_forward_packed(xs, ws, packed, None, &g, act),
             }
         })
     });

@@ -24,7 +24,7 @@ const MAX_BYTES: usize = 32 << 20;
 struct Entry {
     id: u64,
     version: u64,
-    layout: [usize; 4],
+    layout: [usize; 5],
     bytes: usize,
     value: Arc<dyn Any + Send + Sync>,
 }
@@ -46,7 +46,7 @@ pub(crate) fn version_before_read<T: Float>(w: &Tensor<T>) -> u64 {
 pub(crate) fn derived<T: Float>(
     w: &Tensor<T>,
     version: u64,
-    layout: [usize; 4],
+    layout: [usize; 5],
     make: impl FnOnce() -> Vec<T>,
 ) -> Arc<Vec<T>> {
     if crate::graph::is_grad_enabled() {
@@ -100,19 +100,19 @@ mod tests {
             w.to_vec()
         };
         let get = |layout| no_grad(|| derived(&w, version_before_read(&w), layout, || make(&w)));
-        assert_eq!(*get([1, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
-        assert_eq!(*get([1, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
+        assert_eq!(*get([1, 0, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
+        assert_eq!(*get([1, 0, 0, 0, 0]), vec![1.0, 2.0, 3.0]);
         assert_eq!(calls.get(), 1, "the second call is served from the cache");
         w.set_data(ndarray::arr1(&[4.0f32, 5.0, 6.0]).into_dyn());
         assert_eq!(
-            *get([1, 0, 0, 0]),
+            *get([1, 0, 0, 0, 0]),
             vec![4.0, 5.0, 6.0],
             "a written weight is derived again"
         );
         assert_eq!(calls.get(), 2);
-        get([2, 0, 0, 0]);
+        get([2, 0, 0, 0, 0]);
         assert_eq!(calls.get(), 3, "another layout is another entry");
-        derived(&w, version_before_read(&w), [1, 0, 0, 0], || make(&w));
+        derived(&w, version_before_read(&w), [1, 0, 0, 0, 0], || make(&w));
         assert_eq!(
             calls.get(),
             4,

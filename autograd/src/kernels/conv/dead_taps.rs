@@ -79,9 +79,10 @@ impl Pruned {
         out
     }
 
-    /// Names the live taps (kernel size and first tap), as a cache key.
-    pub(crate) fn key(&self) -> [usize; 4] {
-        [self.g.kh, self.g.kw, self.k0[0], self.k0[1]]
+    /// Names the live taps (kernel size and first tap), as a cache key
+    /// (the last entry: which rearrangement of them, 0 for the taps alone).
+    pub(crate) fn key(&self) -> [usize; 5] {
+        [self.g.kh, self.g.kw, self.k0[0], self.k0[1], 0]
     }
 
     /// The live taps' positions in a full `KH x KW` kernel, row by row.

@@ -181,7 +181,7 @@ fn tiles(oh: usize, ow: usize, wp: usize, q: usize) -> (Vec<[usize; 2]>, bool) {
 
 /// W (Og x K, row-major) in panels of [`MR`] rows, each tap-major (the last
 /// panel as many rows as are left).
-fn pack_weights(w: &[f32], og: usize, k: usize) -> Vec<f32> {
+pub(super) fn pack_weights(w: &[f32], og: usize, k: usize) -> Vec<f32> {
     let mut ap = Vec::with_capacity(og * k);
     for r0 in (0..og).step_by(MR) {
         let rows = MR.min(og - r0);
@@ -194,11 +194,14 @@ fn pack_weights(w: &[f32], og: usize, k: usize) -> Vec<f32> {
     ap
 }
 
-/// `y = act(conv2d(x, w) + bias)` for a geometry where [`applies`] holds.
+/// `y = act(conv2d(x, w) + bias)` for a geometry where [`applies`] holds,
+/// with `w` packed here unless `packed` has it already (each group's
+/// [`pack_weights`], one after another).
 /// Writes every element of `y` (which may start uninitialized).
 pub(crate) fn forward(
     x: &[f32],
     w: &[f32],
+    packed: Option<&[f32]>,
     bias: Option<&[f32]>,
     g: &ConvGeom,
     act: Activation,
@@ -206,9 +209,20 @@ pub(crate) fn forward(
 ) {
     let (og, k, ohw) = (g.og(), g.k(), g.ohw());
     let plan = Plan::new(g);
-    let packed: Vec<Vec<f32>> = (0..g.groups)
-        .map(|gi| pack_weights(&w[gi * og * k..(gi + 1) * og * k], og, k))
-        .collect();
+    let owned: Vec<f32>;
+    let packed = match packed {
+        Some(p) => {
+            assert_eq!(p.len(), w.len(), "direct convolution: packed weights");
+            p
+        }
+        None => {
+            owned = (0..g.groups)
+                .flat_map(|gi| pack_weights(&w[gi * og * k..(gi + 1) * og * k], og, k))
+                .collect();
+            &owned
+        }
+    };
+    let packed: Vec<&[f32]> = packed.chunks(og * k).collect();
     let (in_per, out_per) = (g.c * g.h * g.w, g.o * ohw);
     let sample = |i: usize, yo: &mut [MaybeUninit<f32>], threads: usize| {
         let xs = &x[i * in_per..(i + 1) * in_per];

@@ -216,6 +216,40 @@ pub(crate) fn conv2d_forward<T: Float>(
     g: &ConvGeom,
     act: Activation,
 ) -> Vec<T> {
+    conv2d_forward_packed(x, wt, None, bias, g, act)
+}
+
+/// Whether the forward pass of `g` runs on the direct kernels (f32, no
+/// dead taps, not Winograd), which take their weights in panels.
+pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
+    T::f32_slice(&[] as &[T]).is_some()
+        && dead_taps::prune(g).is_none()
+        && !winograd::applies(g)
+        && direct::applies(g)
+}
+
+/// The weights in the direct kernels' panels, as [`conv2d_forward_packed`]
+/// takes them, for a `g` where [`runs_direct`] holds.
+pub(crate) fn pack_for_direct<T: Float>(wt: &[T], g: &ConvGeom) -> Vec<T> {
+    let w32 = T::f32_slice(wt).expect("direct kernels: f32 weights");
+    let (og, k) = (g.og(), g.k());
+    (0..g.groups)
+        .flat_map(|gi| direct::pack_weights(&w32[gi * og * k..][..og * k], og, k))
+        .map(|v| T::of(f64::from(v)))
+        .collect()
+}
+
+/// [`conv2d_forward`], with the weights also packed for the direct kernels
+/// by [`pack_for_direct`] (used where that path runs: packing reads the
+/// whole weight, a cost a kept copy saves at batch 1).
+pub(crate) fn conv2d_forward_packed<T: Float>(
+    x: &[T],
+    wt: &[T],
+    packed: Option<&[T]>,
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    act: Activation,
+) -> Vec<T> {
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_forward(x, &p.weights(g, wt), bias, &p.g, act);
     }
@@ -234,7 +268,9 @@ pub(crate) fn conv2d_forward<T: Float>(
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
             return with_uninit(g.n * out_per, |y32| {
-                direct::forward(x32, w32, b32, g, act, y32)
+                let p32 =
+                    packed.map(|p| T::f32_slice(p).expect("packed weights of the input's type"));
+                direct::forward(x32, w32, p32, b32, g, act, y32)
             });
         }
     }
