@@ -30,10 +30,11 @@ const CASES: &[Case] = &[
     (2, 3, 8, 17, 15, 3, 2, 1, 1),
     (1, 3, 16, 32, 32, 7, 2, 3, 1),
     (2, 32, 16, 9, 9, 1, 1, 0, 1),
-    // Small planes: several samples per GEMM; batch 1: narrow products
-    // (2x2 and 1x1 outputs, reduction over 576 and 1,152).
+    // Small planes: several samples per GEMM; batch 1: few-column and
+    // narrow products (4x4, 2x2 and 1x1 outputs, reductions of 576 and 1,152).
     (8, 16, 16, 4, 4, 3, 1, 1, 1),
     (1, 64, 24, 2, 2, 3, 1, 1, 1),
+    (1, 64, 24, 4, 4, 3, 1, 1, 1),
     (1, 128, 10, 1, 1, 3, 1, 1, 1),
     // Groups, an odd plane.
     (2, 8, 12, 11, 7, 3, 1, 1, 4),

@@ -8,6 +8,7 @@ mod broadcast;
 pub(crate) mod channels;
 pub(crate) mod conv;
 mod elementwise;
+mod few_cols;
 pub(crate) mod gemm;
 pub(crate) mod isa;
 mod matmul;

@@ -20,7 +20,7 @@ const MIN_K: usize = 512;
 const MIN_LONG: usize = 16;
 
 /// Whether the CPU has AVX2 and FMA.
-fn enabled() -> bool {
+pub(super) fn enabled() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
@@ -73,24 +73,18 @@ pub(crate) unsafe fn try_forward<T: crate::dtype::Float>(
     if T::f32_slice(&[] as &[T]).is_none() {
         return false;
     }
+    let beta = beta.as_f64() as f32;
+    let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
     // SAFETY: T is f32 (checked above); the rest is the caller's contract.
+    if unsafe {
+        super::few_cols::try_product(m, k, n, a, rsa, csa, b, rsb, csb, beta, c, rsc, threads)
+    } {
+        return true;
+    }
+    // SAFETY: as above.
     unsafe {
         try_product(
-            m,
-            k,
-            n,
-            1.0,
-            a as *const f32,
-            rsa,
-            csa,
-            b as *const f32,
-            rsb,
-            csb,
-            beta.as_f64() as f32,
-            c as *mut f32,
-            rsc,
-            1,
-            threads,
+            m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1, threads,
         )
     }
 }

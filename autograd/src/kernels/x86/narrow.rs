@@ -1,6 +1,7 @@
-//! The narrow-product kernel on AVX2 + FMA (see `kernels::narrow`): `R`
-//! rows of the long operand against `S` short columns, `R x S` dot products
-//! at once, each on its own 8-lane accumulator.
+//! The narrow-product kernels on AVX2 + FMA: `dots` (see `kernels::narrow`),
+//! `R` rows of the long operand against `S` short columns, `R x S` dot
+//! products at once, each on its own 8-lane accumulator; `panel16` (see
+//! `kernels::few_cols`), rows against a 16-column panel.
 
 use std::arch::x86_64::*;
 
@@ -46,4 +47,63 @@ pub(crate) unsafe fn dots<const R: usize, const S: usize>(
         }
     }
     out
+}
+
+/// `out[r][j] = sum_p a[r * rsa + p] * bp[16 p + j]` for `r < R`, `j < 16`:
+/// `R` rows of the wide operand, read in place, against one 16-wide panel
+/// of the few-columns operand (`k x 16`, row-major, zero-padded). Each
+/// weight is broadcast once and meets 16 columns in two FMAs.
+///
+/// # Safety
+/// Rows `a + r * rsa` (`r < R`) hold `k` floats; `bp` holds `16 k`; the
+/// CPU has AVX2 and FMA.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn panel16<const R: usize>(
+    a: *const f32,
+    rsa: usize,
+    bp: *const f32,
+    k: usize,
+    out: &mut [[f32; 16]; R],
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for p in 0..k {
+        let b0 = _mm256_loadu_ps(bp.add(16 * p));
+        let b1 = _mm256_loadu_ps(bp.add(16 * p + 8));
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = _mm256_broadcast_ss(&*a.add(r * rsa + p));
+            row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+            row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+        }
+    }
+    for (row, o) in acc.iter().zip(out.iter_mut()) {
+        _mm256_storeu_ps(o.as_mut_ptr(), row[0]);
+        _mm256_storeu_ps(o.as_mut_ptr().add(8), row[1]);
+    }
+}
+
+/// [`panel16`] with AVX-512: a panel row is one 16-lane vector, so twice
+/// the rows a call (`R` up to 24 accumulators).
+///
+/// # Safety
+/// As [`panel16`]; the CPU has AVX-512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn panel16_512<const R: usize>(
+    a: *const f32,
+    rsa: usize,
+    bp: *const f32,
+    k: usize,
+    out: &mut [[f32; 16]; R],
+) {
+    let mut acc = [_mm512_setzero_ps(); R];
+    for p in 0..k {
+        let bv = _mm512_loadu_ps(bp.add(16 * p));
+        for (r, row) in acc.iter_mut().enumerate() {
+            *row = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r * rsa + p)), bv, *row);
+        }
+    }
+    for (row, o) in acc.iter().zip(out.iter_mut()) {
+        _mm512_storeu_ps(o.as_mut_ptr(), *row);
+    }
 }
