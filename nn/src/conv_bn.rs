@@ -72,7 +72,9 @@ pub fn conv_bn<T: Float>(
 fn folded<T: Float>(conv: &Conv2d<T>, bn: &BatchNorm<T>) -> Option<(Tensor<T>, Tensor<T>)> {
     let no_hooks = |m: &dyn Module<T>| m.hooks().is_none_or(|h| h.is_empty());
     let (mean, var) = bn.running_stats()?;
-    if autograd::is_grad_enabled() || !no_hooks(conv) || !no_hooks(bn) {
+    // Mismatched channels: the layers' own error.
+    let channels = mean.numel() == conv.config().out_channels;
+    if autograd::is_grad_enabled() || !no_hooks(conv) || !no_hooks(bn) || !channels {
         return None;
     }
     let tensors = [
@@ -259,6 +261,19 @@ mod tests {
         bn.set_training(true);
         let want = no_grad(|| unfused(&conv, &bn, &x, false));
         assert_eq!(fused.to_vec(), want.to_vec());
+        assert!(bn.fold_slot().lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn mismatched_channels_fail_as_the_layers_do() {
+        let (conv, _) = layers(true, true);
+        let bn = BatchNorm2d::<f64>::build(BatchNormConfig::new(4));
+        bn.set_training(false);
+        let x = T::randn([1, 3, 6, 6]);
+        let err = std::panic::catch_unwind(|| no_grad(|| conv_bn(&conv, &bn, &x, true)))
+            .expect_err("4 channels against 5");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("batch_norm"), "{msg}");
         assert!(bn.fold_slot().lock().unwrap().is_none());
     }
 
