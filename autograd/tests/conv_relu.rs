@@ -30,11 +30,14 @@ const CASES: &[Case] = &[
     (2, 3, 8, 17, 15, 3, 2, 1, 1),
     (1, 3, 16, 32, 32, 7, 2, 3, 1),
     (2, 32, 16, 9, 9, 1, 1, 0, 1),
-    // Small planes: several samples per GEMM; batch 1: few-column and
-    // narrow products (4x4, 2x2 and 1x1 outputs, reductions of 576 and 1,152).
+    // Small planes: several samples per GEMM; batch 1: a few-column product
+    // (4x4 outputs, reduction 576), narrow ones (2x2 outputs, reduction
+    // 576; 1x1, pruned to the centre tap: reduction 640) and a 1x1 output
+    // with too few channels for them (a GEMM).
     (8, 16, 16, 4, 4, 3, 1, 1, 1),
     (1, 64, 24, 2, 2, 3, 1, 1, 1),
     (1, 64, 24, 4, 4, 3, 1, 1, 1),
+    (1, 640, 24, 1, 1, 3, 1, 1, 1),
     (1, 128, 10, 1, 1, 3, 1, 1, 1),
     // Groups, an odd plane.
     (2, 8, 12, 11, 7, 3, 1, 1, 4),
@@ -105,6 +108,21 @@ fn check(case: Case, bias: bool) {
     }
     for (i, (a, r)) in fused.iter().zip(&unfused).enumerate() {
         assert_eq!(a, r, "{what}: output/gradient {i}");
+    }
+}
+
+/// One weight used with gradients off in two geometries whose direct
+/// kernels pack it differently (1 group of 8 rows, then 2 groups of 4):
+/// each call gets the panels of its own geometry from the cache.
+#[test]
+fn kept_weights_follow_the_geometry() {
+    let w = values(&[8, 4, 3, 3], 5);
+    for (c, groups) in [(4, 1), (8, 2), (4, 1)] {
+        let x = values(&[1, c, 16, 16], 6);
+        let opts = ConvOptions::new().padding(1).groups(groups);
+        let kept = no_grad(|| x.conv2d(&w, None, opts));
+        let fresh = x.conv2d(&w.detach().requires_grad_(), None, opts);
+        assert_eq!(kept.to_vec(), fresh.to_vec(), "groups {groups}");
     }
 }
 

@@ -71,9 +71,16 @@ pub fn conv_bn<T: Float>(
 /// `None` where folding does not apply.
 fn folded<T: Float>(conv: &Conv2d<T>, bn: &BatchNorm<T>) -> Option<(Tensor<T>, Tensor<T>)> {
     let no_hooks = |m: &dyn Module<T>| m.hooks().is_none_or(|h| h.is_empty());
-    let (mean, var) = bn.running_stats()?;
+    let Some((mean, var)) = bn.running_stats() else {
+        // Training: the weights will change; drop the folded copy.
+        bn.fold_slot()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        return None;
+    };
     // Mismatched channels: the layers' own error.
-    let channels = mean.numel() == conv.config().out_channels;
+    let channels = conv.weight.shape().first() == Some(&mean.numel());
     if autograd::is_grad_enabled() || !no_hooks(conv) || !no_hooks(bn) || !channels {
         return None;
     }

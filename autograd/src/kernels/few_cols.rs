@@ -53,7 +53,35 @@ pub(crate) unsafe fn try_product(
     }
     let panels = n.div_ceil(16);
     // B as panels of 16 columns: panel q holds row p's columns 16q.. at 16 (qk + p).
-    let mut bp = vec![0.0f32; panels * 16 * k];
+    super::scratch::with_scratch(panels * 16 * k, |bp: &mut [f32]| {
+        // SAFETY: as this function's.
+        unsafe { product(m, k, n, a, rsa, b, rsb, csb, beta, c, rsc, threads, bp) }
+    });
+    true
+}
+
+/// [`try_product`] once taken, with `bp` for B's panels.
+///
+/// # Safety
+/// As [`try_product`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    threads: usize,
+    bp: &mut [f32],
+) {
+    let panels = n.div_ceil(16);
+    bp.fill(0.0);
     for p in 0..k {
         let row = b.offset(p as isize * rsb);
         for q in 0..panels {
@@ -78,7 +106,7 @@ pub(crate) unsafe fn try_product(
             rows(
                 a as *const f32,
                 rsa as usize,
-                &bp,
+                bp,
                 k,
                 n,
                 beta,
@@ -89,7 +117,6 @@ pub(crate) unsafe fn try_product(
             )
         };
     });
-    true
 }
 
 /// Rows `r0..r1` of the product, [`R`] at a time, panel by panel.
@@ -119,29 +146,36 @@ unsafe fn rows(
                 *at = if beta == 0.0 { sum } else { sum + beta * *at };
             }
         };
+        // Row blocks outside, panels inside: each block of A is read from
+        // memory once, then from cache for its second panel.
+        let panels = n.div_ceil(16);
+        let panel = |q: usize| bp[q * 16 * k..].as_ptr();
         let wide = super::isa::avx512();
-        for q in 0..n.div_ceil(16) {
-            let panel = bp[q * 16 * k..].as_ptr();
-            let mut r = r0;
-            while wide && r + R512 <= r1 {
+        let mut r = r0;
+        while wide && r + R512 <= r1 {
+            for q in 0..panels {
                 let mut out = [[0.0f32; 16]; R512];
-                x86::panel16_512::<R512>(a.add(r * rsa), rsa, panel, k, &mut out);
+                x86::panel16_512::<R512>(a.add(r * rsa), rsa, panel(q), k, &mut out);
                 for (i, sums) in out.iter().enumerate() {
                     store(r + i, 16 * q, sums);
                 }
-                r += R512;
             }
-            while r + R <= r1 {
+            r += R512;
+        }
+        while r + R <= r1 {
+            for q in 0..panels {
                 let mut out = [[0.0f32; 16]; R];
-                x86::panel16::<R>(a.add(r * rsa), rsa, panel, k, &mut out);
+                x86::panel16::<R>(a.add(r * rsa), rsa, panel(q), k, &mut out);
                 for (i, sums) in out.iter().enumerate() {
                     store(r + i, 16 * q, sums);
                 }
-                r += R;
             }
-            for row in r..r1 {
+            r += R;
+        }
+        for row in r..r1 {
+            for q in 0..panels {
                 let mut out = [[0.0f32; 16]; 1];
-                x86::panel16::<1>(a.add(row * rsa), rsa, panel, k, &mut out);
+                x86::panel16::<1>(a.add(row * rsa), rsa, panel(q), k, &mut out);
                 store(row, 16 * q, &out[0]);
             }
         }

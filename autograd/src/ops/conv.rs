@@ -446,7 +446,8 @@ fn conv_op<T: Float>(
             };
             // ... and so are the direct kernels' panels of them.
             let packed = (!crate::graph::is_grad_enabled() && runs_direct::<T>(&g)).then(|| {
-                let key = [key[0], key[1], key[2], key[3], 1];
+                // Packed group by group: the group count is part of the key.
+                let key = [key[0], key[1], key[2], key[3], g.groups];
                 weight_cache::derived(w, w_version, key, || pack_for_direct(ws, &g))
             });
             let packed = packed.as_ref().map(|p| p.as_slice());
@@ -459,13 +460,13 @@ fn conv_op<T: Float>(
         })
     });
     let y = ArrayD::from_shape_vec(IxDyn(&[g.n, g.o, g.oh, g.ow]), y).expect("conv output size");
-    let (xc, wc) = (Saved::input("conv2d", 0, x), Saved::input("conv2d", 1, w));
-    let mut inputs = vec![x, w];
-    inputs.extend(bias);
     let op = match act {
         Activation::Identity => "conv2d",
         Activation::Relu => "conv2d_relu",
     };
+    let (xc, wc) = (Saved::input(op, 0, x), Saved::input(op, 1, w));
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
     Tensor::from_op(y, op, &inputs, move |c| {
         // Through the ReLU first: its output is positive exactly where its input is.
         let masked;

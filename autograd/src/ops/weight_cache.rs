@@ -9,7 +9,11 @@
 //! (bumped by every write: an optimizer step, `set_data`, a load), so a
 //! changed weight is never served stale. With gradients on nothing is
 //! kept: training changes the weights every step. The cache holds at most
-//! [`MAX_BYTES`]; the oldest entries go first.
+//! [`MAX_BYTES`]: entries of dropped tensors (and older versions) are
+//! removed, and once the live entries fill it, it takes no more. A model
+//! whose weights exceed the bound then keeps its first layers' entries;
+//! evicting the oldest instead would drop each layer's entry just before
+//! its next call, every call.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -27,6 +31,8 @@ struct Entry {
     layout: [usize; 5],
     bytes: usize,
     value: Arc<dyn Any + Send + Sync>,
+    /// Whether the tensor is still alive.
+    alive: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 static CACHE: Mutex<VecDeque<Entry>> = Mutex::new(VecDeque::new());
@@ -62,25 +68,27 @@ pub(crate) fn derived<T: Float>(
         return v;
     }
     let v = Arc::new(make());
-    let bytes = v.len() * std::mem::size_of::<T>();
-    if bytes <= MAX_BYTES {
-        let mut cache = lock();
-        // Older versions of this tensor will not be asked for again.
-        cache.retain(|e| e.id != id || e.version == version);
-        cache.push_back(Entry {
-            id,
-            version,
-            layout,
-            bytes,
-            value: Arc::clone(&v) as Arc<dyn Any + Send + Sync>,
-        });
-        let mut total: usize = cache.iter().map(|e| e.bytes).sum();
-        while total > MAX_BYTES {
-            let old = cache.pop_front().expect("entries while over the bound");
-            total -= old.bytes;
-        }
-    }
+    let weak = Arc::downgrade(&w.inner);
+    let entry = Entry {
+        id,
+        version,
+        layout,
+        bytes: v.len() * std::mem::size_of::<T>(),
+        value: Arc::clone(&v) as Arc<dyn Any + Send + Sync>,
+        alive: Box::new(move || weak.strong_count() > 0),
+    };
+    admit(&mut lock(), entry, MAX_BYTES);
     v
+}
+
+/// Files `entry` if it fits in `max` bytes once the entries nobody can ask
+/// for again are gone: those of dropped tensors and older versions of its own.
+fn admit(cache: &mut VecDeque<Entry>, entry: Entry, max: usize) {
+    cache.retain(|e| (e.id != entry.id || e.version == entry.version) && (e.alive)());
+    let total: usize = cache.iter().map(|e| e.bytes).sum();
+    if total + entry.bytes <= max {
+        cache.push_back(entry);
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +125,48 @@ mod tests {
             calls.get(),
             4,
             "with gradients on nothing is served from the cache"
+        );
+    }
+
+    /// A full cache of live entries takes no more; a dropped tensor's entry
+    /// makes room, as does a newer version replacing an older one.
+    #[test]
+    fn full_of_live_weights_it_keeps_them() {
+        let entry = |w: &Tensor<f32>, version: u64| {
+            let weak = Arc::downgrade(&w.inner);
+            Entry {
+                id: w.inner.id,
+                version,
+                layout: [0; 5],
+                bytes: 40,
+                value: Arc::new(()),
+                alive: Box::new(move || weak.strong_count() > 0),
+            }
+        };
+        let (a, b, c) = (Tensor::zeros([1]), Tensor::zeros([1]), Tensor::zeros([1]));
+        let mut cache = VecDeque::new();
+        let ids =
+            |cache: &VecDeque<Entry>| cache.iter().map(|e| (e.id, e.version)).collect::<Vec<_>>();
+        admit(&mut cache, entry(&a, 0), 100);
+        admit(&mut cache, entry(&b, 0), 100);
+        admit(&mut cache, entry(&c, 0), 100);
+        assert_eq!(
+            ids(&cache),
+            [(a.id(), 0), (b.id(), 0)],
+            "full: the third is not kept"
+        );
+        admit(&mut cache, entry(&a, 1), 100);
+        assert_eq!(
+            ids(&cache),
+            [(b.id(), 0), (a.id(), 1)],
+            "a newer version replaces"
+        );
+        drop(b);
+        admit(&mut cache, entry(&c, 0), 100);
+        assert_eq!(
+            ids(&cache),
+            [(a.id(), 1), (c.id(), 0)],
+            "a dropped tensor's entry goes"
         );
     }
 }

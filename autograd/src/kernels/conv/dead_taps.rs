@@ -80,7 +80,8 @@ impl Pruned {
     }
 
     /// Names the live taps (kernel size and first tap), as a cache key
-    /// (the last entry: which rearrangement of them, 0 for the taps alone).
+    /// (the last entry: which rearrangement of them, 0 for the taps alone,
+    /// the group count for the direct kernels' panels).
     pub(crate) fn key(&self) -> [usize; 5] {
         [self.g.kh, self.g.kw, self.k0[0], self.k0[1], 0]
     }

@@ -233,7 +233,7 @@ pub(crate) fn forward(
             forward_group(&plan, g, xg, ap, bg, yg, threads);
         }
         // SAFETY: the groups wrote every output of the sample.
-        unsafe { act.apply_written(yo) };
+        unsafe { act.apply_written(yo, threads) };
     };
     let threads = team::threads();
     if g.n >= threads && threads > 1 {

@@ -196,14 +196,33 @@ impl Activation {
         }
     }
 
-    /// [`apply`](Self::apply) on outputs a kernel wrote in place.
+    /// [`apply`](Self::apply) in `threads` pieces at once, for a sample
+    /// whose outputs several threads wrote (from 16K values).
+    fn apply_split<T: Float>(self, v: &mut [T], threads: usize) {
+        if self == Activation::Identity {
+            return;
+        }
+        if threads <= 1 || v.len() < 1 << 14 {
+            return self.apply(v);
+        }
+        let (len, at) = (v.len(), v.as_mut_ptr() as usize);
+        let per = len.div_ceil(threads).next_multiple_of(16);
+        team::run(threads, |t| {
+            let (a, b) = ((t * per).min(len), ((t + 1) * per).min(len));
+            // SAFETY: disjoint pieces of `v`, which is borrowed for the call.
+            self.apply(unsafe { std::slice::from_raw_parts_mut((at as *mut T).add(a), b - a) });
+        });
+    }
+
+    /// [`apply_split`](Self::apply_split) on outputs a kernel wrote in place.
     ///
     /// # Safety
     /// Every element of `v` is initialized.
-    unsafe fn apply_written(self, v: &mut [std::mem::MaybeUninit<f32>]) {
+    unsafe fn apply_written(self, v: &mut [std::mem::MaybeUninit<f32>], threads: usize) {
         if self == Activation::Relu {
             // SAFETY: initialized (the caller's promise); MaybeUninit<f32> has f32's layout.
-            self.apply(unsafe { &mut *(v as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) });
+            let v = unsafe { &mut *(v as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            self.apply_split(v, threads);
         }
     }
 }
@@ -293,7 +312,7 @@ pub(crate) fn conv2d_forward_packed<T: Float>(
                 plane.iter_mut().for_each(|v| *v += bo);
             }
         }
-        act.apply(yo);
+        act.apply_split(yo, t);
     })
 }
 
