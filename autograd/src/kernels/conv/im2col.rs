@@ -10,6 +10,27 @@ pub(super) fn im2col<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T]) {
     im2col_strided(x, g, col, g.ohw());
 }
 
+/// [`im2col`] with the rows split over `threads`: one sample's columns at
+/// batch 1, where the product's threads would otherwise wait for them
+/// (from 16K values; the zero-bordered path stays on one thread).
+pub(super) fn im2col_threads<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], threads: usize) {
+    let (k, ohw) = (g.k(), g.ohw());
+    let padded = g.stride == [1, 1] && g.padding != [0, 0] && g.ow != g.w;
+    if threads <= 1 || k * ohw < 1 << 14 || padded {
+        return im2col(x, g, col);
+    }
+    assert!(col.len() >= k * ohw, "im2col: column buffer");
+    let at = col.as_mut_ptr() as usize;
+    crate::kernels::team::run(threads, |t| {
+        for row in k * t / threads..k * (t + 1) / threads {
+            // SAFETY: rows of `ohw` values inside `col` (asserted), each
+            // written by one thread, `col` borrowed for the call.
+            let dst = unsafe { std::slice::from_raw_parts_mut((at as *mut T).add(row * ohw), ohw) };
+            im2col_row(x, g, row, dst);
+        }
+    });
+}
+
 /// [`im2col`] into rows `rs` apart: row `r` is `col[r * rs..][..OH*OW]`
 /// (several samples side by side in one column matrix).
 pub(super) fn im2col_strided<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], rs: usize) {
@@ -259,6 +280,46 @@ fn col2im_padded<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows split over two threads: the same matrix as on one (stride 2,
+    /// a 7x7 stem, a "same" 3x3 and a 4x4 plane with many channels).
+    #[test]
+    fn im2col_on_two_threads_matches_one() {
+        let geom = |c: usize, h: usize, k: usize, s: usize, p: usize| {
+            let o = (h + 2 * p - k) / s + 1;
+            ConvGeom {
+                n: 1,
+                c,
+                h,
+                w: h,
+                o: 8,
+                kh: k,
+                kw: k,
+                oh: o,
+                ow: o,
+                stride: [s, s],
+                padding: [p, p],
+                dilation: [1, 1],
+                groups: 1,
+            }
+        };
+        for g in [
+            geom(16, 33, 3, 2, 1),
+            geom(3, 32, 7, 2, 3),
+            geom(32, 16, 3, 1, 1),
+            geom(256, 4, 3, 1, 1),
+        ] {
+            let x: Vec<f32> = (0..g.c * g.h * g.w)
+                .map(|i| (i % 97) as f32 - 48.0)
+                .collect();
+            let len = g.k() * g.ohw();
+            assert!(len >= 1 << 14, "{g:?}: below the split");
+            let (mut one, mut two) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+            im2col(&x, &g, &mut one);
+            im2col_threads(&x, &g, &mut two, 2);
+            assert_eq!(one, two, "{g:?}");
+        }
+    }
 
     /// The one-copy "same" im2col row equals the row-by-row one.
     #[test]

@@ -22,7 +22,7 @@ pub(crate) use geom::ConvGeom;
 pub(crate) use weight_grad::conv2d_weight_grad;
 
 use chunked::{forward_chunked, input_grad_chunked, samples_per_chunk};
-use im2col::{col2im, im2col, im2col_row};
+use im2col::{col2im, im2col_row, im2col_threads};
 
 use super::gemm;
 use super::scratch::with_scratch;
@@ -150,7 +150,7 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
         forward_gemm(og, k, ohw, wg, xg, yg, t);
     } else {
         with_scratch(k * ohw, |col: &mut [T]| {
-            im2col(xg, g, col);
+            im2col_threads(xg, g, col, t);
             forward_gemm(og, k, ohw, wg, col, yg, t);
         });
     }
