@@ -519,9 +519,8 @@ impl BnCase {
 // Gradient checks
 // ---------------------------------------------------------------------------
 
-/// Checks conv2d at `c`: the output size is PyTorch's, then the gradients
-/// with respect to input, weight and bias (first and second order).
-fn check_conv2d(c: &ConvCase) -> Result<(), TestCaseError> {
+/// The input, weight and (if `c.bias`) bias of conv2d at `c`, all requiring grad.
+fn conv2d_inputs(c: &ConvCase) -> Vec<T> {
     let x = values(&[c.n, c.cin, c.size[0], c.size[1]], c.seed, -1.0, 1.0).requires_grad_();
     let w = values(
         &[c.cout, c.cin / c.groups, c.kernel[0], c.kernel[1]],
@@ -534,6 +533,13 @@ fn check_conv2d(c: &ConvCase) -> Result<(), TestCaseError> {
     if c.bias {
         inputs.push(values(&[c.cout], c.seed ^ 2, -1.0, 1.0).requires_grad_());
     }
+    inputs
+}
+
+/// Checks conv2d at `c`: the output size is PyTorch's, then the gradients
+/// with respect to input, weight and bias (first and second order).
+fn check_conv2d(c: &ConvCase) -> Result<(), TestCaseError> {
+    let inputs = conv2d_inputs(c);
     let opts = c.opts();
     let f = |t: &[T]| t[0].conv2d(&t[1], t.get(2), opts);
     let y = f(&inputs);
@@ -551,18 +557,7 @@ fn check_conv2d(c: &ConvCase) -> Result<(), TestCaseError> {
 /// and the gradient checks pass unless an output lies within 1e-4 of the
 /// ReLU's kink (where finite differences straddle it).
 fn check_conv2d_relu(c: &ConvCase) -> Result<(), TestCaseError> {
-    let x = values(&[c.n, c.cin, c.size[0], c.size[1]], c.seed, -1.0, 1.0).requires_grad_();
-    let w = values(
-        &[c.cout, c.cin / c.groups, c.kernel[0], c.kernel[1]],
-        c.seed ^ 1,
-        -1.0,
-        1.0,
-    )
-    .requires_grad_();
-    let mut inputs = vec![x, w];
-    if c.bias {
-        inputs.push(values(&[c.cout], c.seed ^ 2, -1.0, 1.0).requires_grad_());
-    }
+    let inputs = conv2d_inputs(c);
     let opts = c.opts();
     let fused = |t: &[T]| t[0].conv2d_relu(&t[1], t.get(2), opts);
     let unfused = |t: &[T]| t[0].conv2d(&t[1], t.get(2), opts).relu();
