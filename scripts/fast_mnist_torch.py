@@ -15,7 +15,8 @@ accuracy reached --target (99.3%) and the final accuracy.
 Recipe (keep in step with examples/02_deep_convnet_mnist.rs, `fast_recipe`):
 Adam, OneCycleLR peaking at --max-lr (cosine, 30% warm-up, PyTorch's
 defaults), batch --batch, --epochs epochs, dropout --dropout on fc1's output
-and on the logits, MNIST scaled to [0, 1], no augmentation.
+and on the logits, cross-entropy with --label-smoothing (0.1), MNIST scaled
+to [0, 1], no augmentation.
 """
 
 import argparse
@@ -107,7 +108,8 @@ def run(seed, args, data):
         for i in range(steps):
             idx = perm[i * args.batch:(i + 1) * args.batch]
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
+            F.cross_entropy(model(xtr[idx]), ytr[idx],
+                            label_smoothing=args.label_smoothing).backward()
             opt.step()
             sched.step()
         train_s = time.perf_counter() - t0
@@ -130,12 +132,14 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--max-lr", type=float, default=6e-3)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--target", type=float, default=99.3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = (*load_split("train"), *load_split("t10k"))
     print(f"PyTorch {torch.__version__}, {args.threads} threads: DeepConvNet, Adam + OneCycleLR "
-          f"max {args.max_lr}, batch {args.batch}, dropout {args.dropout}, {args.epochs} epochs")
+          f"max {args.max_lr}, batch {args.batch}, dropout {args.dropout}, "
+          f"label smoothing {args.label_smoothing}, {args.epochs} epochs")
     results = []
     for seed in args.seeds:
         reached, acc, total = run(seed, args, data)

@@ -37,7 +37,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use autograd::rng::with_rng;
-use autograd::{detect_anomaly, manual_seed};
+use autograd::{detect_anomaly, manual_seed, Reduction};
 use models::data::seed::derive_seed;
 use models::data::{Batch, DataLoader};
 use nn::Module;
@@ -133,6 +133,7 @@ pub struct Fit<'a> {
     epochs: usize,
     seed: Option<u64>,
     interrupt: Option<Interrupt>,
+    label_smoothing: f64,
 }
 
 impl<'a> Fit<'a> {
@@ -152,6 +153,7 @@ impl<'a> Fit<'a> {
             epochs,
             seed: None,
             interrupt: None,
+            label_smoothing: 0.0,
         }
     }
 
@@ -166,6 +168,13 @@ impl<'a> Fit<'a> {
     /// continued from any step draws what an uninterrupted one draws.
     pub fn seed(mut self, seed: u64) -> Fit<'a> {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Trains on labels smoothed by `eps` (the target `(1 - eps) * onehot +
+    /// eps / C`, as PyTorch's `label_smoothing`); the bar's loss is that loss.
+    pub fn label_smoothing(mut self, eps: f64) -> Fit<'a> {
+        self.label_smoothing = eps;
         self
     }
 
@@ -198,7 +207,8 @@ impl<'a> Fit<'a> {
             manual_seed(step_seed);
             self.opt.zero_grad();
             let logits = self.model.forward(batch.images());
-            let loss = logits.cross_entropy(batch.labels());
+            let loss =
+                logits.cross_entropy_with(batch.labels(), Reduction::Mean, self.label_smoothing);
             let value = loss.item();
             if !value.is_finite() {
                 bar.finish();
@@ -208,7 +218,7 @@ impl<'a> Fit<'a> {
                     step: i + 1,
                     steps,
                     loss: value,
-                    cause: first_non_finite(self.model, &batch),
+                    cause: first_non_finite(self.model, &batch, self.label_smoothing),
                 });
             }
             loss.try_backward().map_err(|source| TrainError::Autograd {
@@ -241,14 +251,18 @@ fn position(epoch: usize, bar: &EpochProgress) -> Position {
 
 /// Runs the forward and backward pass of `batch` again under anomaly mode
 /// and says which op first produced a NaN or infinity.
-fn first_non_finite(model: &dyn Module, batch: &Batch) -> String {
+fn first_non_finite(model: &dyn Module, batch: &Batch, label_smoothing: f64) -> String {
     let _anomaly = detect_anomaly(true);
     // Anomaly mode reports a forward op by panicking; the report is the
     // message, so the default hook's print is held back meanwhile.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let rerun = catch_unwind(AssertUnwindSafe(|| {
-        let loss = model.forward(batch.images()).cross_entropy(batch.labels());
+        let loss = model.forward(batch.images()).cross_entropy_with(
+            batch.labels(),
+            Reduction::Mean,
+            label_smoothing,
+        );
         loss.try_backward()
     }));
     std::panic::set_hook(hook);
@@ -294,5 +308,73 @@ pub fn try_train_epoch(
     match Fit::new(model, opt, loader, epochs).try_epoch(&Position::start(epoch))? {
         EpochEnd::Finished(bar) => Ok(bar),
         EpochEnd::Interrupted { .. } => unreachable!("no interrupt was given"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use autograd::Reduction;
+    use models::data::{DataLoader, InMemory};
+    use nn::{Flatten, Linear, LinearConfig, Module, Sequential};
+    use optim::{Optimizer, Sgd, SgdConfig};
+
+    use super::{EpochEnd, Fit, Position};
+
+    fn model() -> Sequential {
+        Sequential::new()
+            .add(Flatten::default())
+            .add(Linear::new(LinearConfig::new(4, 3)))
+    }
+
+    /// One step of `Fit` with label smoothing `eps` against the same step
+    /// written out: the same weights after it, and the bar's loss is the
+    /// smoothed loss.
+    #[test]
+    fn label_smoothing_trains_on_the_smoothed_loss() {
+        let values: Vec<f32> = (0..16).map(|i| ((i * 7) % 5) as f32 / 4.0 - 0.5).collect();
+        let data = Arc::new(InMemory::new(values, [1, 2, 2], vec![0, 2, 1, 2]).unwrap());
+        let loader = DataLoader::new(data, 4);
+        let sgd = SgdConfig {
+            lr: 0.5,
+            ..Default::default()
+        };
+        let eps = 0.3;
+
+        let fitted = model();
+        let by_hand = model();
+        for (a, b) in by_hand.parameters().iter().zip(fitted.parameters()) {
+            a.set_data(b.to_array());
+        }
+        let mut opt = Sgd::new(fitted.parameters(), sgd);
+        let bar = match Fit::new(&fitted, &mut opt, &loader, 1)
+            .label_smoothing(eps)
+            .try_epoch(&Position::start(1))
+            .unwrap()
+        {
+            EpochEnd::Finished(bar) => bar,
+            EpochEnd::Interrupted { .. } => unreachable!(),
+        };
+
+        let batch = loader.epoch(1).next().unwrap();
+        let mut opt = Sgd::new(by_hand.parameters(), sgd);
+        opt.zero_grad();
+        let loss = by_hand.forward(batch.images()).cross_entropy_with(
+            batch.labels(),
+            Reduction::Mean,
+            eps,
+        );
+        let unsmoothed = by_hand
+            .forward(batch.images())
+            .cross_entropy(batch.labels())
+            .item();
+        assert!((loss.item() as f64 - unsmoothed as f64).abs() > 1e-3);
+        assert!((bar.mean_loss() - loss.item() as f64).abs() < 1e-6);
+        loss.backward();
+        opt.step();
+        for (a, b) in by_hand.parameters().iter().zip(fitted.parameters()) {
+            assert_eq!(a.to_vec(), b.to_vec());
+        }
     }
 }
