@@ -19,16 +19,18 @@
 //! two cores: two epochs of Adam on a one-cycle schedule, batches of 128,
 //! no dropout, label smoothing 0.1, and Winograd convolutions where they are faster
 //! (`autograd::ConvAlgorithm::Fastest`). It prints the wall time at which
-//! the test accuracy first reached 99.3%.
+//! the test accuracy first reached 99.3%. `--recipe fast10` is the same
+//! over 16 epochs of augmented images, to 99.6% in ten minutes.
 //!
 //! ```text
 //! cargo run --release --example 02_deep_convnet_mnist                 # the book: ~99.4%
 //! cargo run --release --example 02_deep_convnet_mnist -- --recipe fast  # 99.3% in ~1 minute
+//! cargo run --release --example 02_deep_convnet_mnist -- --recipe fast10  # 99.6% in 10 minutes
 //! cargo run --release --example 02_deep_convnet_mnist -- --augment --schedule cosine --epochs 30
 //! ```
 //!
-//! Options: `--recipe book|fast` (book; the recipe sets the defaults of the
-//! next seven) `--epochs N` `--lr F` `--batch N`
+//! Options: `--recipe book|fast|fast10` (book; the recipe sets the defaults of the
+//! next seven, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--dropout P` `--label-smoothing EPS`
 //! `--conv auto|fastest|winograd`, and `--seed S` `--threads T` `--augment`
 //! `--data DIR` `--out DIR` `--resume` `--flush-denormals` `--quick` (a
@@ -131,6 +133,10 @@ struct Recipe {
     label_smoothing: f64,
     /// `autograd::ConvAlgorithm`: auto, fastest or winograd.
     conv: &'static str,
+    /// Random affine transforms of the training images.
+    augment: bool,
+    /// The test accuracy whose time the run reports, with 99.3%.
+    target: f64,
 }
 
 impl Recipe {
@@ -143,6 +149,8 @@ impl Recipe {
         dropout: 0.5,
         label_smoothing: 0.0,
         conv: "auto",
+        augment: false,
+        target: 99.3,
     };
     /// To 99.3% in a minute on two cores: two epochs on a one-cycle
     /// schedule, lighter dropout (the book's 0.5 on the logits slows
@@ -157,10 +165,20 @@ impl Recipe {
         dropout: 0.0,
         label_smoothing: 0.1,
         conv: "fastest",
+        augment: false,
+        target: 99.3,
+    };
+    /// To 99.6% in ten minutes: the fast recipe over 16 epochs of
+    /// augmented images (small rotations, shifts and zooms).
+    const FAST10: Recipe = Recipe {
+        epochs: 16,
+        augment: true,
+        target: 99.6,
+        ..Recipe::FAST
     };
 }
 
-/// Test accuracy the fast recipe is timed to.
+/// Test accuracy every run is timed to (the recipe may name a second).
 const TARGET: f64 = 99.3;
 
 const HEADER: [&str; 9] = [
@@ -182,9 +200,10 @@ fn main() -> Result<(), Failure> {
     let recipe = match recipe_name.as_str() {
         "book" => Recipe::BOOK,
         "fast" => Recipe::FAST,
+        "fast10" => Recipe::FAST10,
         other => {
             return Err(Failure::msg(format!(
-                "--recipe: unknown recipe '{other}' (book or fast)"
+                "--recipe: unknown recipe '{other}' (book, fast or fast10)"
             )))
         }
     };
@@ -194,7 +213,7 @@ fn main() -> Result<(), Failure> {
     let batch: usize = args.get("--batch", recipe.batch);
     let lr: f64 = args.get("--lr", recipe.lr);
     let schedule: String = args.get("--schedule", recipe.schedule.to_string());
-    let augment = args.flag("--augment");
+    let augment = args.flag("--augment") || recipe.augment;
     let dropout: f64 = args.get("--dropout", recipe.dropout);
     let label_smoothing: f64 = args.get("--label-smoothing", recipe.label_smoothing);
     let conv: String = args.get("--conv", recipe.conv.to_string());
@@ -475,16 +494,22 @@ fn main() -> Result<(), Failure> {
     );
     // Time to the target: the wall time (training and evaluations) at the
     // end of the first epoch whose test accuracy reached it.
-    let reached = metrics
-        .column("test_acc")
-        .into_iter()
-        .zip(metrics.column("wall_seconds"))
-        .find(|&(acc, _)| acc >= TARGET);
-    match reached {
-        Some((acc, wall)) => {
-            println!("{TARGET}% test accuracy reached after {wall:.1} s ({acc:.2}%)")
+    let mut targets = vec![TARGET];
+    if recipe.target != TARGET {
+        targets.push(recipe.target);
+    }
+    for target in targets {
+        let reached = metrics
+            .column("test_acc")
+            .into_iter()
+            .zip(metrics.column("wall_seconds"))
+            .find(|&(acc, _)| acc >= target);
+        match reached {
+            Some((acc, wall)) => {
+                println!("{target}% test accuracy reached after {wall:.1} s ({acc:.2}%)")
+            }
+            None => println!("{target}% test accuracy not reached"),
         }
-        None => println!("{TARGET}% test accuracy not reached"),
     }
     Ok(())
 }
