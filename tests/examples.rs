@@ -154,13 +154,26 @@ fn ex02_fast_recipe() {
         "recipe fast: Adam",
         "schedule onecycle",
         "dropout 0,",
+        "label smoothing 0.1,",
         "convolutions fastest",
         "99.3% test accuracy",
     ] {
         assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
     }
+    assert!(!stdout.contains("augmented"), "{stdout}");
     let rows = csv_rows(&out.join("metrics.csv"), &EX02_HEADER);
     assert_eq!(rows.len(), 1, "--quick: one epoch");
+    // The ten-minute recipe: the fast one, augmented, timed to 99.6% as well.
+    let stdout = run_quick("02_deep_convnet_mnist", &out, &["--recipe", "fast10"]);
+    for expected in [
+        "recipe fast10: Adam",
+        "label smoothing 0.1,",
+        "augmented",
+        "99.3% test accuracy",
+        "99.6% test accuracy",
+    ] {
+        assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
+    }
     let args = [
         "--recipe",
         "slow",
@@ -171,7 +184,7 @@ fn ex02_fast_recipe() {
     assert_user_error(
         "02_deep_convnet_mnist",
         &args,
-        "unknown recipe 'slow' (book or fast)",
+        "unknown recipe 'slow' (book, fast or fast10)",
     );
 }
 

@@ -7,6 +7,8 @@
 //! trajectories in the tests), and so are the schedulers' lr sequences
 //! ([`lr_scheduler`]). Optimizer and scheduler state saves to safetensors
 //! files and loads back exactly, so a resumed run continues bit for bit.
+//! [`AveragedParams`] keeps an exponential moving average or the running
+//! mean (SWA) of the parameters, to evaluate or save in their place.
 //!
 //! A new optimizer is one [`UpdateRule`]: how one parameter moves given its
 //! gradient, its group's settings and its named state buffers.
@@ -49,6 +51,7 @@ pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adamw;
+pub mod averaged;
 pub mod clip;
 pub mod error;
 pub mod group;
@@ -66,6 +69,7 @@ pub use adadelta::{Adadelta, AdadeltaConfig};
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig};
 pub use adamw::{AdamW, AdamWConfig};
+pub use averaged::{AveragedConfig, AveragedParams, Averaging};
 pub use clip::{clip_grad_norm_, clip_grad_value_, try_clip_grad_norm_, try_clip_grad_value_};
 pub use error::{OptimError, Result};
 pub use group::{GroupDefaults, GroupSpec, ParamGroup};
