@@ -186,6 +186,18 @@ fn ex02_fast_recipe() {
         &args,
         "unknown recipe 'slow' (book, fast or fast10)",
     );
+    let args = [
+        "--label-smoothing",
+        "1.5",
+        "--quick",
+        "--out",
+        out.to_str().expect("UTF-8"),
+    ];
+    assert_user_error(
+        "02_deep_convnet_mnist",
+        &args,
+        "--label-smoothing: 1.5 is not in [0, 1]",
+    );
 }
 
 #[test]

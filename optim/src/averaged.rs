@@ -83,6 +83,8 @@ pub struct AveragedParams<T: Float = f32> {
     averages: Vec<Tensor<T>>,
     config: AveragedConfig,
     updates: u64,
+    /// Whether the tensors hold the averages (after an odd number of swaps).
+    swapped: bool,
 }
 
 impl<T: Float> AveragedParams<T> {
@@ -95,7 +97,8 @@ impl<T: Float> AveragedParams<T> {
         ok(Self::try_new(params, config))
     }
 
-    /// [`new`](Self::new); an EMA decay outside `[0, 1]` is an error.
+    /// [`new`](Self::new); an EMA decay outside `[0, 1]`, or a tensor given
+    /// twice (a shared layer listed twice), is an error.
     pub fn try_new(params: Vec<Tensor<T>>, config: AveragedConfig) -> Result<Self> {
         if let Averaging::Ema { decay } = config.averaging {
             if !(0.0..=1.0).contains(&decay) {
@@ -105,21 +108,56 @@ impl<T: Float> AveragedParams<T> {
                 });
             }
         }
+        for (index, p) in params.iter().enumerate() {
+            if params[..index].iter().any(|q| q.id() == p.id()) {
+                return Err(OptimError::DuplicateParam {
+                    what: "AveragedParams",
+                    index,
+                });
+            }
+        }
+        // Row-major copies, whatever the parameters' layout.
         let averages = params
             .iter()
-            .map(|p| Tensor::from_array(p.to_array()))
+            .map(|p| Tensor::from_array(p.read().as_standard_layout().into_owned()))
             .collect();
         Ok(AveragedParams {
             live: params,
             averages,
             config,
             updates: 0,
+            swapped: false,
         })
+    }
+
+    /// An error when the averages are swapped in: `op` would mix the
+    /// averages with the values trained so far.
+    fn check_not_swapped(&self, op: &str) -> Result<()> {
+        if self.swapped {
+            return Err(OptimError::InvalidConfig {
+                what: "AveragedParams",
+                reason: format!(
+                    "{op}: the averages are swapped into the parameters; swap() back first"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Folds the tensors' current values into the averages (the first call
     /// copies them).
+    ///
+    /// # Panics
+    /// While the averages are swapped in; see [`try_update`](Self::try_update).
+    #[track_caller]
     pub fn update(&mut self) {
+        ok(self.try_update())
+    }
+
+    /// [`update`](Self::update); an error, changing nothing, while the
+    /// averages are swapped in.
+    pub fn try_update(&mut self) -> Result<()> {
+        self.check_not_swapped("update")?;
         let n = self.updates;
         // Weight of the new values: 1 on the first update.
         let w = match (n, self.config.averaging) {
@@ -143,12 +181,14 @@ impl<T: Float> AveragedParams<T> {
                 });
         }
         self.updates += 1;
+        Ok(())
     }
 
     /// Exchanges the tensors' values with the averages: after one call the
     /// model holds the averages (to evaluate or save them), after a second
     /// it holds its own values again.
     pub fn swap(&mut self) {
+        self.swapped = !self.swapped;
         for (p, a) in self.live.iter().zip(&self.averages) {
             let mut pw = p.write();
             let mut aw = a.write();
@@ -160,17 +200,33 @@ impl<T: Float> AveragedParams<T> {
         }
     }
 
-    /// Writes the averages into the tensors (for good: the values trained
-    /// so far are dropped).
-    pub fn copy_to_params(&self) {
+    /// Writes the averages into the tensors for good (the values trained
+    /// so far are dropped); with the averages swapped in, the tensors
+    /// already hold them and stay as they are.
+    pub fn copy_to_params(&mut self) {
+        if self.swapped {
+            // The parameters hold the averages: the slots get them back.
+            for (p, a) in self.live.iter().zip(&self.averages) {
+                a.set_data(p.read().as_standard_layout().into_owned().into_shared());
+            }
+            self.swapped = false;
+            return;
+        }
         for (p, a) in self.live.iter().zip(&self.averages) {
             p.set_data(a.to_array().into_shared());
         }
     }
 
-    /// The averages, one tensor per parameter, in the order given.
+    /// The averages, one tensor per parameter, in the order given (while
+    /// they are swapped in, these hold the trained values and the
+    /// parameters the averages).
     pub fn averages(&self) -> &[Tensor<T>] {
         &self.averages
+    }
+
+    /// Whether the averages are swapped into the parameters.
+    pub fn is_swapped(&self) -> bool {
+        self.swapped
     }
 
     /// How many updates the averages hold (PyTorch's `n_averaged`).
@@ -188,9 +244,10 @@ impl<T: Float> AveragedParams<T> {
         ok(self.try_restore(averages, updates))
     }
 
-    /// [`restore`](Self::restore); a count or shape that does not fit is an
-    /// error, and then nothing changes.
+    /// [`restore`](Self::restore); a count or shape that does not fit, or
+    /// averages swapped in, is an error, and then nothing changes.
     pub fn try_restore(&mut self, averages: &[Tensor<T>], updates: u64) -> Result<()> {
+        self.check_not_swapped("restore")?;
         let mismatch = |reason: String| OptimError::StateMismatch {
             what: "AveragedParams".into(),
             path: None,
@@ -336,6 +393,59 @@ mod tests {
         assert_eq!(avg.updates(), 0);
         let e = avg.try_restore(&[], 3).unwrap_err().to_string();
         assert!(e.contains("0 averages given for 1 tensors"), "{e}");
+    }
+
+    #[test]
+    fn a_transposed_parameter_is_averaged_and_swapped() {
+        let col =
+            autograd::ndarray::Array2::from_shape_vec((2, 3), vec![1.0f32, 2., 3., 4., 5., 6.])
+                .unwrap()
+                .reversed_axes(); // [3, 2], column-major
+        let p = Tensor::from_storage(col.into_dyn().into_shared());
+        let before = p.to_vec();
+        let mut avg = AveragedParams::new(vec![p.clone()], AveragedConfig::mean());
+        avg.update();
+        p.set_data(p.to_array().mapv(|v| v + 2.0).into_shared());
+        avg.update();
+        let want: Vec<f32> = before.iter().map(|v| v + 1.0).collect();
+        assert_eq!(avg.averages()[0].to_vec(), want);
+        avg.swap();
+        assert_eq!(p.to_vec(), want);
+        avg.swap();
+        avg.update();
+        assert_eq!(avg.updates(), 3);
+    }
+
+    #[test]
+    fn a_tensor_given_twice_is_refused() {
+        let p = Tensor::<f32>::zeros([2]);
+        let q = Tensor::<f32>::zeros([2]);
+        let e = AveragedParams::try_new(vec![p.clone(), q, p], AveragedConfig::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("parameter 2 appears more than once"), "{e}");
+    }
+
+    #[test]
+    fn swapped_in_averages_are_not_mixed_with_the_trained_values() {
+        let p = Tensor::from_vec(vec![1.0f32], [1]);
+        let mut avg = AveragedParams::new(vec![p.clone()], AveragedConfig::ema(0.5));
+        avg.update();
+        p.set_data(Tensor::from_vec(vec![3.0f32], [1]).to_array().into_shared());
+        avg.update(); // average 2
+        avg.swap();
+        assert!(avg.is_swapped());
+        let e = avg.try_update().unwrap_err().to_string();
+        assert!(e.contains("update: the averages are swapped"), "{e}");
+        let e = avg.try_restore(&[p.clone()], 1).unwrap_err().to_string();
+        assert!(e.contains("restore: the averages are swapped"), "{e}");
+        assert_eq!((p.item(), avg.updates()), (2.0, 2));
+        avg.copy_to_params(); // keeps the averages in, for good
+        assert!(!avg.is_swapped());
+        assert_eq!(p.item(), 2.0);
+        avg.update();
+        assert_eq!(avg.averages()[0].item(), 2.0);
     }
 
     #[test]

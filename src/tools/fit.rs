@@ -75,7 +75,8 @@ pub enum TrainError {
         /// gradient (backward) was not finite, with the tensor's shape.
         cause: String,
     },
-    /// The backward pass failed.
+    /// The loss or the backward pass failed (e.g. a label smoothing
+    /// outside `[0, 1]`, a label out of range).
     #[error("epoch {epoch}, step {step}: {source}")]
     Autograd {
         /// The epoch (from 1).
@@ -103,8 +104,8 @@ pub enum EpochEnd {
 }
 
 /// A training epoch with its options: a scheduler stepped after every
-/// batch, per-step seeds (so a run continues exactly from any step), and
-/// an [`Interrupt`] read between steps.
+/// batch, per-step seeds (so a run continues exactly from any step), label
+/// smoothing, and an [`Interrupt`] read between steps.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -207,8 +208,13 @@ impl<'a> Fit<'a> {
             manual_seed(step_seed);
             self.opt.zero_grad();
             let logits = self.model.forward(batch.images());
-            let loss =
-                logits.cross_entropy_with(batch.labels(), Reduction::Mean, self.label_smoothing);
+            let loss = logits
+                .try_cross_entropy_with(batch.labels(), Reduction::Mean, self.label_smoothing)
+                .map_err(|source| TrainError::Autograd {
+                    epoch,
+                    step: i + 1,
+                    source,
+                })?;
             let value = loss.item();
             if !value.is_finite() {
                 bar.finish();
