@@ -174,30 +174,22 @@ fn ex02_fast_recipe() {
     ] {
         assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
     }
-    let args = [
-        "--recipe",
-        "slow",
-        "--quick",
-        "--out",
-        out.to_str().expect("UTF-8"),
-    ];
-    assert_user_error(
-        "02_deep_convnet_mnist",
-        &args,
-        "unknown recipe 'slow' (book, fast or fast10)",
-    );
-    let args = [
-        "--label-smoothing",
-        "1.5",
-        "--quick",
-        "--out",
-        out.to_str().expect("UTF-8"),
-    ];
-    assert_user_error(
-        "02_deep_convnet_mnist",
-        &args,
-        "--label-smoothing: 1.5 is not in [0, 1]",
-    );
+    let out_arg = out.to_str().expect("UTF-8");
+    for (option, value, message) in [
+        (
+            "--recipe",
+            "slow",
+            "unknown recipe 'slow' (book, fast or fast10)",
+        ),
+        (
+            "--label-smoothing",
+            "1.5",
+            "--label-smoothing: 1.5 is not in [0, 1]",
+        ),
+    ] {
+        let args = [option, value, "--quick", "--out", out_arg];
+        assert_user_error("02_deep_convnet_mnist", &args, message);
+    }
 }
 
 #[test]
