@@ -159,19 +159,22 @@ impl<T: Float> AveragedParams<T> {
     pub fn try_update(&mut self) -> Result<()> {
         self.check_not_swapped("update")?;
         let n = self.updates;
-        // Weight of the new values: 1 on the first update.
-        let w = match (n, self.config.averaging) {
-            (0, _) => 1.0,
-            (_, Averaging::Ema { decay }) => 1.0 - decay,
-            (_, Averaging::Mean) => 1.0 / (n as f64 + 1.0),
-        };
-        let w = T::of(w);
+        // Weight of the new values (the first update copies them).
+        let w = T::of(match self.config.averaging {
+            Averaging::Ema { decay } => 1.0 - decay,
+            Averaging::Mean => 1.0 / (n as f64 + 1.0),
+        });
         for (p, a) in self.live.iter().zip(&self.averages) {
-            let values = p.to_array();
+            // Read in place; a parameter in another layout is copied row-major.
+            let values = p.read();
             let values = values.as_standard_layout();
+            let new = values.as_slice().expect("row-major view");
             let mut avg = a.write();
             let avg = avg.as_slice_mut().expect("averages are row-major");
-            let new = values.as_slice().expect("row-major copy");
+            if n == 0 {
+                avg.copy_from_slice(new);
+                continue;
+            }
             avg.par_chunks_mut(PIECE)
                 .zip(new.par_chunks(PIECE))
                 .for_each(|(a, p)| {
@@ -414,6 +417,16 @@ mod tests {
         avg.swap();
         avg.update();
         assert_eq!(avg.updates(), 3);
+    }
+
+    #[test]
+    fn the_first_update_copies_exactly() {
+        // 1e8 + (1 - 1e8) rounds to 0 in f32: an interpolation would lose the 1.
+        let p = Tensor::from_vec(vec![1e8f32, -3.0], [2]);
+        let mut avg = AveragedParams::new(vec![p.clone()], AveragedConfig::ema(0.9));
+        p.set_data(Tensor::from_vec(vec![1.0f32, 7.5], [2]).to_array().into_shared());
+        avg.update();
+        assert_eq!(avg.averages()[0].to_vec(), vec![1.0, 7.5]);
     }
 
     #[test]
