@@ -424,7 +424,11 @@ mod tests {
         // 1e8 + (1 - 1e8) rounds to 0 in f32: an interpolation would lose the 1.
         let p = Tensor::from_vec(vec![1e8f32, -3.0], [2]);
         let mut avg = AveragedParams::new(vec![p.clone()], AveragedConfig::ema(0.9));
-        p.set_data(Tensor::from_vec(vec![1.0f32, 7.5], [2]).to_array().into_shared());
+        p.set_data(
+            Tensor::from_vec(vec![1.0f32, 7.5], [2])
+                .to_array()
+                .into_shared(),
+        );
         avg.update();
         assert_eq!(avg.averages()[0].to_vec(), vec![1.0, 7.5]);
     }

@@ -383,4 +383,29 @@ mod tests {
             assert_eq!(a.to_vec(), b.to_vec());
         }
     }
+
+    /// A smoothing outside `[0, 1]` is an error at the first step, before
+    /// the optimizer changes anything.
+    #[test]
+    fn a_smoothing_outside_the_unit_interval_is_an_error() {
+        let values: Vec<f32> = (0..8).map(|i| i as f32 / 8.0).collect();
+        let data = Arc::new(InMemory::new(values, [1, 2, 2], vec![0, 1]).unwrap());
+        let loader = DataLoader::new(data, 2);
+        let fitted = model();
+        let before: Vec<Vec<f32>> = fitted.parameters().iter().map(|p| p.to_vec()).collect();
+        let mut opt = Sgd::new(fitted.parameters(), SgdConfig::default());
+        let err = match Fit::new(&fitted, &mut opt, &loader, 1)
+            .label_smoothing(1.5)
+            .try_epoch(&Position::start(1))
+        {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a smoothing of 1.5 was accepted"),
+        };
+        assert!(
+            err.contains("epoch 1, step 1") && err.contains("label_smoothing 1.5"),
+            "{err}"
+        );
+        let after: Vec<Vec<f32>> = fitted.parameters().iter().map(|p| p.to_vec()).collect();
+        assert_eq!(before, after);
+    }
 }
