@@ -40,7 +40,7 @@
 //! cargo run --release --example 08_resnet_vgg_googlenet -- --model resnet20 --epochs 0 --weights runs/famous_networks/resnet20.safetensors --tta
 //! ```
 //!
-//! Options: `--model resnet20|vgg11|googlenet|all` (all) `--epochs N` (12)
+//! Options: `--model resnet20|vgg11|googlenet|all` (all; also resnet32|resnet44|resnet56) `--epochs N` (12)
 //! `--train-subset N` (60,000) `--test-subset N` (10,000) `--batch N` (128)
 //! `--optimizer sgd|adam` (sgd) `--lr F` (0.1 for SGD, 0.001 for Adam)
 //! `--weight-decay F` (5e-4 for SGD, 0 for Adam) `--schedule cosine|none`
@@ -69,6 +69,9 @@ use optim::{LinearLr, LinearLrConfig, SequentialLr};
 
 const MODELS: [&str; 3] = ["resnet20", "vgg11", "googlenet"];
 
+/// Deeper CIFAR ResNets (6n + 2 layers), chosen by name only: `all` stays the three above.
+const DEEPER_RESNETS: [&str; 3] = ["resnet32", "resnet44", "resnet56"];
+
 /// Epochs of a full run.
 const EPOCHS: usize = 12;
 
@@ -80,6 +83,9 @@ const FASHION_STD: f32 = 0.3530;
 fn build(name: &str) -> Box<dyn Module> {
     match name {
         "resnet20" => Box::new(cifar_resnet(20, 10, 1)),
+        "resnet32" => Box::new(cifar_resnet(32, 10, 1)),
+        "resnet44" => Box::new(cifar_resnet(44, 10, 1)),
+        "resnet56" => Box::new(cifar_resnet(56, 10, 1)),
         "vgg11" => Box::new(vgg(VggConfig::new(VggKind::Vgg11, true)
             .num_classes(10)
             .in_channels(1)
@@ -129,10 +135,10 @@ fn main() -> Result<(), Failure> {
     args.finish(); // --help, or an unknown option: say so before any work
     let names: Vec<&str> = match which.as_str() {
         "all" => MODELS.to_vec(),
-        one if MODELS.contains(&one) => vec![one],
+        one if MODELS.contains(&one) || DEEPER_RESNETS.contains(&one) => vec![one],
         other => {
             return Err(Failure::msg(format!(
-                "--model: unknown network '{other}' (resnet20, vgg11, googlenet or all)"
+                "--model: unknown network '{other}' (resnet20, resnet32, resnet44, resnet56, vgg11, googlenet or all)"
             )))
         }
     };

@@ -520,6 +520,12 @@ fn ex08_resnet_vgg_googlenet() {
         &["--quick", "--epochs", "0", "--weights", weights],
         "name the one network",
     );
+    // A deeper CIFAR ResNet by name: 6n + 2 layers, n = 5 (ResNet-32).
+    let out = out_dir("08_resnet_vgg_googlenet_r32");
+    let stdout = run_quick("08_resnet_vgg_googlenet", &out, &["--model", "resnet32"]);
+    assert!(stdout.contains("resnet32: 466618 parameters"), "{stdout}");
+    let rows = csv_rows(&out.join("resnet32.csv"), &header);
+    assert_eq!(rows.len(), 1, "{rows:?}");
 }
 
 #[test]
