@@ -79,13 +79,14 @@ const EPOCHS: usize = 12;
 const FASHION_MEAN: f32 = 0.2860;
 const FASHION_STD: f32 = 0.3530;
 
-/// One of the three networks, for 1-channel 32x32 images and 10 classes.
+/// The network `name` (one of [`MODELS`] or [`DEEPER_RESNETS`]), for 1-channel
+/// 32x32 images and 10 classes.
 fn build(name: &str) -> Box<dyn Module> {
     match name {
-        "resnet20" => Box::new(cifar_resnet(20, 10, 1)),
-        "resnet32" => Box::new(cifar_resnet(32, 10, 1)),
-        "resnet44" => Box::new(cifar_resnet(44, 10, 1)),
-        "resnet56" => Box::new(cifar_resnet(56, 10, 1)),
+        resnet if resnet.starts_with("resnet") => {
+            let depth = resnet["resnet".len()..].parse().expect("a listed depth");
+            Box::new(cifar_resnet(depth, 10, 1))
+        }
         "vgg11" => Box::new(vgg(VggConfig::new(VggKind::Vgg11, true)
             .num_classes(10)
             .in_channels(1)
@@ -137,9 +138,11 @@ fn main() -> Result<(), Failure> {
         "all" => MODELS.to_vec(),
         one if MODELS.contains(&one) || DEEPER_RESNETS.contains(&one) => vec![one],
         other => {
+            let known: Vec<&str> = MODELS.iter().chain(&DEEPER_RESNETS).copied().collect();
             return Err(Failure::msg(format!(
-                "--model: unknown network '{other}' (resnet20, resnet32, resnet44, resnet56, vgg11, googlenet or all)"
-            )))
+                "--model: unknown network '{other}' ({} or all)",
+                known.join(", ")
+            )));
         }
     };
     if weights.is_some() && names.len() != 1 {

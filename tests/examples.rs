@@ -451,7 +451,7 @@ fn ex08_resnet_vgg_googlenet() {
     assert_user_error(
         "08_resnet_vgg_googlenet",
         &["--quick", "--model", "alexnet"],
-        "unknown network 'alexnet'",
+        "unknown network 'alexnet' (resnet20, vgg11, googlenet, resnet32, resnet44, resnet56 or all)",
     );
     assert_user_error(
         "08_resnet_vgg_googlenet",
@@ -520,7 +520,12 @@ fn ex08_resnet_vgg_googlenet() {
         &["--quick", "--epochs", "0", "--weights", weights],
         "name the one network",
     );
-    // A deeper CIFAR ResNet by name: 6n + 2 layers, n = 5 (ResNet-32).
+    // A deeper CIFAR ResNet by name: 6n + 2 layers, n = 5 (ResNet-32). Its
+    // parameters, counted by hand: stem 3x3 conv 1->16 + BN (176), five
+    // blocks a stage of two 3x3 convs + BNs (16: 23,360; 32: 88,192 with the
+    // first block's 16->32 conv; 64: 351,488 with its 32->64 conv), the two
+    // 1x1 projection shortcuts + BNs (576 + 2,176), the 64->10 classifier
+    // (650): 466,618 (ResNet-20 has 272,186).
     let out = out_dir("08_resnet_vgg_googlenet_r32");
     let stdout = run_quick("08_resnet_vgg_googlenet", &out, &["--model", "resnet32"]);
     assert!(stdout.contains("resnet32: 466618 parameters"), "{stdout}");
