@@ -102,6 +102,15 @@ fn weight_grad_group(
                     ow,
                     wp,
                 };
+                // The kernel's rows `r0..r0 + rows`: where each input row
+                // of the reduction starts for this block of outputs.
+                let row_ptrs = |r0: usize, rows: usize| {
+                    let mut rp = [std::ptr::null::<f32>(); 2 * MR];
+                    for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
+                        *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
+                    }
+                    rp
+                };
                 let mut col0 = 0;
                 while col0 < ogp {
                     if wide && ogp - col0 >= 2 * NR {
@@ -112,10 +121,7 @@ fn weight_grad_group(
                         let step = rows_per_call();
                         for r0 in (0..k).step_by(step) {
                             let rows = step.min(k - r0);
-                            let mut rp = [std::ptr::null::<f32>(); 2 * MR];
-                            for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
-                                *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
-                            }
+                            let rp = row_ptrs(r0, rows);
                             // SAFETY: as below, for two panels of 16 columns
                             // (`col0..col0 + 32` of dwt's `ogp`).
                             unsafe {
@@ -137,10 +143,7 @@ fn weight_grad_group(
                     let step = rows_per_call();
                     for r0 in (0..k).step_by(step) {
                         let rows = step.min(k - r0);
-                        let mut rp = [std::ptr::null::<f32>(); 2 * MR];
-                        for (r, ptr) in rp.iter_mut().enumerate().take(rows) {
-                            *ptr = xp[plan.offs[r0 + r] + oy0 * wp..].as_ptr();
-                        }
+                        let rp = row_ptrs(r0, rows);
                         // SAFETY: row pointer `r` reads `xp[offs[p] + oy * wp
                         // + ox]` for the block's output pixels, below
                         // `offs_max + q <= xlen`; `b` holds the block's
