@@ -11,7 +11,8 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench winograd` (options:
 //! `--iters N` calls of each per case (40), `--only NAME-PREFIX`, `--isa`,
-//! `--algorithm A`).
+//! `--algorithm A`, `--vs winograd|winograd4|fastest`: the setting timed
+//! against Auto, F(2x2, 3x3) by default).
 
 mod common;
 use common::*;
@@ -32,15 +33,28 @@ fn stats(mut t: Vec<f64>) -> (f64, f64) {
     (t[t.len() / 2], t[0])
 }
 
+/// The setting a command-line name stands for (Auto for anything else).
+fn algorithm_named(name: &str) -> ConvAlgorithm {
+    match name {
+        "winograd" => ConvAlgorithm::Winograd,
+        "winograd4" => ConvAlgorithm::Winograd4,
+        "fastest" => ConvAlgorithm::Fastest,
+        _ => ConvAlgorithm::Auto,
+    }
+}
+
 fn main() {
     autograd::set_num_threads(0).expect("compute pool");
     let iters = arg("--iters", 40);
     let only = arg_str("--only");
     let isa = std::env::args().any(|a| a == "--isa");
-    let algorithm = match arg_str("--algorithm").as_str() {
-        "winograd" => ConvAlgorithm::Winograd,
-        _ => ConvAlgorithm::Auto,
+    let algorithm = algorithm_named(&arg_str("--algorithm"));
+    // The setting compared with Auto (B): `--vs winograd|winograd4|fastest`.
+    let vs_name = match arg_str("--vs").as_str() {
+        "" => "winograd".to_string(),
+        other => other.to_string(),
     };
+    let vs = algorithm_named(&vs_name);
     // The two settings compared, A then B: each sets the process-wide switch.
     let (names, settings): ([&str; 2], [Setting; 2]) = if isa {
         assert!(set_avx512(true), "--isa: this CPU has no AVX-512F");
@@ -58,13 +72,13 @@ fn main() {
         )
     } else {
         (
-            ["auto", "winograd"],
+            ["auto", vs_name.as_str()],
             [
                 Box::new(|| {
                     let _ = set_conv_algorithm(ConvAlgorithm::Auto);
                 }),
-                Box::new(|| {
-                    let _ = set_conv_algorithm(ConvAlgorithm::Winograd);
+                Box::new(move || {
+                    let _ = set_conv_algorithm(vs);
                 }),
             ],
         )
@@ -103,6 +117,11 @@ fn main() {
         ("resnet18 128@28", 8, 128, 128, 28, 1),
         ("resnet18 256@14", 8, 256, 256, 14, 1),
         ("vgg 512@14", 8, 512, 512, 14, 1),
+        ("vgg 32px 64@32", 32, 64, 64, 32, 1),
+        ("vgg 32px 128@16", 32, 128, 128, 16, 1),
+        ("vgg 32px 256@8", 32, 256, 256, 8, 1),
+        ("vgg 32px 512@4", 32, 512, 512, 4, 1),
+        ("vgg 32px 512@2", 32, 512, 512, 2, 1),
     ];
     for (name, n, cin, cout, size, pad) in cases {
         if !name.starts_with(&only) {

@@ -32,7 +32,7 @@
 //! Options: `--recipe book|fast|fast10` (book; the recipe sets the defaults of the
 //! next seven, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--dropout P` `--label-smoothing EPS`
-//! `--conv auto|fastest|winograd`, and `--seed S` `--threads T` `--augment`
+//! `--conv auto|fastest|winograd|winograd4`, and `--seed S` `--threads T` `--augment`
 //! `--data DIR` `--out DIR` `--resume` `--flush-denormals` `--quick` (a
 //! smoke run: 1 epoch on 600 training and 500 test images)
 //! `--train-subset N` `--test-subset N`.
@@ -131,7 +131,7 @@ struct Recipe {
     dropout: f64,
     /// Label smoothing of the training loss.
     label_smoothing: f64,
-    /// `autograd::ConvAlgorithm`: auto, fastest or winograd.
+    /// `autograd::ConvAlgorithm`: auto, fastest, winograd or winograd4.
     conv: &'static str,
     /// Random affine transforms of the training images.
     augment: bool,
@@ -226,9 +226,10 @@ fn main() -> Result<(), Failure> {
         "auto" => ConvAlgorithm::Auto,
         "fastest" => ConvAlgorithm::Fastest,
         "winograd" => ConvAlgorithm::Winograd,
+        "winograd4" => ConvAlgorithm::Winograd4,
         other => {
             return Err(Failure::msg(format!(
-                "--conv: unknown algorithm '{other}' (auto, fastest or winograd)"
+                "--conv: unknown algorithm '{other}' (auto, fastest, winograd or winograd4)"
             )))
         }
     });

@@ -13,6 +13,9 @@ Run from the repository root, with nothing else running:
     PY=$(bash ../shared/bench/setup.sh)
     python3 scripts/bench_vs_torch.py --torch-python $PY --rounds 3 --case mlp conv models optim
 
+`--conv fastest` runs ours with `AUTOGRAD_CONV=fastest` (Winograd where it
+measured faster; `auto`, the default, keeps the direct kernels everywhere).
+
 `--case latency` compares batch-1 inference (our `latency` bench against
 scripts/latency_torch.py, PyTorch eager): the median and the 99th percentile.
 
@@ -51,8 +54,8 @@ def newest_bench(name):
     sys.exit(f"no benchmark binary for {name}: run `cargo build --release --benches`")
 
 
-def run_ours(case, threads):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+def run_ours(case, threads, conv):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), AUTOGRAD_CONV=conv)
     out = subprocess.run([newest_bench(case)], env=env, capture_output=True, text=True, check=True).stdout
     rows = {}
     if case == "mlp":
@@ -119,6 +122,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--case", nargs="+", default=["mlp", "conv", "models", "optim"])
+    ap.add_argument("--conv", choices=["auto", "fastest"], default="auto",
+                    help="our convolution kernels (AUTOGRAD_CONV)")
     args = ap.parse_args()
     ours, theirs = {}, {}
     for case in args.case:
@@ -126,9 +131,10 @@ def main():
             print(f"[{case} round {rnd + 1}/{args.rounds}]", file=sys.stderr, flush=True)
             for k, v in run_torch(args.torch_python, case, args.threads).items():
                 theirs.setdefault(k, []).append(v)
-            for k, v in run_ours(case, args.threads).items():
+            for k, v in run_ours(case, args.threads, args.conv).items():
                 ours.setdefault(k, []).append(v)
-    print(f"| figure | ours | PyTorch | ratio |  ({args.rounds} alternating rounds, medians, {args.threads} threads)")
+    print(f"| figure | ours | PyTorch | ratio |  ({args.rounds} alternating rounds, medians, {args.threads} threads, "
+          f"ours with AUTOGRAD_CONV={args.conv})")
     print("|---|---:|---:|---:|")
     for k in ours:
         if k not in theirs:

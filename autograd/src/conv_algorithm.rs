@@ -1,27 +1,31 @@
 //! Which kernels compute convolutions: the default direct and im2col
-//! kernels, or with them Winograd's F(2x2, 3x3) for 3x3 stride-1
-//! convolutions, where it measured faster or everywhere it applies.
+//! kernels, or with them Winograd's minimal filtering for 3x3 stride-1
+//! convolutions, F(2x2, 3x3) or F(4x4, 3x3), where it measured faster or
+//! everywhere it applies.
 //!
 //! Winograd computes each 2x2 block of outputs with 16 multiplications per
-//! input and output channel instead of 36 (2.25x fewer), at the price of
-//! transforming inputs and outputs, and of a different order of summation:
-//! results differ from the direct kernels' by a few units in the last
-//! place of f32 (bounded in `autograd/tests/winograd.rs`). It applies to
-//! f32 convolutions with 3x3 kernels, stride 1, no dilation and no groups,
-//! on x86-64 CPUs with AVX2 and FMA, in the forward pass and in the input
-//! gradient (itself such a convolution, of the output gradient with the
-//! flipped kernel); other convolutions run as by default.
+//! input and output channel instead of 36 (2.25x fewer), or each 4x4 block
+//! with 36 instead of 144 (4x fewer), at the price of transforming inputs,
+//! outputs and weights, and of a different order of summation: results
+//! differ from the direct kernels' in the last bits of f32, by more for
+//! F(4x4, 3x3), whose transforms multiply by up to 8 and divide by up to
+//! 24 (both bounded in `autograd/tests/winograd.rs`: 4e-6 and 4e-5 of the
+//! largest magnitude of the sums). It applies to f32 convolutions with 3x3
+//! kernels, stride 1, no dilation and no groups, on x86-64 CPUs with AVX2
+//! and FMA, in the forward pass and in the input gradient (itself such a
+//! convolution, of the output gradient with the flipped kernel); other
+//! convolutions run as by default.
 //!
 //! Measured per layer shape by `cargo bench --bench winograd`
-//! (`docs/performance.md`, "Winograd"): against the AVX2 direct kernels,
-//! 1.1-1.5x faster from 32 output channels on outputs of 14x14 and up,
-//! slower with 16 or fewer output channels, where the transforms cost more
-//! than the products save, and on planes of 8x8 and below; against the
-//! faster AVX-512 direct kernels, only from 64 channels on outputs of
-//! 28x28 and up. [`ConvAlgorithm::Fastest`] takes it where it paid on the
-//! CPU it runs on;
-//! [`ConvAlgorithm::Auto`], the default, keeps the direct kernels' order of
-//! summation everywhere.
+//! (`docs/performance.md`, "Winograd"): F(4x4, 3x3) is 1.2-2.3x faster
+//! than the AVX-512 direct kernels and 1.3-2.9x faster than the AVX2 ones
+//! from 32 input and output channels on outputs of 4x4 and up; with 16
+//! channels the transforms cost more than the products save, and outputs
+//! of 2x2 fill a quarter of a tile. [`ConvAlgorithm::Fastest`] takes
+//! F(4x4, 3x3) there, F(2x2, 3x3) where only it paid (with AVX2: 16 input
+//! channels, 32 output channels, outputs of 12x12 and up), the direct
+//! kernels elsewhere; [`ConvAlgorithm::Auto`], the default, keeps the
+//! direct kernels' order of summation everywhere.
 //!
 //! The setting is global, like `torch.backends.cudnn` flags; the
 //! environment variable `AUTOGRAD_CONV=fastest` (or `=winograd`) sets it at
@@ -44,15 +48,20 @@ pub enum ConvAlgorithm {
     /// GEMM elsewhere (`docs/performance.md`, "How the convolutions run").
     #[default]
     Auto,
-    /// Winograd F(2x2, 3x3) for the 3x3 stride-1 f32 convolutions where it
-    /// measured faster (with AVX2: at least 16 input and 32 output channels,
-    /// outputs of 12x12 and larger; with AVX-512: at least 64 input and
-    /// output channels, outputs of 28x28 and larger), the rest as
-    /// [`ConvAlgorithm::Auto`].
+    /// Winograd for the 3x3 stride-1 f32 convolutions where it measured
+    /// faster: F(4x4, 3x3) from 32 input and output channels on outputs of
+    /// 4x4 and larger, else F(2x2, 3x3) where it paid (with AVX2: at least
+    /// 16 input and 32 output channels, outputs of 12x12 and larger); the
+    /// rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
     /// take, the rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).
     Winograd,
+    /// Winograd F(4x4, 3x3) (36 multiplications per 4x4 block of outputs
+    /// and channel pair, against 144 directly) for every 3x3 stride-1 f32
+    /// convolution it can take, the rest as [`ConvAlgorithm::Auto`] (for
+    /// comparisons and tests).
+    Winograd4,
 }
 
 /// 0: not read from the environment yet; 1 + the variant's index after.
@@ -63,6 +72,7 @@ fn encode(a: ConvAlgorithm) -> u8 {
         ConvAlgorithm::Auto => 1,
         ConvAlgorithm::Fastest => 2,
         ConvAlgorithm::Winograd => 3,
+        ConvAlgorithm::Winograd4 => 4,
     }
 }
 
@@ -76,13 +86,15 @@ pub fn set_conv_algorithm(a: ConvAlgorithm) -> ConvAlgorithm {
 
 /// The current setting (at start: `AUTOGRAD_CONV=fastest` gives
 /// [`ConvAlgorithm::Fastest`], `AUTOGRAD_CONV=winograd`
-/// [`ConvAlgorithm::Winograd`], anything else [`ConvAlgorithm::Auto`]).
+/// [`ConvAlgorithm::Winograd`], `AUTOGRAD_CONV=winograd4`
+/// [`ConvAlgorithm::Winograd4`], anything else [`ConvAlgorithm::Auto`]).
 pub fn conv_algorithm() -> ConvAlgorithm {
     let mut s = STATE.load(Relaxed);
     if s == 0 {
         let from_env = match std::env::var("AUTOGRAD_CONV").as_deref() {
             Ok("fastest") => ConvAlgorithm::Fastest,
             Ok("winograd") => ConvAlgorithm::Winograd,
+            Ok("winograd4") => ConvAlgorithm::Winograd4,
             _ => ConvAlgorithm::Auto,
         };
         // A concurrent set_conv_algorithm wins over the environment.
@@ -94,6 +106,7 @@ pub fn conv_algorithm() -> ConvAlgorithm {
     match s {
         2 => ConvAlgorithm::Fastest,
         3 => ConvAlgorithm::Winograd,
+        4 => ConvAlgorithm::Winograd4,
         _ => ConvAlgorithm::Auto,
     }
 }

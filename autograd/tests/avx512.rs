@@ -113,7 +113,11 @@ fn avx512_kernels_give_the_avx2_bits() {
         (64, 64, 14),
         (64, 64, 56),
     ] {
-        for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Winograd] {
+        for algorithm in [
+            ConvAlgorithm::Auto,
+            ConvAlgorithm::Winograd,
+            ConvAlgorithm::Winograd4,
+        ] {
             set_conv_algorithm(algorithm);
             let x = Tensor::<f32>::randn([2, c, hw, hw]);
             let wt = Tensor::<f32>::randn([o, c, 3, 3]).mul_scalar(0.1);

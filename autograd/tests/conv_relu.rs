@@ -128,7 +128,11 @@ fn kept_weights_follow_the_geometry() {
 
 #[test]
 fn conv2d_relu_matches_conv2d_then_relu_on_every_path() {
-    for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Winograd] {
+    for algorithm in [
+        ConvAlgorithm::Auto,
+        ConvAlgorithm::Winograd,
+        ConvAlgorithm::Winograd4,
+    ] {
         let before = set_conv_algorithm(algorithm);
         for &case in CASES {
             for bias in [true, false] {

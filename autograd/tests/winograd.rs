@@ -62,12 +62,28 @@ fn check(
     (fwd, bwd)
 }
 
+/// The variants and their bounds: F(2x2, 3x3)'s transforms only add,
+/// subtract and halve; F(4x4, 3x3)'s multiply by up to 8 and divide by up
+/// to 24, so its rounding is larger.
+const VARIANTS: [(ConvAlgorithm, f64); 2] = [
+    (ConvAlgorithm::Winograd, 4e-6),
+    (ConvAlgorithm::Winograd4, F4_BOUND),
+];
+const F4_BOUND: f64 = 4e-5;
+
 #[test]
 fn winograd_matches_f64_within_its_bound() {
     if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
         eprintln!("no AVX2 + FMA on this CPU: Winograd does not run here");
         return;
     }
+    for (algorithm, bound) in VARIANTS {
+        variant_matches_f64(algorithm, bound);
+    }
+    set_conv_algorithm(ConvAlgorithm::Auto);
+}
+
+fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
     autograd::manual_seed(11);
 
     // The setting takes effect: on a layer of DeepConvNet's size the two
@@ -80,14 +96,35 @@ fn winograd_matches_f64_within_its_bound() {
     let (x32, w32, b32) = (x.cast::<f32>(), w.cast::<f32>(), b.cast::<f32>());
     set_conv_algorithm(ConvAlgorithm::Auto);
     let auto = x32.conv2d(&w32, Some(&b32), opts).to_vec();
-    set_conv_algorithm(ConvAlgorithm::Winograd);
+    set_conv_algorithm(algorithm);
     let wino = x32.conv2d(&w32, Some(&b32), opts).to_vec();
     assert_ne!(
         auto, wino,
-        "Winograd's sums should differ from the direct kernel's in some bits"
+        "{algorithm:?}'s sums should differ from the direct kernel's in some bits"
     );
 
     let largest = std::cell::Cell::new((0.0f64, 0.0f64));
+    // Shapes past the random ones' reach: many blocks of tiles, one block
+    // whose output channels the threads split (with a part panel at the
+    // end), 4x4 planes of many samples.
+    for (n, c, o, hw, p) in [
+        (8, 33, 37, 30, 2),
+        (2, 40, 70, 9, 1),
+        (32, 48, 64, 4, 1),
+        (3, 64, 64, 8, 1),
+    ] {
+        let x = Tensor::<f64>::randn([n, c, hw, hw]);
+        let wt = Tensor::<f64>::randn([o, c, 3, 3]);
+        let b = Tensor::<f64>::randn([o]);
+        let out = hw + 2 * p - 2;
+        let gy = Tensor::<f64>::randn([n, o, out, out]);
+        let (fwd, bwd) = check(&x, &wt, &b, &gy, [p, p]);
+        largest.set((fwd, bwd));
+        assert!(
+            fwd <= bound && bwd <= bound,
+            "{algorithm:?}: errors {fwd:e}, {bwd:e} of the magnitude, {n}x{c}x{hw}x{hw} -> {o}, padding {p}"
+        );
+    }
     let mut runner = TestRunner::new(Config {
         cases: 96,
         failure_persistence: None,
@@ -114,12 +151,11 @@ fn winograd_matches_f64_within_its_bound() {
             let (fwd, bwd) = check(&x, &wt, &b, &gy, [ph, pw]);
             let l = largest.get();
             largest.set((l.0.max(fwd), l.1.max(bwd)));
-            prop_assert!(fwd <= 4e-6, "forward: error {fwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}], scale {scale}");
-            prop_assert!(bwd <= 4e-6, "input gradient: error {bwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}]");
+            prop_assert!(fwd <= bound, "{algorithm:?} forward: error {fwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}], scale {scale}");
+            prop_assert!(bwd <= bound, "{algorithm:?} input gradient: error {bwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}]");
             Ok(())
         })
         .unwrap();
-    set_conv_algorithm(ConvAlgorithm::Auto);
     let (fwd, bwd) = largest.get();
-    println!("largest error / magnitude: forward {fwd:e}, input gradient {bwd:e}");
+    println!("{algorithm:?}: largest error / magnitude: forward {fwd:e}, input gradient {bwd:e}");
 }

@@ -16,6 +16,7 @@ mod geom;
 mod im2col;
 mod weight_grad;
 pub(in crate::kernels) mod winograd;
+mod winograd4;
 
 pub(crate) use dead_taps::prune;
 pub(crate) use geom::ConvGeom;
@@ -244,6 +245,7 @@ pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
     T::f32_slice(&[] as &[T]).is_some()
         && dead_taps::prune(g).is_none()
         && !winograd::applies(g)
+        && !winograd4::applies(g)
         && direct::applies(g)
 }
 
@@ -275,6 +277,14 @@ pub(crate) fn conv2d_forward_packed<T: Float>(
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
+    if winograd4::applies(g) {
+        if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
+            let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+            return with_uninit(g.n * out_per, |y32| {
+                winograd4::forward(x32, w32, b32, g, act, y32)
+            });
+        }
+    }
     if winograd::applies(g) {
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
@@ -411,7 +421,8 @@ fn as_flipped_forward<T: Float>(wt: &[T], g: &ConvGeom) -> Option<(Vec<T>, ConvG
     // Measured (2 threads, AVX2): with the direct kernels (f32) always worth
     // it; through im2col from 8 input channels on planes of 16x16 and up,
     // below that the transposed GEMM + col2im is faster.
-    let direct = T::f32_slice(wt).is_some() && (direct::applies(&gf) || winograd::applies(&gf));
+    let direct = T::f32_slice(wt).is_some()
+        && (direct::applies(&gf) || winograd::applies(&gf) || winograd4::applies(&gf));
     if !(direct || g.cg() >= 8 && g.h * g.w >= 256) {
         return None;
     }

@@ -66,8 +66,8 @@ pub(crate) fn can_run(g: &ConvGeom) -> bool {
 /// Winograd for it: with `Fastest`, where [`pays`].
 pub(crate) fn applies(g: &ConvGeom) -> bool {
     let chosen = match crate::conv_algorithm() {
-        crate::ConvAlgorithm::Auto => false,
-        crate::ConvAlgorithm::Fastest => pays(g, isa::avx512()),
+        crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd4 => false,
+        crate::ConvAlgorithm::Fastest => pays(g, isa::avx512()) && !super::winograd4::applies(g),
         crate::ConvAlgorithm::Winograd => true,
     };
     chosen && can_run(g)

@@ -502,7 +502,7 @@ pub(super) unsafe fn tile_dispatch(
 ///
 /// # Safety
 /// As [`x86::tile512_wide`], for `rows` (1..=12) rows.
-unsafe fn tile_dispatch_wide(
+pub(super) unsafe fn tile_dispatch_wide(
     rows: usize,
     offs: &[usize],
     a: *const f32,

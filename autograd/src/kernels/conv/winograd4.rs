@@ -1,0 +1,668 @@
+//! Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped
+//! convolutions in f32 on AVX2 + FMA (the same convolutions as
+//! [`super::winograd`]'s F(2x2, 3x3)), chosen with
+//! [`crate::set_conv_algorithm`].
+//!
+//! Each 4x4 block of outputs (a tile) comes from the 6x6 block of padded
+//! input under it: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, with the transforms of
+//! Lavin & Gray (2015) at the points 0, ±1, ±2 and ∞. Summed over input
+//! channels the elementwise product becomes 36 matrix products, one per
+//! position `ξ` of the 6x6 transformed tile, `M_ξ (O x P) = U_ξ (O x C) @
+//! V_ξ (C x P)` over `P` tiles: `36 O C` multiply-adds per tile of 16
+//! outputs against `144 O C` directly (4x fewer; F(2x2, 3x3) has 2.25x).
+//! The price: transforms that multiply by up to 8 and divide by 24, so
+//! the rounding grows (bounded in `autograd/tests/winograd.rs`).
+//!
+//! Tiles are numbered over the whole batch (sample, tile row, tile column)
+//! and taken in blocks of [`Plan::pb`], so small planes fill the blocks
+//! with the tiles of several samples (a 4x4 plane is one tile, an 8x8 one
+//! four). The transforms run on 16 tiles at once, one per vector lane:
+//! each tile's 6x6 input block is gathered into lane order, transformed,
+//! and its 36 values stored into the 36 rows `V_ξ`; the output transform
+//! takes 16 tiles' 36 products back to 16 outputs each and scatters them
+//! into the output planes, with the bias and the activation. A block's `V`
+//! and `M` stay in the core's cache between the transforms and the
+//! products. The products run on the direct convolution's micro-kernels
+//! (6 or 12 output channels by 16 or 32 tiles), whose "taps" are here the
+//! `C` rows of `V_ξ`, and `U_ξ` is packed in their panels once per call.
+//! Where a batch has fewer blocks than threads, the output channels are
+//! split among the threads too (each transforms the block's inputs).
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use super::direct::{rows_per_call, tile_dispatch, tile_dispatch_wide, MR};
+use super::{Activation, ConvGeom};
+use crate::kernels::isa;
+use crate::kernels::scratch::with_scratch;
+use crate::kernels::team;
+
+/// Tiles a transform handles at once (one per lane).
+const L: usize = 16;
+/// Positions of a transformed tile (6 x 6).
+const XI: usize = 36;
+
+/// Whether the convolution runs here: it can, and the setting chooses
+/// F(4x4, 3x3) for it: with `Fastest`, where [`pays`].
+pub(crate) fn applies(g: &ConvGeom) -> bool {
+    let chosen = match crate::conv_algorithm() {
+        crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd => false,
+        crate::ConvAlgorithm::Fastest => pays(g),
+        crate::ConvAlgorithm::Winograd4 => true,
+    };
+    chosen && super::winograd::can_run(g)
+}
+
+/// Where F(4x4, 3x3) measured faster than the direct kernel and than
+/// F(2x2, 3x3) (`cargo bench --bench winograd --vs winograd4`, 2 threads,
+/// 2026-12-03, 2 vCPUs of an AMD EPYC with AVX-512, with either instruction
+/// set): from 32 input and output channels on outputs of 4x4 and up, 1.2-2.3x
+/// against the AVX-512 direct kernels, 1.3-2.9x against AVX2's. With 16
+/// channels the transforms cost more than the products save (0.65-0.9x);
+/// outputs of 2x2 fill a quarter of a tile (0.3-0.6x).
+fn pays(g: &ConvGeom) -> bool {
+    g.c >= 32 && g.o >= 32 && g.oh >= 4 && g.ow >= 4
+}
+
+/// `G g Gᵀ`'s first step on one column of a 3x3 kernel (`G` is 6 x 3).
+#[inline(always)]
+fn g_col(g0: f32, g1: f32, g2: f32) -> [f32; 6] {
+    [
+        0.25 * g0,
+        (g0 + g1 + g2) * (-1.0 / 6.0),
+        (g0 - g1 + g2) * (-1.0 / 6.0),
+        g0 * (1.0 / 24.0) + g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0),
+        g0 * (1.0 / 24.0) - g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0),
+        g2,
+    ]
+}
+
+/// `U_ξ = G g Gᵀ` for every output and input channel into `u` (`36 O C`
+/// floats: 4x the weight), packed per `ξ` in panels of [`MR`] output
+/// channels, each channel-major (the micro-kernels' A operand): panel `r0`
+/// of `ξ` starts at `(ξ O + r0) C`. The panels go to the threads; within a
+/// panel, 16 consecutive packed entries (input channel, row) at a time,
+/// one per lane.
+fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
+    assert_eq!(u.len(), XI * o * c, "winograd4: transformed weights");
+    assert_eq!(w.len(), o * c * 9, "winograd4: weights");
+    let panels = o.div_ceil(MR);
+    let ua = u.as_mut_ptr() as usize;
+    let next = AtomicUsize::new(0);
+    team::run(team::threads().min(panels), |_| {
+        with_scratch(XI * WT_ROW, |tmp: &mut [f32]| loop {
+            let p = next.fetch_add(1, Relaxed);
+            if p >= panels {
+                break;
+            }
+            let (r0, rows) = (p * MR, MR.min(o - p * MR));
+            let mut gl = [[0.0f32; L]; 9];
+            for jb in (0..c * rows).step_by(WT_RUN) {
+                let run = WT_RUN.min(c * rows - jb);
+                for j0 in (jb..jb + run).step_by(L) {
+                    let lanes = L.min(jb + run - j0);
+                    for (l, j) in (j0..j0 + lanes).enumerate() {
+                        let (ci, r) = (j / rows, j % rows);
+                        let g = &w[((r0 + r) * c + ci) * 9..][..9];
+                        for (e, &v) in g.iter().enumerate() {
+                            gl[e][l] = v;
+                        }
+                    }
+                    // SAFETY: `ξ WT_ROW + j0 - jb + lanes <= 36 WT_ROW`.
+                    unsafe { weight_transform(&gl, tmp[j0 - jb..].as_mut_ptr(), WT_ROW, lanes) };
+                }
+                for xi in 0..XI {
+                    // SAFETY: `(ξ O + r0) C + jb + run <= (ξ O + r0 + rows) C
+                    // <= 36 O C` (asserted above); panel `p`'s runs are
+                    // written by this thread only.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            tmp[xi * WT_ROW..].as_ptr(),
+                            (ua as *mut f32).add((xi * o + r0) * c + jb),
+                            run,
+                        )
+                    };
+                }
+            }
+        })
+    });
+}
+
+/// Packed entries per run of [`transform_weights`] (64 input channels of
+/// a full panel), and the row of its buffer: the 36 values of a kernel
+/// land in 36 regions `O C` floats apart, at the same offset modulo 4 KiB
+/// whenever `O C` is a multiple of 1,024 (so in one L1 set); they are
+/// gathered in rows 16 floats longer than a run, then stored a run at a
+/// time.
+const WT_RUN: usize = 64 * MR;
+const WT_ROW: usize = WT_RUN + 16;
+
+/// The tiling of one convolution.
+struct Plan {
+    /// Tiles per output row and column, and per sample.
+    th: usize,
+    tw: usize,
+    /// Tiles over the batch.
+    tiles: usize,
+    /// Tiles per block, and that rounded up to the wide micro-kernel's 32.
+    pb: usize,
+    pbp: usize,
+    blocks: usize,
+    /// Output channels per part of a block (a multiple of [`MR`]), parts.
+    og: usize,
+    groups: usize,
+}
+
+impl Plan {
+    fn new(g: &ConvGeom) -> Plan {
+        let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+        let tiles = g.n * th * tw;
+        let threads = team::threads();
+        // V and M of a block in about 512 KiB (36 (C + O) floats a tile),
+        // at least 32 tiles (one wide micro-tile), fewer (to 16) where that
+        // leaves a thread without a block and the output channels are too
+        // few to split among the threads instead.
+        let by_cache = ((1usize << 17) / (XI * (g.c + g.o))).clamp(32, 256) / 32 * 32;
+        let floor = if g.o >= 2 * MR * threads { 32 } else { L };
+        let by_threads = tiles.div_ceil(threads).next_multiple_of(L).max(floor);
+        let pb = by_cache.min(by_threads);
+        let blocks = tiles.div_ceil(pb);
+        // Fewer blocks than threads: split the output channels too, in
+        // parts of two panels or more.
+        let mut groups = threads.div_ceil(blocks).min(g.o.div_ceil(2 * MR)).max(1);
+        let og = g.o.div_ceil(groups).next_multiple_of(MR);
+        groups = g.o.div_ceil(og);
+        Plan {
+            th,
+            tw,
+            tiles,
+            pb,
+            pbp: pb.next_multiple_of(32),
+            blocks,
+            og,
+            groups,
+        }
+    }
+}
+
+/// Where one tile reads and writes.
+#[derive(Clone, Copy)]
+struct Tile {
+    /// Sample.
+    n: usize,
+    /// The top-left of its 6x6 input block (may lie in the padding).
+    y0: isize,
+    x0: isize,
+    /// The top-left of its 4x4 outputs.
+    oy: usize,
+    ox: usize,
+}
+
+/// `y = act(conv2d(x, w) + bias)` for a geometry where
+/// [`super::winograd::can_run`] holds. Writes every element of `y` (which
+/// may start uninitialized).
+pub(crate) fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    act: Activation,
+    y: &mut [MaybeUninit<f32>],
+) {
+    debug_assert!(super::winograd::can_run(g));
+    assert_eq!(y.len(), g.n * g.o * g.ohw(), "winograd4: output length");
+    assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
+    let plan = Plan::new(g);
+    // The transformed weights in a kept buffer: a fresh one of `36 O C`
+    // floats a call (38 MB for 512 channels) costs its page faults again.
+    with_scratch(XI * g.o * g.c, |u: &mut [f32]| {
+        transform_weights(w, g.o, g.c, u);
+        let parts = plan.blocks * plan.groups;
+        let next = AtomicUsize::new(0);
+        let ya = y.as_mut_ptr() as usize;
+        let u = &*u;
+        team::run(team::threads().min(parts), |_| loop {
+            let part = next.fetch_add(1, Relaxed);
+            if part >= parts {
+                break;
+            }
+            let (b, grp) = (part / plan.groups, part % plan.groups);
+            let tiles = b * plan.pb..((b + 1) * plan.pb).min(plan.tiles);
+            let chans = grp * plan.og..((grp + 1) * plan.og).min(g.o);
+            // SAFETY: `y` holds `n O OH OW` floats (asserted above); part
+            // (b, grp) writes only the outputs of its own tiles in its own
+            // channels, and each part is claimed by one thread.
+            unsafe { block(&plan, g, x, u, bias, act, tiles, chans, ya as *mut f32) };
+        });
+    });
+}
+
+/// One block of tiles for a range of output channels: input transform,
+/// the 36 products, output transform into `y`.
+///
+/// # Safety
+/// `y` points at the convolution's whole output; no other thread writes
+/// the outputs of these tiles in these channels.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    plan: &Plan,
+    g: &ConvGeom,
+    x: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    tiles: std::ops::Range<usize>,
+    chans: std::ops::Range<usize>,
+    y: *mut f32,
+) {
+    let (c, pbp, used, og) = (g.c, plan.pbp, tiles.len(), chans.len());
+    let per_sample = plan.th * plan.tw;
+    let info: Vec<Tile> = tiles
+        .map(|p| {
+            let (n, t) = (p / per_sample, p % per_sample);
+            let (ty, tx) = (t / plan.tw, t % plan.tw);
+            Tile {
+                n,
+                y0: (4 * ty) as isize - g.padding[0] as isize,
+                x0: (4 * tx) as isize - g.padding[1] as isize,
+                oy: 4 * ty,
+                ox: 4 * tx,
+            }
+        })
+        .collect();
+    let (vlen, mlen) = (XI * c * pbp, XI * og * pbp);
+    with_scratch(vlen + mlen + XI * L, |buf: &mut [f32]| {
+        let (v, rest) = buf.split_at_mut(vlen);
+        let (m, d) = rest.split_at_mut(mlen);
+        let d: &mut [f32; XI * L] = d.try_into().expect("lane buffer");
+        // Input transform, channel by channel, 16 tiles at a time; lanes
+        // past the block's last tile gather zeros, so the columns the
+        // products read are never stale scratch (denormals there would
+        // slow them).
+        for ci in 0..c {
+            for q in (0..used).step_by(L) {
+                let lanes = &info[q..used.min(q + L)];
+                gather(x, g, ci, lanes, d);
+                // SAFETY: 36 rows `pbp` apart from `ci pbp + q`, each with
+                // `L` floats (`q + L <= pbp`: `pbp` is `used` rounded up to
+                // 32, `q` a multiple of 16 below `used`).
+                input_transform(d, v[ci * pbp + q..].as_mut_ptr(), c * pbp);
+            }
+        }
+        // M_ξ = U_ξ V_ξ on the micro-kernels, 32 tiles a call where two
+        // 16-tile columns are in use and the CPU has AVX-512.
+        let offs: Vec<usize> = (0..c).map(|ci| ci * pbp).collect();
+        let wide = isa::avx512();
+        let step = rows_per_call();
+        let cols16 = used.next_multiple_of(L);
+        for xi in 0..XI {
+            let vx = v[xi * c * pbp..].as_ptr();
+            let mx = m[xi * og * pbp..].as_mut_ptr();
+            for r in (0..og).step_by(step) {
+                let nrows = step.min(og - r);
+                let a = u[(xi * g.o + chans.start + r) * c..].as_ptr();
+                let mut col = 0;
+                while col < cols16 {
+                    let mr = mx.add(r * pbp + col);
+                    // SAFETY: the panels hold `nrows c` floats from `a`;
+                    // V_ξ's rows are `pbp` apart with the columns read
+                    // (`col + 16` or `col + 32 <= cols16 <= pbp`) written
+                    // above; M_ξ's rows `r..r + nrows` likewise.
+                    if wide && col + 2 * L <= cols16 {
+                        tile_dispatch_wide(
+                            nrows,
+                            &offs,
+                            a,
+                            [vx.add(col), vx.add(col + L)],
+                            [mr, mr.add(L)],
+                            pbp,
+                            std::ptr::null(),
+                        );
+                        col += 2 * L;
+                    } else {
+                        tile_dispatch(
+                            nrows,
+                            &offs,
+                            a,
+                            [vx.add(col), vx.add(col + 8)],
+                            [mr, mr.add(8)],
+                            pbp,
+                            std::ptr::null(),
+                        );
+                        col += L;
+                    }
+                }
+            }
+        }
+        // Output transform, channel by channel, 16 tiles at a time.
+        let mut out = [[0.0f32; L]; 16];
+        for (j, k) in chans.clone().enumerate() {
+            let b = bias.map_or(0.0, |b| b[k]);
+            for q in (0..used).step_by(L) {
+                // SAFETY: 36 rows `og pbp` apart from `j pbp + q`, each with
+                // `L` floats written by the products.
+                output_transform(m[j * pbp + q..].as_ptr(), og * pbp, b, act, &mut out);
+                for (l, t) in info[q..used.min(q + L)].iter().enumerate() {
+                    let plane = y.add((t.n * g.o + k) * g.ohw());
+                    for i in 0..4.min(g.oh - t.oy) {
+                        let row = plane.add((t.oy + i) * g.ow + t.ox);
+                        for jj in 0..4.min(g.ow - t.ox) {
+                            // SAFETY: inside plane (n, k), this part's.
+                            row.add(jj).write(out[i * 4 + jj][l]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Tile `l`'s 6x6 input block of channel `ci` into lane `l` of `d`
+/// (`d[e L + l]`, `e = 6 row + column`), zeros in the padding and in the
+/// lanes past `tiles`.
+fn gather(x: &[f32], g: &ConvGeom, ci: usize, tiles: &[Tile], d: &mut [f32; XI * L]) {
+    let (h, w) = (g.h as isize, g.w as isize);
+    for (l, t) in tiles.iter().enumerate() {
+        let plane = &x[(t.n * g.c + ci) * g.h * g.w..][..g.h * g.w];
+        if t.y0 >= 0 && t.x0 >= 0 && t.y0 + 6 <= h && t.x0 + 6 <= w {
+            let at = t.y0 as usize * g.w + t.x0 as usize;
+            for a in 0..6 {
+                let row = &plane[at + a * g.w..][..6];
+                for (b, &v) in row.iter().enumerate() {
+                    d[(a * 6 + b) * L + l] = v;
+                }
+            }
+        } else {
+            for a in 0..6 {
+                let yy = t.y0 + a as isize;
+                for b in 0..6 {
+                    let xx = t.x0 + b as isize;
+                    d[(a * 6 + b) * L + l] = if (0..h).contains(&yy) && (0..w).contains(&xx) {
+                        plane[yy as usize * g.w + xx as usize]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+    for l in tiles.len()..L {
+        for e in 0..XI {
+            d[e * L + l] = 0.0;
+        }
+    }
+}
+
+/// `Bᵀ z` for six lane vectors `z` (`Bᵀ` is 6 x 6).
+#[inline(always)]
+fn bt(z: [[f32; L]; 6]) -> [[f32; L]; 6] {
+    let mut t = [[0.0f32; L]; 6];
+    for l in 0..L {
+        let [d0, d1, d2, d3, d4, d5] = [z[0][l], z[1][l], z[2][l], z[3][l], z[4][l], z[5][l]];
+        let (p, q) = (d4 - 4.0 * d2, 4.0 * d1 - d3);
+        let (r, s) = (d4 - d2, 2.0 * (d1 - d3));
+        t[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        t[1][l] = p - q;
+        t[2][l] = p + q;
+        t[3][l] = r - s;
+        t[4][l] = r + s;
+        t[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+    t
+}
+
+/// `Aᵀ z` for six lane vectors `z` (`Aᵀ` is 4 x 6).
+#[inline(always)]
+fn at(z: [[f32; L]; 6]) -> [[f32; L]; 4] {
+    let mut t = [[0.0f32; L]; 4];
+    for l in 0..L {
+        let [m0, m1, m2, m3, m4, m5] = [z[0][l], z[1][l], z[2][l], z[3][l], z[4][l], z[5][l]];
+        let (a, b) = (m1 + m2, m1 - m2);
+        let (c, d) = (m3 + m4, m3 - m4);
+        t[0][l] = m0 + a + c;
+        t[1][l] = b + 2.0 * d;
+        t[2][l] = a + 4.0 * c;
+        t[3][l] = b + 8.0 * d + m5;
+    }
+    t
+}
+
+/// `G g Gᵀ` of 16 kernels (lane `l` of `gl[e]`: tap `e = 3 row + column`),
+/// position `ξ`'s first `lanes` values stored at `dst + ξ stride`.
+///
+/// # Safety
+/// `dst + ξ stride` has `lanes` writable floats for every `ξ < 36`.
+unsafe fn weight_transform(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa::avx512() {
+            return weight_transform_avx512(gl, dst, stride, lanes);
+        }
+        weight_transform_avx2(gl, dst, stride, lanes)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    weight_transform_lanes(gl, dst, stride, lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn weight_transform_avx512(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
+    weight_transform_lanes(gl, dst, stride, lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weight_transform_avx2(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
+    weight_transform_lanes(gl, dst, stride, lanes)
+}
+
+#[inline(always)]
+unsafe fn weight_transform_lanes(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
+    // G along each column of the kernels, then along each row.
+    let cols: [[[f32; L]; 6]; 3] = std::array::from_fn(|x| g_lanes(gl[x], gl[3 + x], gl[6 + x]));
+    for (a, row0) in cols[0].iter().enumerate() {
+        let row = g_lanes(*row0, cols[1][a], cols[2][a]);
+        for (b, v) in row.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add((a * 6 + b) * stride), lanes);
+        }
+    }
+}
+
+/// [`g_col`] lane by lane.
+#[inline(always)]
+fn g_lanes(g0: [f32; L], g1: [f32; L], g2: [f32; L]) -> [[f32; L]; 6] {
+    let mut t = [[0.0f32; L]; 6];
+    for l in 0..L {
+        let v = g_col(g0[l], g1[l], g2[l]);
+        for (a, &va) in v.iter().enumerate() {
+            t[a][l] = va;
+        }
+    }
+    t
+}
+
+/// `Bᵀ d B` of 16 tiles' blocks (lane order, as [`gather`] leaves them),
+/// position `ξ` stored at `dst + ξ stride` (16 floats).
+///
+/// # Safety
+/// `dst + ξ stride` has 16 writable floats for every `ξ < 36`.
+unsafe fn input_transform(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa::avx512() {
+            return input_transform_avx512(d, dst, stride);
+        }
+        input_transform_avx2(d, dst, stride)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    input_transform_lanes(d, dst, stride)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn input_transform_avx512(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
+    input_transform_lanes(d, dst, stride)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn input_transform_avx2(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
+    input_transform_lanes(d, dst, stride)
+}
+
+/// The transform itself, in lane loops the compiler vectorizes with the
+/// caller's instruction set.
+#[inline(always)]
+unsafe fn input_transform_lanes(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
+    let lane = |e: usize| -> [f32; L] { d[e * L..][..L].try_into().expect("a lane vector") };
+    // Along each row of the block, then along each column.
+    let rows: [[[f32; L]; 6]; 6] =
+        std::array::from_fn(|a| bt(std::array::from_fn(|b| lane(a * 6 + b))));
+    for b in 0..6 {
+        let col = bt(rows.map(|row| row[b]));
+        for (a, v) in col.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add((a * 6 + b) * stride), L);
+        }
+    }
+}
+
+/// `act(Aᵀ m A + bias)` of 16 tiles: position `ξ` of the products read
+/// from `src + ξ stride` (16 floats), output `(i, j)` of each tile into
+/// `out[4 i + j]`, one lane a tile.
+///
+/// # Safety
+/// `src + ξ stride` has 16 readable floats for every `ξ < 36`.
+unsafe fn output_transform(
+    src: *const f32,
+    stride: usize,
+    bias: f32,
+    act: Activation,
+    out: &mut [[f32; L]; 16],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa::avx512() {
+            return output_transform_avx512(src, stride, bias, act, out);
+        }
+        output_transform_avx2(src, stride, bias, act, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    output_transform_lanes(src, stride, bias, act, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn output_transform_avx512(
+    src: *const f32,
+    stride: usize,
+    bias: f32,
+    act: Activation,
+    out: &mut [[f32; L]; 16],
+) {
+    output_transform_lanes(src, stride, bias, act, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn output_transform_avx2(
+    src: *const f32,
+    stride: usize,
+    bias: f32,
+    act: Activation,
+    out: &mut [[f32; L]; 16],
+) {
+    output_transform_lanes(src, stride, bias, act, out)
+}
+
+#[inline(always)]
+unsafe fn output_transform_lanes(
+    src: *const f32,
+    stride: usize,
+    bias: f32,
+    act: Activation,
+    out: &mut [[f32; L]; 16],
+) {
+    let lane = |xi: usize| -> [f32; L] { std::ptr::read_unaligned(src.add(xi * stride).cast()) };
+    // Along each row of the 6x6 products (6 -> 4), then each column.
+    let rows: [[[f32; L]; 4]; 6] =
+        std::array::from_fn(|a| at(std::array::from_fn(|b| lane(a * 6 + b))));
+    let relu = act == Activation::Relu;
+    for j in 0..4 {
+        let col = at(std::array::from_fn(|a| rows[a][j]));
+        for (i, v) in col.iter().enumerate() {
+            let o = &mut out[i * 4 + j];
+            for l in 0..L {
+                let s = v[l] + bias;
+                // max(s, 0) with NaN to 0, as Activation::apply.
+                o[l] = if !relu || s > 0.0 { s } else { 0.0 };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transforms at the points 0, ±1, ±2, ∞ compute a 1-D
+    /// correlation: `Aᵀ [(G g) ⊙ (Bᵀ d)]` = `y[i] = Σ_k d[i + k] g[k]`.
+    #[test]
+    fn one_dimensional_transforms_correlate() {
+        let d = [0.5f32, -1.25, 2.0, 0.75, -3.0, 1.5];
+        let g = [0.3f32, -0.7, 1.1];
+        let u = g_col(g[0], g[1], g[2]);
+        let z: [[f32; L]; 6] = std::array::from_fn(|i| [d[i]; L]);
+        let v = bt(z);
+        let m: [[f32; L]; 6] = std::array::from_fn(|i| [u[i] * v[i][0]; L]);
+        let y = at(m);
+        for i in 0..4 {
+            let want: f32 = (0..3).map(|k| d[i + k] * g[k]).sum();
+            assert!(
+                (y[i][0] - want).abs() < 1e-5,
+                "y[{i}] = {}, want {want}",
+                y[i][0]
+            );
+        }
+    }
+
+    /// `Fastest`'s rule on the layers benches/winograd.rs times.
+    #[test]
+    fn fastest_takes_f4_where_it_measured_faster() {
+        let layer = |n, c, o, size, p| {
+            ConvGeom::sized(n, c, [size, size], o, [3, 3], [1, 1], [p, p], [1, 1], 1).unwrap()
+        };
+        let cases = [
+            (layer(100, 1, 16, 28, 1), false),  // DeepConvNet conv1
+            (layer(100, 16, 16, 28, 1), false), // conv2
+            (layer(100, 16, 32, 14, 1), false), // conv3
+            (layer(100, 32, 32, 14, 2), true),  // conv4
+            (layer(100, 64, 64, 8, 1), true),   // conv6
+            (layer(128, 16, 16, 32, 1), false), // ResNet-20, 16 channels
+            (layer(64, 128, 128, 4, 1), true),  // ResNet-18 on 32x32
+            (layer(64, 256, 256, 2, 1), false),
+            (layer(32, 512, 512, 4, 1), true), // VGG on 32x32
+            (layer(32, 512, 512, 2, 1), false),
+            (layer(8, 512, 512, 14, 1), true),
+        ];
+        for (g, pays_here) in cases {
+            assert_eq!(pays(&g), pays_here, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn plans_cover_every_tile_and_channel_once() {
+        for &(n, c, o, size) in &[
+            (1, 16, 16, 4),
+            (100, 64, 64, 8),
+            (8, 512, 512, 4),
+            (3, 5, 70, 13),
+        ] {
+            let g = ConvGeom::sized(n, c, [size, size], o, [3, 3], [1, 1], [1, 1], [1, 1], 1)
+                .expect("a geometry");
+            let p = Plan::new(&g);
+            assert!(p.blocks * p.pb >= p.tiles && (p.blocks - 1) * p.pb < p.tiles);
+            assert!(p.og.is_multiple_of(MR) && p.groups * p.og >= o && (p.groups - 1) * p.og < o);
+            assert!(p.pbp.is_multiple_of(32) && p.pbp >= p.pb);
+        }
+    }
+}
