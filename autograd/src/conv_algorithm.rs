@@ -17,15 +17,16 @@
 //! convolutions run as by default.
 //!
 //! Measured per layer shape by `cargo bench --bench winograd`
-//! (`docs/performance.md`, "Winograd"): F(4x4, 3x3) is 1.2-2.3x faster
-//! than the AVX-512 direct kernels and 1.3-2.9x faster than the AVX2 ones
-//! from 32 input and output channels on outputs of 4x4 and up; with 16
-//! channels the transforms cost more than the products save, and outputs
-//! of 2x2 fill a quarter of a tile. [`ConvAlgorithm::Fastest`] takes
-//! F(4x4, 3x3) there, F(2x2, 3x3) where only it paid (with AVX2: 16 input
-//! channels, 32 output channels, outputs of 12x12 and up), the direct
-//! kernels elsewhere; [`ConvAlgorithm::Auto`], the default, keeps the
-//! direct kernels' order of summation everywhere.
+//! (`docs/performance.md`, "Winograd F(4x4, 3x3)"): F(4x4, 3x3)'s forward
+//! pass and input gradient are 1.1-3.1x faster than the AVX-512 direct
+//! kernels and 1.3-3.4x faster than the AVX2 ones from 32 input and output
+//! channels on outputs of 4x4 and up, its weight gradient faster from 128
+//! channels on outputs of 16x16 and below; with 16 channels the transforms
+//! cost as much as the products save, and outputs of 2x2 fill a quarter of
+//! a tile. [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
+//! direct kernels elsewhere (F(2x2, 3x3) no longer beat both on any layer
+//! measured); [`ConvAlgorithm::Auto`], the default, keeps the direct
+//! kernels' order of summation everywhere.
 //!
 //! The setting is global, like `torch.backends.cudnn` flags; the
 //! environment variable `AUTOGRAD_CONV=fastest` (or `=winograd`) sets it at
@@ -48,10 +49,10 @@ pub enum ConvAlgorithm {
     /// GEMM elsewhere (`docs/performance.md`, "How the convolutions run").
     #[default]
     Auto,
-    /// Winograd for the 3x3 stride-1 f32 convolutions where it measured
-    /// faster: F(4x4, 3x3) from 32 input and output channels on outputs of
-    /// 4x4 and larger, else F(2x2, 3x3) where it paid (with AVX2: at least
-    /// 16 input and 32 output channels, outputs of 12x12 and larger); the
+    /// Winograd F(4x4, 3x3) for the 3x3 stride-1 f32 convolutions where it
+    /// measured faster: from 32 input and output channels on outputs of 4x4
+    /// and larger (the forward pass and the input gradient; the weight
+    /// gradient too from 128 channels on outputs of 16x16 and below), the
     /// rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
@@ -59,8 +60,8 @@ pub enum ConvAlgorithm {
     Winograd,
     /// Winograd F(4x4, 3x3) (36 multiplications per 4x4 block of outputs
     /// and channel pair, against 144 directly) for every 3x3 stride-1 f32
-    /// convolution it can take, the rest as [`ConvAlgorithm::Auto`] (for
-    /// comparisons and tests).
+    /// convolution it can take, its forward pass and both gradients, the
+    /// rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).
     Winograd4,
 }
 

@@ -1,18 +1,20 @@
-//! Winograd F(2x2, 3x3) (`set_conv_algorithm(ConvAlgorithm::Winograd)`):
-//! f32 convolutions and their input gradients against the same in f64, at
+//! Winograd F(2x2, 3x3) and F(4x4, 3x3) (`set_conv_algorithm` with
+//! `ConvAlgorithm::Winograd` and `Winograd4`): f32 convolutions, their
+//! input gradients and their weight gradients against the same in f64, at
 //! random shapes, paddings and value ranges.
 //!
 //! The bound is on the magnitude of the sums computed: `|y32 - y64| <=
-//! 4e-6 * max(|x| ⊛ |w| + |b|)`, the largest element of the same
+//! bound * max(|x| ⊛ |w| + |b|)`, the largest element of the same
 //! convolution of the absolute values (so a cancelling sum is not held to
-//! its small result).
-//! F(2x2, 3x3)'s transforms only add, subtract and halve; the largest error
-//! seen over these cases is printed with `--nocapture`.
+//! its small result), likewise for the gradients. F(2x2, 3x3)'s transforms
+//! only add, subtract and halve (bound 4e-6); F(4x4, 3x3)'s multiply by up
+//! to 8 and divide by up to 24 (bound 4e-5). The largest error seen over
+//! these cases is printed with `--nocapture`.
 //!
 //! One test function: the setting is global, and every case here must run
 //! with it on.
 
-use autograd::{set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+use autograd::{grad, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -31,14 +33,35 @@ fn worst(got: &Tensor<f32>, want: &Tensor<f64>, magnitude: &Tensor<f64>) -> f64 
         .fold(0.0, f64::max)
 }
 
-/// Forward and input gradient of one convolution: the two worst ratios.
+/// The gradient of `sum(gy * conv2d(x, w))` with respect to `w`.
+fn weight_grad<T: autograd::Float>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    gy: &Tensor<T>,
+    opts: ConvOptions,
+) -> Tensor<T> {
+    let w = w.detach().requires_grad_();
+    let y = x.conv2d(&w, None, opts);
+    let g = grad(
+        &[y],
+        std::slice::from_ref(&w),
+        GradOptions {
+            grad_outputs: Some(vec![gy.clone()]),
+            ..Default::default()
+        },
+    );
+    g.into_iter().next().flatten().expect("a weight gradient")
+}
+
+/// Forward, input gradient and weight gradient of one convolution: the
+/// three worst ratios.
 fn check(
     x: &Tensor<f64>,
     w: &Tensor<f64>,
     b: &Tensor<f64>,
     gy: &Tensor<f64>,
     p: [usize; 2],
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let opts = ConvOptions::new().padding(p);
     let (x32, w32, b32, gy32) = (
         x.cast::<f32>(),
@@ -59,7 +82,10 @@ fn check(
     let dx = gy.conv_transpose2d(&w, None, opts);
     let dx_mag = gy.abs().conv_transpose2d(&w.abs(), None, opts);
     let bwd = worst(&gy32.conv_transpose2d(&w32, None, opts), &dx, &dx_mag);
-    (fwd, bwd)
+    let dw = weight_grad(&x, &w, &gy, opts);
+    let dw_mag = weight_grad(&x.abs(), &w, &gy.abs(), opts);
+    let wgrad = worst(&weight_grad(&x32, &w32, &gy32, opts), &dw, &dw_mag);
+    (fwd, bwd, wgrad)
 }
 
 /// The variants and their bounds: F(2x2, 3x3)'s transforms only add,
@@ -103,7 +129,7 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         "{algorithm:?}'s sums should differ from the direct kernel's in some bits"
     );
 
-    let largest = std::cell::Cell::new((0.0f64, 0.0f64));
+    let largest = std::cell::Cell::new((0.0f64, 0.0f64, 0.0f64));
     // Shapes past the random ones' reach: many blocks of tiles, one block
     // whose output channels the threads split (with a part panel at the
     // end), 4x4 planes of many samples.
@@ -118,11 +144,12 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         let b = Tensor::<f64>::randn([o]);
         let out = hw + 2 * p - 2;
         let gy = Tensor::<f64>::randn([n, o, out, out]);
-        let (fwd, bwd) = check(&x, &wt, &b, &gy, [p, p]);
-        largest.set((fwd, bwd));
+        let (fwd, bwd, wgrad) = check(&x, &wt, &b, &gy, [p, p]);
+        let l = largest.get();
+        largest.set((l.0.max(fwd), l.1.max(bwd), l.2.max(wgrad)));
         assert!(
-            fwd <= bound && bwd <= bound,
-            "{algorithm:?}: errors {fwd:e}, {bwd:e} of the magnitude, {n}x{c}x{hw}x{hw} -> {o}, padding {p}"
+            fwd <= bound && bwd <= bound && wgrad <= bound,
+            "{algorithm:?}: errors {fwd:e}, {bwd:e}, {wgrad:e} of the magnitude, {n}x{c}x{hw}x{hw} -> {o}, padding {p}"
         );
     }
     let mut runner = TestRunner::new(Config {
@@ -148,14 +175,15 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
             let wt = Tensor::<f64>::randn([o, c, 3, 3]);
             let b = Tensor::<f64>::randn([o]);
             let gy = Tensor::<f64>::randn([n, o, oh - 2, ow - 2]);
-            let (fwd, bwd) = check(&x, &wt, &b, &gy, [ph, pw]);
+            let (fwd, bwd, wgrad) = check(&x, &wt, &b, &gy, [ph, pw]);
             let l = largest.get();
-            largest.set((l.0.max(fwd), l.1.max(bwd)));
+            largest.set((l.0.max(fwd), l.1.max(bwd), l.2.max(wgrad)));
             prop_assert!(fwd <= bound, "{algorithm:?} forward: error {fwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}], scale {scale}");
             prop_assert!(bwd <= bound, "{algorithm:?} input gradient: error {bwd:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}]");
+            prop_assert!(wgrad <= bound, "{algorithm:?} weight gradient: error {wgrad:e} of the magnitude, {n}x{c}x{h}x{w} -> {o}, padding [{ph}, {pw}]");
             Ok(())
         })
         .unwrap();
-    let (fwd, bwd) = largest.get();
-    println!("{algorithm:?}: largest error / magnitude: forward {fwd:e}, input gradient {bwd:e}");
+    let (fwd, bwd, wgrad) = largest.get();
+    println!("{algorithm:?}: largest error / magnitude: forward {fwd:e}, input gradient {bwd:e}, weight gradient {wgrad:e}");
 }

@@ -4,7 +4,7 @@
 
 use super::chunked::{samples_per_chunk, weight_grad_chunked};
 use super::im2col::{im2col, im2col_row};
-use super::{dead_taps, direct, gemm, ConvGeom};
+use super::{dead_taps, direct, gemm, winograd4, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -18,6 +18,14 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> V
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     let wsize = g.o * k;
+    if winograd4::applies_weight_grad(g) {
+        if let (Some(x32), Some(gy32)) = (T::f32_slice(x), T::f32_slice(gy)) {
+            return winograd4::weight_grad(x32, gy32, g)
+                .into_iter()
+                .map(|v| T::of(v as f64))
+                .collect();
+        }
+    }
     if direct::applies(g) {
         if let (Some(x32), Some(gy32)) = (T::f32_slice(x), T::f32_slice(gy)) {
             // T is f32 here: the conversion is a copy.

@@ -24,7 +24,6 @@ use std::sync::OnceLock;
 
 use super::direct::{rows_per_call, tile_dispatch, MR};
 use super::{Activation, ConvGeom};
-use crate::kernels::isa;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 #[cfg(target_arch = "x86_64")]
@@ -62,35 +61,14 @@ pub(crate) fn can_run(g: &ConvGeom) -> bool {
         && g.o > 0
 }
 
-/// Whether the convolution runs here: it can, and the setting chooses
-/// Winograd for it: with `Fastest`, where [`pays`].
+/// Whether the convolution runs here: it can, and the setting is
+/// `Winograd`. `Fastest` takes F(4x4, 3x3) ([`super::winograd4`]) or the
+/// direct kernels instead: since the direct kernels' AVX-512 form and
+/// F(4x4, 3x3), F(2x2, 3x3) was ahead of both on no layer measured
+/// (`cargo bench --bench winograd`, 2026-12-03: DeepConvNet's conv3, the
+/// last layer it took with AVX2, ran at 0.86x the direct kernel's speed).
 pub(crate) fn applies(g: &ConvGeom) -> bool {
-    let chosen = match crate::conv_algorithm() {
-        crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd4 => false,
-        crate::ConvAlgorithm::Fastest => pays(g, isa::avx512()) && !super::winograd4::applies(g),
-        crate::ConvAlgorithm::Winograd => true,
-    };
-    chosen && can_run(g)
-}
-
-/// Where Winograd measured faster than the direct kernel
-/// (`cargo bench --bench winograd`, 2 threads, 2026-12-02). Against the
-/// AVX2 direct kernel: from 32 output channels on outputs of 14x14 and up
-/// it gains 1.1-1.5x; with 16 output channels or fewer the output
-/// transform costs more than the products save (0.4-0.7x), and on planes
-/// of 8x8 and below a tile row has four tiles or fewer, half an 8-tile
-/// vector of the transforms or less (0.3-1.0x, one exception at 1.1x).
-/// Against the AVX-512 direct kernel (1.5-2x faster than AVX2's, while
-/// the transforms stay 8 lanes wide) only 64 and more channels on outputs
-/// of 28x28 and up still gain (ResNet-18's 56x56 layer 1.2x, its 28x28
-/// one 1.03x); DeepConvNet's, ResNet-20's and the 14x14 layers of
-/// ResNet-18 and VGG fall to 0.8-1.0x.
-fn pays(g: &ConvGeom, avx512: bool) -> bool {
-    if avx512 {
-        g.c >= 64 && g.o >= 64 && g.oh >= 28 && g.ow >= 28
-    } else {
-        g.c >= 16 && g.o >= 32 && g.oh >= 12 && g.ow >= 12
-    }
+    crate::conv_algorithm() == crate::ConvAlgorithm::Winograd && can_run(g)
 }
 
 /// `U_ξ = G g Gᵀ` for every output and input channel, packed per `ξ` in
@@ -456,32 +434,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    /// `Fastest`'s rule on the layers benches/winograd.rs times: Winograd
-    /// only where it measured faster on each instruction set.
-    #[test]
-    fn fastest_takes_winograd_where_it_measured_faster() {
-        let layer = |n, c, o, size, p| {
-            ConvGeom::sized(n, c, [size, size], o, [3, 3], [1, 1], [p, p], [1, 1], 1).unwrap()
-        };
-        // (layer, AVX2 pays, AVX-512 pays)
-        let cases = [
-            (layer(100, 1, 16, 28, 1), false, false), // DeepConvNet conv1
-            (layer(100, 16, 32, 14, 1), true, false), // conv3
-            (layer(100, 32, 32, 14, 2), true, false), // conv4
-            (layer(100, 64, 64, 8, 1), false, false), // conv6
-            (layer(128, 32, 32, 16, 1), true, false), // ResNet-20, 32 channels
-            (layer(64, 128, 128, 4, 1), false, false), // ResNet-18 on 32x32
-            (layer(8, 64, 64, 56, 1), true, true),    // ResNet-18
-            (layer(8, 128, 128, 28, 1), true, true),
-            (layer(8, 256, 256, 14, 1), true, false),
-            (layer(8, 512, 512, 14, 1), true, false), // VGG
-        ];
-        for (g, avx2, avx512) in cases {
-            assert_eq!(pays(&g, false), avx2, "AVX2 {g:?}");
-            assert_eq!(pays(&g, true), avx512, "AVX-512 {g:?}");
         }
     }
 }

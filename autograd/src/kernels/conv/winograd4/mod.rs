@@ -31,11 +31,16 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+mod transforms;
+mod weight_grad;
+
 use super::direct::{rows_per_call, tile_dispatch, tile_dispatch_wide, MR};
 use super::{Activation, ConvGeom};
 use crate::kernels::isa;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
+use transforms::{input_transform, output_transform, weight_transform};
+pub(crate) use weight_grad::weight_grad;
 
 /// Tiles a transform handles at once (one per lane).
 const L: usize = 16;
@@ -53,28 +58,44 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
     chosen && super::winograd::can_run(g)
 }
 
-/// Where F(4x4, 3x3) measured faster than the direct kernel and than
-/// F(2x2, 3x3) (`cargo bench --bench winograd --vs winograd4`, 2 threads,
-/// 2026-12-03, 2 vCPUs of an AMD EPYC with AVX-512, with either instruction
-/// set): from 32 input and output channels on outputs of 4x4 and up, 1.2-2.3x
-/// against the AVX-512 direct kernels, 1.3-2.9x against AVX2's. With 16
-/// channels the transforms cost more than the products save (0.65-0.9x);
-/// outputs of 2x2 fill a quarter of a tile (0.3-0.6x).
-fn pays(g: &ConvGeom) -> bool {
-    g.c >= 32 && g.o >= 32 && g.oh >= 4 && g.ow >= 4
+/// Whether the weight gradient of the convolution runs here
+/// ([`weight_grad`]): as [`applies`], and with `Fastest` only where
+/// [`weight_grad_pays`] too.
+pub(crate) fn applies_weight_grad(g: &ConvGeom) -> bool {
+    let chosen = match crate::conv_algorithm() {
+        crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd => false,
+        crate::ConvAlgorithm::Fastest => pays(g) && weight_grad_pays(g),
+        crate::ConvAlgorithm::Winograd4 => true,
+    };
+    chosen && super::winograd::can_run(g)
 }
 
-/// `G g Gᵀ`'s first step on one column of a 3x3 kernel (`G` is 6 x 3).
-#[inline(always)]
-fn g_col(g0: f32, g1: f32, g2: f32) -> [f32; 6] {
-    [
-        0.25 * g0,
-        (g0 + g1 + g2) * (-1.0 / 6.0),
-        (g0 - g1 + g2) * (-1.0 / 6.0),
-        g0 * (1.0 / 24.0) + g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0),
-        g0 * (1.0 / 24.0) - g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0),
-        g2,
-    ]
+/// Where F(4x4, 3x3)'s weight gradient measured faster than the direct
+/// one (`cargo bench --bench winograd`, the layers' training steps with
+/// `--vs winograd4` against `--vs fastest`, 2 threads, 2026-12-03, 2 vCPUs
+/// of an AMD EPYC with AVX-512): from 128 input and output channels on
+/// outputs of 16x16 and below (VGG's 128- to 512-channel layers on 32x32
+/// images, ResNet-18's 14x14 and 4x4 ones: the step 1.0-1.2x faster than
+/// with the direct weight gradient). Its product sums over the tiles
+/// through `matrixmultiply`, after transforming both the input and the
+/// output gradient, so with fewer channels or larger planes the direct
+/// kernel stays ahead (the step 0.75-0.9x at 32 and 64 channels and on
+/// ResNet-18's 28x28 and 56x56 layers).
+fn weight_grad_pays(g: &ConvGeom) -> bool {
+    g.c >= 128 && g.o >= 128 && g.oh * g.ow <= 256
+}
+
+/// Where F(4x4, 3x3) measured faster than the direct kernels
+/// (`cargo bench --bench winograd --vs winograd4`, forward pass and input
+/// gradient, 2 threads, 2026-12-03, 2 vCPUs of an AMD EPYC with AVX-512,
+/// with either instruction set): from 32 input and output channels on
+/// outputs of 4x4 and up, 1.1-1.3x at 32 channels, 1.5-2.1x at 64 and
+/// 1.5-3.1x from 128 against the AVX-512 direct kernels, 1.3-3.4x against
+/// AVX2's. With 16 channels the transforms cost as much as the products
+/// save (0.8-1.1x), and outputs of 2x2 fill a quarter of a tile
+/// (0.4-0.7x).
+fn pays(g: &ConvGeom) -> bool {
+    g.c >= 32 && g.o >= 32 && g.oh >= 4 && g.ow >= 4
 }
 
 /// `U_ξ = G g Gᵀ` for every output and input channel into `u` (`36 O C`
@@ -198,6 +219,22 @@ struct Tile {
     ox: usize,
 }
 
+impl Tile {
+    /// Tile `p` of the batch (sample, tile row, tile column), with `th x tw`
+    /// tiles a sample.
+    fn at(p: usize, g: &ConvGeom, th: usize, tw: usize) -> Tile {
+        let (n, t) = (p / (th * tw), p % (th * tw));
+        let (ty, tx) = (t / tw, t % tw);
+        Tile {
+            n,
+            y0: (4 * ty) as isize - g.padding[0] as isize,
+            x0: (4 * tx) as isize - g.padding[1] as isize,
+            oy: 4 * ty,
+            ox: 4 * tx,
+        }
+    }
+}
+
 /// `y = act(conv2d(x, w) + bias)` for a geometry where
 /// [`super::winograd::can_run`] holds. Writes every element of `y` (which
 /// may start uninitialized).
@@ -256,20 +293,7 @@ unsafe fn block(
     y: *mut f32,
 ) {
     let (c, pbp, used, og) = (g.c, plan.pbp, tiles.len(), chans.len());
-    let per_sample = plan.th * plan.tw;
-    let info: Vec<Tile> = tiles
-        .map(|p| {
-            let (n, t) = (p / per_sample, p % per_sample);
-            let (ty, tx) = (t / plan.tw, t % plan.tw);
-            Tile {
-                n,
-                y0: (4 * ty) as isize - g.padding[0] as isize,
-                x0: (4 * tx) as isize - g.padding[1] as isize,
-                oy: 4 * ty,
-                ox: 4 * tx,
-            }
-        })
-        .collect();
+    let info: Vec<Tile> = tiles.map(|p| Tile::at(p, g, plan.th, plan.tw)).collect();
     let (vlen, mlen) = (XI * c * pbp, XI * og * pbp);
     with_scratch(vlen + mlen + XI * L, |buf: &mut [f32]| {
         let (v, rest) = buf.split_at_mut(vlen);
@@ -342,13 +366,17 @@ unsafe fn block(
                 // SAFETY: 36 rows `og pbp` apart from `j pbp + q`, each with
                 // `L` floats written by the products.
                 output_transform(m[j * pbp + q..].as_ptr(), og * pbp, b, act, &mut out);
-                for (l, t) in info[q..used.min(q + L)].iter().enumerate() {
-                    let plane = y.add((t.n * g.o + k) * g.ohw());
-                    for i in 0..4.min(g.oh - t.oy) {
-                        let row = plane.add((t.oy + i) * g.ow + t.ox);
-                        for jj in 0..4.min(g.ow - t.ox) {
-                            // SAFETY: inside plane (n, k), this part's.
-                            row.add(jj).write(out[i * 4 + jj][l]);
+                let lanes = &info[q..used.min(q + L)];
+                let outp = out.as_ptr() as *const f32;
+                for (l, t) in lanes.iter().enumerate() {
+                    let at = y.add((t.n * g.o + k) * g.ohw() + t.oy * g.ow + t.ox);
+                    let (rows, cols) = (4.min(g.oh - t.oy), 4.min(g.ow - t.ox));
+                    for i in 0..rows {
+                        for jj in 0..cols {
+                            // SAFETY: output (oy + i, ox + jj) of plane
+                            // (n, k), this part's; `(4 i + jj) L + l < 16 L`
+                            // (a block holds at most L tiles of `info`).
+                            at.add(i * g.ow + jj).write(*outp.add((i * 4 + jj) * L + l));
                         }
                     }
                 }
@@ -361,15 +389,23 @@ unsafe fn block(
 /// (`d[e L + l]`, `e = 6 row + column`), zeros in the padding and in the
 /// lanes past `tiles`.
 fn gather(x: &[f32], g: &ConvGeom, ci: usize, tiles: &[Tile], d: &mut [f32; XI * L]) {
+    assert!(tiles.len() <= L, "winograd4: more tiles than lanes");
     let (h, w) = (g.h as isize, g.w as isize);
+    let dp = d.as_mut_ptr();
     for (l, t) in tiles.iter().enumerate() {
         let plane = &x[(t.n * g.c + ci) * g.h * g.w..][..g.h * g.w];
         if t.y0 >= 0 && t.x0 >= 0 && t.y0 + 6 <= h && t.x0 + 6 <= w {
-            let at = t.y0 as usize * g.w + t.x0 as usize;
+            // The 6x6 block, inside the plane (one bounds check for all 36).
+            let block = &plane[t.y0 as usize * g.w + t.x0 as usize..][..5 * g.w + 6];
             for a in 0..6 {
-                let row = &plane[at + a * g.w..][..6];
-                for (b, &v) in row.iter().enumerate() {
-                    d[(a * 6 + b) * L + l] = v;
+                for b in 0..6 {
+                    // SAFETY: `a w + b <= 5 w + 5` is inside `block`, and
+                    // `(6 a + b) L + l < 36 L` is inside `d` (`l < L`,
+                    // asserted above).
+                    unsafe {
+                        dp.add((a * 6 + b) * L + l)
+                            .write(*block.get_unchecked(a * g.w + b))
+                    };
                 }
             }
         } else {
@@ -393,237 +429,9 @@ fn gather(x: &[f32], g: &ConvGeom, ci: usize, tiles: &[Tile], d: &mut [f32; XI *
     }
 }
 
-/// `Bᵀ z` for six lane vectors `z` (`Bᵀ` is 6 x 6).
-#[inline(always)]
-fn bt(z: [[f32; L]; 6]) -> [[f32; L]; 6] {
-    let mut t = [[0.0f32; L]; 6];
-    for l in 0..L {
-        let [d0, d1, d2, d3, d4, d5] = [z[0][l], z[1][l], z[2][l], z[3][l], z[4][l], z[5][l]];
-        let (p, q) = (d4 - 4.0 * d2, 4.0 * d1 - d3);
-        let (r, s) = (d4 - d2, 2.0 * (d1 - d3));
-        t[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
-        t[1][l] = p - q;
-        t[2][l] = p + q;
-        t[3][l] = r - s;
-        t[4][l] = r + s;
-        t[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
-    }
-    t
-}
-
-/// `Aᵀ z` for six lane vectors `z` (`Aᵀ` is 4 x 6).
-#[inline(always)]
-fn at(z: [[f32; L]; 6]) -> [[f32; L]; 4] {
-    let mut t = [[0.0f32; L]; 4];
-    for l in 0..L {
-        let [m0, m1, m2, m3, m4, m5] = [z[0][l], z[1][l], z[2][l], z[3][l], z[4][l], z[5][l]];
-        let (a, b) = (m1 + m2, m1 - m2);
-        let (c, d) = (m3 + m4, m3 - m4);
-        t[0][l] = m0 + a + c;
-        t[1][l] = b + 2.0 * d;
-        t[2][l] = a + 4.0 * c;
-        t[3][l] = b + 8.0 * d + m5;
-    }
-    t
-}
-
-/// `G g Gᵀ` of 16 kernels (lane `l` of `gl[e]`: tap `e = 3 row + column`),
-/// position `ξ`'s first `lanes` values stored at `dst + ξ stride`.
-///
-/// # Safety
-/// `dst + ξ stride` has `lanes` writable floats for every `ξ < 36`.
-unsafe fn weight_transform(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if isa::avx512() {
-            return weight_transform_avx512(gl, dst, stride, lanes);
-        }
-        weight_transform_avx2(gl, dst, stride, lanes)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    weight_transform_lanes(gl, dst, stride, lanes)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn weight_transform_avx512(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
-    weight_transform_lanes(gl, dst, stride, lanes)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weight_transform_avx2(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
-    weight_transform_lanes(gl, dst, stride, lanes)
-}
-
-#[inline(always)]
-unsafe fn weight_transform_lanes(gl: &[[f32; L]; 9], dst: *mut f32, stride: usize, lanes: usize) {
-    // G along each column of the kernels, then along each row.
-    let cols: [[[f32; L]; 6]; 3] = std::array::from_fn(|x| g_lanes(gl[x], gl[3 + x], gl[6 + x]));
-    for (a, row0) in cols[0].iter().enumerate() {
-        let row = g_lanes(*row0, cols[1][a], cols[2][a]);
-        for (b, v) in row.iter().enumerate() {
-            std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add((a * 6 + b) * stride), lanes);
-        }
-    }
-}
-
-/// [`g_col`] lane by lane.
-#[inline(always)]
-fn g_lanes(g0: [f32; L], g1: [f32; L], g2: [f32; L]) -> [[f32; L]; 6] {
-    let mut t = [[0.0f32; L]; 6];
-    for l in 0..L {
-        let v = g_col(g0[l], g1[l], g2[l]);
-        for (a, &va) in v.iter().enumerate() {
-            t[a][l] = va;
-        }
-    }
-    t
-}
-
-/// `Bᵀ d B` of 16 tiles' blocks (lane order, as [`gather`] leaves them),
-/// position `ξ` stored at `dst + ξ stride` (16 floats).
-///
-/// # Safety
-/// `dst + ξ stride` has 16 writable floats for every `ξ < 36`.
-unsafe fn input_transform(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if isa::avx512() {
-            return input_transform_avx512(d, dst, stride);
-        }
-        input_transform_avx2(d, dst, stride)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    input_transform_lanes(d, dst, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn input_transform_avx512(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
-    input_transform_lanes(d, dst, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn input_transform_avx2(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
-    input_transform_lanes(d, dst, stride)
-}
-
-/// The transform itself, in lane loops the compiler vectorizes with the
-/// caller's instruction set.
-#[inline(always)]
-unsafe fn input_transform_lanes(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
-    let lane = |e: usize| -> [f32; L] { d[e * L..][..L].try_into().expect("a lane vector") };
-    // Along each row of the block, then along each column.
-    let rows: [[[f32; L]; 6]; 6] =
-        std::array::from_fn(|a| bt(std::array::from_fn(|b| lane(a * 6 + b))));
-    for b in 0..6 {
-        let col = bt(rows.map(|row| row[b]));
-        for (a, v) in col.iter().enumerate() {
-            std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add((a * 6 + b) * stride), L);
-        }
-    }
-}
-
-/// `act(Aᵀ m A + bias)` of 16 tiles: position `ξ` of the products read
-/// from `src + ξ stride` (16 floats), output `(i, j)` of each tile into
-/// `out[4 i + j]`, one lane a tile.
-///
-/// # Safety
-/// `src + ξ stride` has 16 readable floats for every `ξ < 36`.
-unsafe fn output_transform(
-    src: *const f32,
-    stride: usize,
-    bias: f32,
-    act: Activation,
-    out: &mut [[f32; L]; 16],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if isa::avx512() {
-            return output_transform_avx512(src, stride, bias, act, out);
-        }
-        output_transform_avx2(src, stride, bias, act, out)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    output_transform_lanes(src, stride, bias, act, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn output_transform_avx512(
-    src: *const f32,
-    stride: usize,
-    bias: f32,
-    act: Activation,
-    out: &mut [[f32; L]; 16],
-) {
-    output_transform_lanes(src, stride, bias, act, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn output_transform_avx2(
-    src: *const f32,
-    stride: usize,
-    bias: f32,
-    act: Activation,
-    out: &mut [[f32; L]; 16],
-) {
-    output_transform_lanes(src, stride, bias, act, out)
-}
-
-#[inline(always)]
-unsafe fn output_transform_lanes(
-    src: *const f32,
-    stride: usize,
-    bias: f32,
-    act: Activation,
-    out: &mut [[f32; L]; 16],
-) {
-    let lane = |xi: usize| -> [f32; L] { std::ptr::read_unaligned(src.add(xi * stride).cast()) };
-    // Along each row of the 6x6 products (6 -> 4), then each column.
-    let rows: [[[f32; L]; 4]; 6] =
-        std::array::from_fn(|a| at(std::array::from_fn(|b| lane(a * 6 + b))));
-    let relu = act == Activation::Relu;
-    for j in 0..4 {
-        let col = at(std::array::from_fn(|a| rows[a][j]));
-        for (i, v) in col.iter().enumerate() {
-            let o = &mut out[i * 4 + j];
-            for l in 0..L {
-                let s = v[l] + bias;
-                // max(s, 0) with NaN to 0, as Activation::apply.
-                o[l] = if !relu || s > 0.0 { s } else { 0.0 };
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The transforms at the points 0, ±1, ±2, ∞ compute a 1-D
-    /// correlation: `Aᵀ [(G g) ⊙ (Bᵀ d)]` = `y[i] = Σ_k d[i + k] g[k]`.
-    #[test]
-    fn one_dimensional_transforms_correlate() {
-        let d = [0.5f32, -1.25, 2.0, 0.75, -3.0, 1.5];
-        let g = [0.3f32, -0.7, 1.1];
-        let u = g_col(g[0], g[1], g[2]);
-        let z: [[f32; L]; 6] = std::array::from_fn(|i| [d[i]; L]);
-        let v = bt(z);
-        let m: [[f32; L]; 6] = std::array::from_fn(|i| [u[i] * v[i][0]; L]);
-        let y = at(m);
-        for i in 0..4 {
-            let want: f32 = (0..3).map(|k| d[i + k] * g[k]).sum();
-            assert!(
-                (y[i][0] - want).abs() < 1e-5,
-                "y[{i}] = {}, want {want}",
-                y[i][0]
-            );
-        }
-    }
 
     /// `Fastest`'s rule on the layers benches/winograd.rs times.
     #[test]
@@ -646,6 +454,18 @@ mod tests {
         ];
         for (g, pays_here) in cases {
             assert_eq!(pays(&g), pays_here, "{g:?}");
+        }
+        // The weight gradient: only the many-channel small planes.
+        let cases = [
+            (layer(100, 64, 64, 8, 1), false), // conv6
+            (layer(8, 128, 128, 28, 1), false),
+            (layer(32, 128, 128, 16, 1), true),
+            (layer(64, 128, 128, 4, 1), true),
+            (layer(8, 256, 256, 14, 1), true),
+            (layer(32, 512, 512, 4, 1), true),
+        ];
+        for (g, pays_here) in cases {
+            assert_eq!(weight_grad_pays(&g), pays_here, "weight gradient {g:?}");
         }
     }
 
