@@ -13,15 +13,16 @@
 //! largest magnitude of the sums). It applies to f32 convolutions with 3x3
 //! kernels, stride 1, no dilation and no groups, on x86-64 CPUs with AVX2
 //! and FMA, in the forward pass and in the input gradient (itself such a
-//! convolution, of the output gradient with the flipped kernel); other
-//! convolutions run as by default.
+//! convolution, of the output gradient with the flipped kernel), and for
+//! F(4x4, 3x3) in the weight gradient too; other convolutions run as by
+//! default.
 //!
 //! Measured per layer shape by `cargo bench --bench winograd`
 //! (`docs/performance.md`, "Winograd F(4x4, 3x3)"): F(4x4, 3x3)'s forward
 //! pass and input gradient are 1.1-3.1x faster than the AVX-512 direct
 //! kernels and 1.3-3.4x faster than the AVX2 ones from 32 input and output
 //! channels on outputs of 4x4 and up, its weight gradient faster from 128
-//! channels on outputs of 16x16 and below; with 16 channels the transforms
+//! channels on outputs of 256 pixels and fewer; with 16 channels the transforms
 //! cost as much as the products save, and outputs of 2x2 fill a quarter of
 //! a tile. [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
 //! direct kernels elsewhere (F(2x2, 3x3) no longer beat both on any layer
@@ -29,8 +30,8 @@
 //! kernels' order of summation everywhere.
 //!
 //! The setting is global, like `torch.backends.cudnn` flags; the
-//! environment variable `AUTOGRAD_CONV=fastest` (or `=winograd`) sets it at
-//! start.
+//! environment variable `AUTOGRAD_CONV=fastest` (or `=winograd`,
+//! `=winograd4`) sets it at start.
 //!
 //! ```
 //! use autograd::{conv_algorithm, set_conv_algorithm, ConvAlgorithm};
@@ -42,8 +43,10 @@
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
-/// The convolution kernels to use (see the module's text).
+/// The convolution kernels to use (see the module's text). More variants
+/// may come: matches need a wildcard arm.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConvAlgorithm {
     /// Direct kernels for stride-1 f32 convolutions on AVX2 + FMA, im2col +
     /// GEMM elsewhere (`docs/performance.md`, "How the convolutions run").
@@ -52,7 +55,7 @@ pub enum ConvAlgorithm {
     /// Winograd F(4x4, 3x3) for the 3x3 stride-1 f32 convolutions where it
     /// measured faster: from 32 input and output channels on outputs of 4x4
     /// and larger (the forward pass and the input gradient; the weight
-    /// gradient too from 128 channels on outputs of 16x16 and below), the
+    /// gradient too from 128 channels on outputs of 256 pixels and fewer), the
     /// rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can

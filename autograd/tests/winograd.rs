@@ -105,6 +105,19 @@ fn winograd_matches_f64_within_its_bound() {
     }
     for (algorithm, bound) in VARIANTS {
         variant_matches_f64(algorithm, bound);
+        // An empty batch: an empty output and gradients, a zero weight
+        // gradient (no tiles to split into blocks).
+        let x = Tensor::<f32>::zeros([0, 32, 8, 8]);
+        let w = Tensor::<f32>::randn([32, 32, 3, 3]);
+        let gy = Tensor::<f32>::zeros([0, 32, 8, 8]);
+        let opts = ConvOptions::new().padding(1);
+        assert_eq!(x.conv2d(&w, None, opts).shape(), &[0, 32, 8, 8]);
+        assert_eq!(gy.conv_transpose2d(&w, None, opts).shape(), &[0, 32, 8, 8]);
+        let dw = weight_grad(&x, &w, &gy, opts);
+        assert!(
+            dw.to_vec().iter().all(|&v| v == 0.0),
+            "{algorithm:?}: empty batch"
+        );
     }
     set_conv_algorithm(ConvAlgorithm::Auto);
 }

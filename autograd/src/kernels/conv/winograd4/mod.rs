@@ -55,7 +55,7 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
         crate::ConvAlgorithm::Fastest => pays(g),
         crate::ConvAlgorithm::Winograd4 => true,
     };
-    chosen && super::winograd::can_run(g)
+    chosen && can_run(g)
 }
 
 /// Whether the weight gradient of the convolution runs here
@@ -67,7 +67,14 @@ pub(crate) fn applies_weight_grad(g: &ConvGeom) -> bool {
         crate::ConvAlgorithm::Fastest => pays(g) && weight_grad_pays(g),
         crate::ConvAlgorithm::Winograd4 => true,
     };
-    chosen && super::winograd::can_run(g)
+    chosen && can_run(g)
+}
+
+/// [`super::winograd::can_run`], with at least one sample (an empty
+/// batch has no tiles to split into blocks: it goes to the kernels that
+/// handle it).
+fn can_run(g: &ConvGeom) -> bool {
+    g.n > 0 && super::winograd::can_run(g)
 }
 
 /// Where F(4x4, 3x3)'s weight gradient measured faster than the direct
@@ -76,8 +83,9 @@ pub(crate) fn applies_weight_grad(g: &ConvGeom) -> bool {
 /// of an AMD EPYC with AVX-512): from 128 input and output channels on
 /// outputs of 16x16 and below (VGG's 128- to 512-channel layers on 32x32
 /// images, ResNet-18's 14x14 and 4x4 ones: the step 1.0-1.2x faster than
-/// with the direct weight gradient). Its product sums over the tiles
-/// through `matrixmultiply`, after transforming both the input and the
+/// with the direct weight gradient; the rule takes outputs of 256 pixels
+/// and fewer). Its product sums over the tiles through `conv::gemm`
+/// (`matrixmultiply` unless `AUTOGRAD_GEMM` says otherwise), after transforming both the input and the
 /// output gradient, so with fewer channels or larger planes the direct
 /// kernel stays ahead (the step 0.75-0.9x at 32 and 64 channels and on
 /// ResNet-18's 28x28 and 56x56 layers).
@@ -189,7 +197,7 @@ impl Plan {
         let pb = by_cache.min(by_threads);
         let blocks = tiles.div_ceil(pb);
         // Fewer blocks than threads: split the output channels too, in
-        // parts of two panels or more.
+        // parts of two panels or more (the last part: what is left).
         let mut groups = threads.div_ceil(blocks).min(g.o.div_ceil(2 * MR)).max(1);
         let og = g.o.div_ceil(groups).next_multiple_of(MR);
         groups = g.o.div_ceil(og);
@@ -236,7 +244,7 @@ impl Tile {
 }
 
 /// `y = act(conv2d(x, w) + bias)` for a geometry where
-/// [`super::winograd::can_run`] holds. Writes every element of `y` (which
+/// [`can_run`] holds (at least one sample). Writes every element of `y` (which
 /// may start uninitialized).
 pub(crate) fn forward(
     x: &[f32],
@@ -246,7 +254,7 @@ pub(crate) fn forward(
     act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
-    debug_assert!(super::winograd::can_run(g));
+    debug_assert!(can_run(g));
     assert_eq!(y.len(), g.n * g.o * g.ohw(), "winograd4: output length");
     assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
     let plan = Plan::new(g);
@@ -308,8 +316,8 @@ unsafe fn block(
                 let lanes = &info[q..used.min(q + L)];
                 gather(x, g, ci, lanes, d);
                 // SAFETY: 36 rows `pbp` apart from `ci pbp + q`, each with
-                // `L` floats (`q + L <= pbp`: `pbp` is `used` rounded up to
-                // 32, `q` a multiple of 16 below `used`).
+                // `L` floats (`q + L <= pbp`: `pbp` is `pb >= used` rounded
+                // up to 32, `q` a multiple of 16 below `used`).
                 input_transform(d, v[ci * pbp + q..].as_mut_ptr(), c * pbp);
             }
         }
@@ -375,7 +383,7 @@ unsafe fn block(
                         for jj in 0..cols {
                             // SAFETY: output (oy + i, ox + jj) of plane
                             // (n, k), this part's; `(4 i + jj) L + l < 16 L`
-                            // (a block holds at most L tiles of `info`).
+                            // (`lanes` holds at most L tiles).
                             at.add(i * g.ow + jj).write(*outp.add((i * 4 + jj) * L + l));
                         }
                     }

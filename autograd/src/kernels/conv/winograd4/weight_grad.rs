@@ -19,7 +19,7 @@ use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 
 /// `dW [O, C, 3, 3]` of a convolution where
-/// [`super::super::winograd::can_run`] holds, from its input `x` and the
+/// `winograd4::can_run` holds (at least one sample), from its input `x` and the
 /// gradient of its output `gy`.
 pub(crate) fn weight_grad(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
