@@ -195,14 +195,8 @@ pub(crate) fn for_chunks<T: Send>(out: &mut [T], per: usize, f: impl Fn(usize, &
         return;
     }
     let (len, chunks) = (out.len(), out.len().div_ceil(per));
-    let parts = threads().min(chunks);
-    let next = AtomicUsize::new(0);
     let base = out.as_mut_ptr() as usize;
-    run(parts, |_| loop {
-        let i = next.fetch_add(1, Relaxed);
-        if i >= chunks {
-            break;
-        }
+    claim(chunks, |i| {
         let start = i * per;
         // SAFETY: chunk i is `out[start..start + per]`, claimed by one thread
         // only, and `out` is borrowed mutably for the whole call.
@@ -210,6 +204,20 @@ pub(crate) fn for_chunks<T: Send>(out: &mut [T], per: usize, f: impl Fn(usize, &
             std::slice::from_raw_parts_mut((base as *mut T).add(start), per.min(len - start))
         };
         f(i, chunk);
+    });
+}
+
+/// `f(0)`, ..., `f(items - 1)`, each thread claiming the next index when
+/// it is done with one (as [`for_chunks`] deals its chunks): uneven items
+/// and a thread the OS pauses hold up only the item it is on.
+pub(crate) fn claim(items: usize, f: impl Fn(usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    run(threads().min(items), |_| loop {
+        let i = next.fetch_add(1, Relaxed);
+        if i >= items {
+            break;
+        }
+        f(i);
     });
 }
 

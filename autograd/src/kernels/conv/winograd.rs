@@ -19,7 +19,6 @@
 //! 6-row panels once per call.
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use super::direct::{rows_per_call, tile_dispatch, MR};
@@ -159,14 +158,8 @@ pub(crate) fn forward(
     let u = transform_weights(w, g.o, g.c);
     let total = g.n * plan.th;
     let blocks = total.div_ceil(plan.rows_per_block);
-    let next = AtomicUsize::new(0);
     let ya = y.as_mut_ptr() as usize;
-    let parts = team::threads().min(blocks);
-    team::run(parts, |_| loop {
-        let b = next.fetch_add(1, Relaxed);
-        if b >= blocks {
-            break;
-        }
+    team::claim(blocks, |b| {
         let rows = b * plan.rows_per_block..((b + 1) * plan.rows_per_block).min(total);
         // SAFETY: `y` holds `n O OH OW` floats (asserted above) and block `b`
         // writes only the output rows of its own tile rows, claimed by one

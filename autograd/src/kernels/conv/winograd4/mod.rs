@@ -29,7 +29,6 @@
 //! split among the threads too (each transforms the block's inputs).
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 mod transforms;
 mod weight_grad;
@@ -117,13 +116,8 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
     assert_eq!(w.len(), o * c * 9, "winograd4: weights");
     let panels = o.div_ceil(MR);
     let ua = u.as_mut_ptr() as usize;
-    let next = AtomicUsize::new(0);
-    team::run(team::threads().min(panels), |_| {
-        with_scratch(XI * WT_ROW, |tmp: &mut [f32]| loop {
-            let p = next.fetch_add(1, Relaxed);
-            if p >= panels {
-                break;
-            }
+    team::claim(panels, |p| {
+        with_scratch(XI * WT_ROW, |tmp: &mut [f32]| {
             let (r0, rows) = (p * MR, MR.min(o - p * MR));
             let mut gl = [[0.0f32; L]; 9];
             for jb in (0..c * rows).step_by(WT_RUN) {
@@ -262,15 +256,9 @@ pub(crate) fn forward(
     // floats a call (38 MB for 512 channels) costs its page faults again.
     with_scratch(XI * g.o * g.c, |u: &mut [f32]| {
         transform_weights(w, g.o, g.c, u);
-        let parts = plan.blocks * plan.groups;
-        let next = AtomicUsize::new(0);
         let ya = y.as_mut_ptr() as usize;
         let u = &*u;
-        team::run(team::threads().min(parts), |_| loop {
-            let part = next.fetch_add(1, Relaxed);
-            if part >= parts {
-                break;
-            }
+        team::claim(plan.blocks * plan.groups, |part| {
             let (b, grp) = (part / plan.groups, part % plan.groups);
             let tiles = b * plan.pb..((b + 1) * plan.pb).min(plan.tiles);
             let chans = grp * plan.og..((grp + 1) * plan.og).min(g.o);

@@ -10,8 +10,6 @@
 //! about 32 MiB of `V` and `Z`; the transforms of a pass run 16 tiles a
 //! part, the 36 products one `ξ` a part.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
 use super::transforms::{grad_transform, input_transform, kernel_transform};
 use super::{gather, Tile, L, XI};
 use crate::kernels::conv::{gemm, ConvGeom};
@@ -46,13 +44,8 @@ pub(crate) fn weight_grad(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
             // lanes past the last tile gather zeros.
             let cols = used.next_multiple_of(L);
             transform_pass(x, gy, g, t0..t0 + used, [th, tw], pass, v, z);
-            let next = AtomicUsize::new(0);
             let (vr, zr, sa) = (&*v, &*z, s.as_mut_ptr() as usize);
-            team::run(team::threads().min(XI), |_| loop {
-                let xi = next.fetch_add(1, Relaxed);
-                if xi >= XI {
-                    break;
-                }
+            team::claim(XI, |xi| {
                 // SAFETY: S_ξ is `O C` floats of `s`, this part's only.
                 let sx = unsafe {
                     std::slice::from_raw_parts_mut((sa as *mut f32).add(xi * o * c), o * c)
@@ -65,24 +58,17 @@ pub(crate) fn weight_grad(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
         }
         // dW = Gᵀ S G, 16 input channels at a time, output channels split
         // over the threads.
-        let next = AtomicUsize::new(0);
         let (sr, da) = (&*s, dw.as_mut_ptr() as usize);
-        team::run(team::threads().min(o), |_| {
+        team::claim(o, |k| {
             let mut out = [[0.0f32; L]; 9];
-            loop {
-                let k = next.fetch_add(1, Relaxed);
-                if k >= o {
-                    break;
-                }
-                for c0 in (0..c).step_by(L) {
-                    // SAFETY: 36 rows `O C` apart from `k C + c0`, 16 floats
-                    // each inside `s` (16 floats of slack past S).
-                    unsafe { kernel_transform(sr[k * c + c0..].as_ptr(), o * c, &mut out) };
-                    for l in 0..L.min(c - c0) {
-                        for (e, tap) in out.iter().enumerate() {
-                            // SAFETY: row k of dW, this part's only.
-                            unsafe { (da as *mut f32).add((k * c + c0 + l) * 9 + e).write(tap[l]) };
-                        }
+            for c0 in (0..c).step_by(L) {
+                // SAFETY: 36 rows `O C` apart from `k C + c0`, 16 floats
+                // each inside `s` (16 floats of slack past S).
+                unsafe { kernel_transform(sr[k * c + c0..].as_ptr(), o * c, &mut out) };
+                for l in 0..L.min(c - c0) {
+                    for (e, tap) in out.iter().enumerate() {
+                        // SAFETY: row k of dW, this part's only.
+                        unsafe { (da as *mut f32).add((k * c + c0 + l) * 9 + e).write(tap[l]) };
                     }
                 }
             }
@@ -107,30 +93,23 @@ fn transform_pass(
 ) {
     let (c, o) = (g.c, g.o);
     let chunks = range.len().div_ceil(L);
-    let next = AtomicUsize::new(0);
     let (va, za) = (v.as_mut_ptr() as usize, z.as_mut_ptr() as usize);
-    team::run(team::threads().min(chunks), |_| {
+    team::claim(chunks, |q| {
         let (mut d, mut dy) = ([0.0f32; XI * L], [0.0f32; 16 * L]);
-        loop {
-            let q = next.fetch_add(1, Relaxed);
-            if q >= chunks {
-                break;
-            }
-            let first = range.start + q * L;
-            let lanes: Vec<Tile> = (first..range.end.min(first + L))
-                .map(|p| Tile::at(p, g, th, tw))
-                .collect();
-            for ci in 0..c {
-                gather(x, g, ci, &lanes, &mut d);
-                // SAFETY: 36 rows `C pass` apart from `ci pass + 16 q`, 16
-                // floats each (`16 q + 16 <= pass`), this part's columns.
-                unsafe { input_transform(&d, (va as *mut f32).add(ci * pass + q * L), c * pass) };
-            }
-            for k in 0..o {
-                gather_grad(gy, g, k, &lanes, &mut dy);
-                // SAFETY: as above, in Z.
-                unsafe { grad_transform(&dy, (za as *mut f32).add(k * pass + q * L), o * pass) };
-            }
+        let first = range.start + q * L;
+        let lanes: Vec<Tile> = (first..range.end.min(first + L))
+            .map(|p| Tile::at(p, g, th, tw))
+            .collect();
+        for ci in 0..c {
+            gather(x, g, ci, &lanes, &mut d);
+            // SAFETY: 36 rows `C pass` apart from `ci pass + 16 q`, 16
+            // floats each (`16 q + 16 <= pass`), this part's columns.
+            unsafe { input_transform(&d, (va as *mut f32).add(ci * pass + q * L), c * pass) };
+        }
+        for k in 0..o {
+            gather_grad(gy, g, k, &lanes, &mut dy);
+            // SAFETY: as above, in Z.
+            unsafe { grad_transform(&dy, (za as *mut f32).add(k * pass + q * L), o * pass) };
         }
     });
 }
