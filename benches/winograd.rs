@@ -1,7 +1,9 @@
 //! Winograd F(2x2, 3x3) against the default kernels, per 3x3 layer shape:
-//! the forward convolution and the input gradient (`conv_transpose2d` of
-//! the output gradient, the kernel the backward pass runs) and the layer's
-//! training step (forward, input and weight gradients), each timed with
+//! the forward convolution, the forward convolution with its weight
+//! gradient (`fwd+dw`, the input needing none), the input gradient
+//! (`conv_transpose2d` of the output gradient, the kernel the backward pass
+//! runs) and the layer's training step (forward, input and weight
+//! gradients), each timed with
 //! [`ConvAlgorithm::Auto`] and [`ConvAlgorithm::Winograd`] in alternation,
 //! call by call, so both see the same phases of the machine.
 //!
@@ -149,8 +151,23 @@ fn main() {
             );
             g.into_iter().next().flatten().expect("an input gradient")
         };
+        // The forward pass and the weight gradient (the input needs none).
+        let wv2 = w.detach().requires_grad_();
+        let weight_step = || {
+            let y = x.conv2d(&wv2, Some(&b), opts);
+            let g = grad(
+                &[y],
+                &[wv2.clone()],
+                GradOptions {
+                    grad_outputs: Some(vec![gy.clone()]),
+                    ..Default::default()
+                },
+            );
+            g.into_iter().next().flatten().expect("a weight gradient")
+        };
         for (part, f) in [
             ("fwd", &forward as &dyn Fn() -> Tensor<f32>),
+            ("fwd+dw", &weight_step),
             ("dx", &input_grad),
             ("step", &step),
         ] {

@@ -143,14 +143,18 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
     );
 
     let largest = std::cell::Cell::new((0.0f64, 0.0f64, 0.0f64));
-    // Shapes past the random ones' reach: many blocks of tiles, one block
-    // whose output channels the threads split (with a part panel at the
-    // end), 4x4 planes of many samples.
+    // Shapes past the random ones' reach: many blocks of tiles (the
+    // weight gradient's too, over both threads, with a part panel of
+    // output channels), one block whose output channels the threads split
+    // (with a part panel at the end), 4x4 planes of many samples, and more
+    // channels than the weight gradient keeps per thread.
     for (n, c, o, hw, p) in [
         (8, 33, 37, 30, 2),
         (2, 40, 70, 9, 1),
         (32, 48, 64, 4, 1),
         (3, 64, 64, 8, 1),
+        // More than 128 channels: the weight gradient's other way.
+        (2, 136, 130, 9, 1),
     ] {
         let x = Tensor::<f64>::randn([n, c, hw, hw]);
         let wt = Tensor::<f64>::randn([o, c, 3, 3]);

@@ -440,7 +440,7 @@ macro_rules! by_rows {
 
 mod weight_grad;
 pub(crate) use weight_grad::weight_grad;
-pub(in crate::kernels) use weight_grad::Span;
+pub(in crate::kernels) use weight_grad::{wtile_dispatch, wtile_dispatch_wide, Span};
 
 /// Output rows (channels) one call of [`tile_dispatch`] covers: two 6-row
 /// panels with AVX-512, one with AVX2.

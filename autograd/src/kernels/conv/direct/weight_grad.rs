@@ -184,7 +184,7 @@ pub(in crate::kernels) struct Span {
 ///
 /// # Safety
 /// As [`x86::wtile`] for `rp[..rows]`.
-unsafe fn wtile_dispatch(
+pub(in crate::kernels) unsafe fn wtile_dispatch(
     rows: usize,
     width: usize,
     span: Span,
@@ -213,7 +213,7 @@ unsafe fn wtile_dispatch(
 ///
 /// # Safety
 /// As [`x86::wtile512_wide`] for `rp[..rows]`.
-unsafe fn wtile_dispatch_wide(
+pub(in crate::kernels) unsafe fn wtile_dispatch_wide(
     rows: usize,
     span: Span,
     rp: &[*const f32; 2 * MR],

@@ -58,12 +58,12 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
 }
 
 /// Whether the weight gradient of the convolution runs here
-/// ([`weight_grad`]): as [`applies`], and with `Fastest` only where
-/// [`weight_grad_pays`] too.
+/// ([`weight_grad`]): as [`applies`], and with `Fastest` where
+/// [`weight_grad_pays`] (whether or not the forward pass runs here).
 pub(crate) fn applies_weight_grad(g: &ConvGeom) -> bool {
     let chosen = match crate::conv_algorithm() {
         crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd => false,
-        crate::ConvAlgorithm::Fastest => pays(g) && weight_grad_pays(g),
+        crate::ConvAlgorithm::Fastest => weight_grad_pays(g),
         crate::ConvAlgorithm::Winograd4 => true,
     };
     chosen && can_run(g)
@@ -77,19 +77,22 @@ fn can_run(g: &ConvGeom) -> bool {
 }
 
 /// Where F(4x4, 3x3)'s weight gradient measured faster than the direct
-/// one (`cargo bench --bench winograd`, the layers' training steps with
-/// `--vs winograd4` against `--vs fastest`, 2 threads, 2026-12-03, 2 vCPUs
-/// of an AMD EPYC with AVX-512): from 128 input and output channels on
-/// outputs of 16x16 and below (VGG's 128- to 512-channel layers on 32x32
-/// images, ResNet-18's 14x14 and 4x4 ones: the step 1.0-1.2x faster than
-/// with the direct weight gradient; the rule takes outputs of 256 pixels
-/// and fewer). Its product sums over the tiles through `conv::gemm`
-/// (`matrixmultiply` unless `AUTOGRAD_GEMM` says otherwise), after transforming both the input and the
-/// output gradient, so with fewer channels or larger planes the direct
-/// kernel stays ahead (the step 0.75-0.9x at 32 and 64 channels and on
-/// ResNet-18's 28x28 and 56x56 layers).
+/// one (`cargo bench --bench winograd -- --vs winograd4`, the layers'
+/// forward pass with the weight gradient, 2 threads, 2026-12-03, 2 vCPUs
+/// of an AMD EPYC with AVX-512, and with AVX2): on outputs of 4x4 and up,
+/// from 32 output channels and 16 input channels while each thread's sums
+/// fit [`weight_grad::blocked_fits`] (DeepConvNet's conv3 1.3x, conv4-6
+/// 1.5-2.5x, ResNet-18's 64- and 128-channel layers 1.7-2.3x, VGG's 64 and
+/// 128 on 32x32 images 1.6-2.4x; 16 output channels 0.8x), and with more
+/// channels from 128 on outputs of 256 pixels and fewer (VGG's 256- and
+/// 512-channel layers on 32x32 images, ResNet-18's 14x14 ones: the step
+/// 1.0-1.2x faster than with the direct weight gradient; on larger planes
+/// the direct kernel stays ahead).
 fn weight_grad_pays(g: &ConvGeom) -> bool {
-    g.c >= 128 && g.o >= 128 && g.oh * g.ow <= 256
+    let planes = g.oh >= 4 && g.ow >= 4;
+    let blocked = weight_grad::blocked_fits(g) && g.c >= 16 && g.o >= 32;
+    let passes = g.c >= 128 && g.o >= 128 && g.oh * g.ow <= 256;
+    planes && (blocked || passes)
 }
 
 /// Where F(4x4, 3x3) measured faster than the direct kernels
@@ -451,10 +454,16 @@ mod tests {
         for (g, pays_here) in cases {
             assert_eq!(pays(&g), pays_here, "{g:?}");
         }
-        // The weight gradient: only the many-channel small planes.
+        // The weight gradient: from 32 output channels, past 128 only on
+        // small planes.
         let cases = [
-            (layer(100, 64, 64, 8, 1), false), // conv6
-            (layer(8, 128, 128, 28, 1), false),
+            (layer(100, 16, 16, 28, 1), false), // conv2
+            (layer(100, 16, 32, 14, 1), true),  // conv3
+            (layer(100, 64, 64, 8, 1), true),   // conv6
+            (layer(8, 64, 64, 56, 1), true),
+            (layer(8, 128, 128, 28, 1), true),
+            (layer(8, 256, 256, 28, 1), false),
+            (layer(64, 256, 256, 2, 1), false),
             (layer(32, 128, 128, 16, 1), true),
             (layer(64, 128, 128, 4, 1), true),
             (layer(8, 256, 256, 14, 1), true),
