@@ -124,6 +124,11 @@ fn main() {
         ("vgg 32px 256@8", 32, 256, 256, 8, 1),
         ("vgg 32px 512@4", 32, 512, 512, 4, 1),
         ("vgg 32px 512@2", 32, 512, 512, 2, 1),
+        ("googlenet 64px 64->192@16", 16, 64, 192, 16, 1),
+        ("googlenet 64px 96->128@8", 16, 96, 128, 8, 1),
+        ("googlenet 64px 128->192@8", 16, 128, 192, 8, 1),
+        ("googlenet 64px 96->208@4", 16, 96, 208, 4, 1),
+        ("googlenet 64px 160->320@4", 16, 160, 320, 4, 1),
     ];
     for (name, n, cin, cout, size, pad) in cases {
         if !name.starts_with(&only) {

@@ -54,9 +54,10 @@ pub enum ConvAlgorithm {
     Auto,
     /// Winograd F(4x4, 3x3) for the 3x3 stride-1 f32 convolutions where it
     /// measured faster: from 32 input and output channels on outputs of 4x4
-    /// and larger (the forward pass and the input gradient; the weight
-    /// gradient too from 128 channels on outputs of 256 pixels and fewer), the
-    /// rest as [`ConvAlgorithm::Auto`].
+    /// and larger (the forward pass and the input gradient), its weight
+    /// gradient from 16 input and 32 output channels up to 128 channels and,
+    /// past 128, on outputs of 256 pixels and fewer; the rest as
+    /// [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
     /// take, the rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).
