@@ -1,5 +1,6 @@
 //! Winograd F(2x2, 3x3) against the default kernels, per 3x3 layer shape:
-//! the forward convolution, the forward convolution with its weight
+//! the forward convolution (`fwd`; `inf`: under `no_grad`, as a served
+//! model runs it), the forward convolution with its weight
 //! gradient (`fwd+dw`, the input needing none), the input gradient
 //! (`conv_transpose2d` of the output gradient, the kernel the backward pass
 //! runs) and the layer's training step (forward, input and weight
@@ -14,7 +15,8 @@
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench winograd` (options:
 //! `--iters N` calls of each per case (40), `--only NAME-PREFIX`, `--isa`,
 //! `--algorithm A`, `--vs winograd|winograd4|fastest`: the setting timed
-//! against Auto, F(2x2, 3x3) by default).
+//! against Auto, F(2x2, 3x3) by default; `--batch N`: every layer at batch
+//! `N` instead of its own).
 
 mod common;
 use common::*;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use autograd::bench_api::set_avx512;
 use autograd::{
-    grad, manual_seed, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor,
+    grad, manual_seed, no_grad, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor,
 };
 
 /// Puts the process in one of the two states compared.
@@ -51,6 +53,7 @@ fn main() {
     let only = arg_str("--only");
     let isa = std::env::args().any(|a| a == "--isa");
     let algorithm = algorithm_named(&arg_str("--algorithm"));
+    let batch = arg("--batch", 0);
     // The setting compared with Auto (B): `--vs winograd|winograd4|fastest`.
     let vs_name = match arg_str("--vs").as_str() {
         "" => "winograd".to_string(),
@@ -134,6 +137,7 @@ fn main() {
         if !name.starts_with(&only) {
             continue;
         }
+        let n = if batch > 0 { batch } else { n };
         let x = Tensor::<f32>::randn([n, cin, size, size]);
         let w = Tensor::<f32>::randn([cout, cin, 3, 3]).mul_scalar(0.1);
         let b = Tensor::<f32>::randn([cout]);
@@ -141,6 +145,9 @@ fn main() {
         let out = size + 2 * pad - 2;
         let gy = Tensor::<f32>::randn([n, cout, out, out]);
         let forward = || x.conv2d(&w, Some(&b), opts);
+        // The forward pass as a served model runs it (kernels may keep what
+        // they derive from the weights between calls).
+        let inference = || no_grad(|| x.conv2d(&w, Some(&b), opts));
         let input_grad = || gy.conv_transpose2d(&w, None, opts);
         // A layer's whole training step: forward, then both gradients.
         let (xv, wv) = (x.detach().requires_grad_(), w.detach().requires_grad_());
@@ -172,6 +179,7 @@ fn main() {
         };
         for (part, f) in [
             ("fwd", &forward as &dyn Fn() -> Tensor<f32>),
+            ("inf", &inference),
             ("fwd+dw", &weight_step),
             ("dx", &input_grad),
             ("step", &step),

@@ -23,8 +23,10 @@
 //! kernels and 1.3-3.4x faster than the AVX2 ones from 32 input and output
 //! channels on outputs of 4x4 and up, its weight gradient faster from 128
 //! channels on outputs of 256 pixels and fewer; with 16 channels the transforms
-//! cost as much as the products save, and outputs of 2x2 fill a quarter of
-//! a tile. [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
+//! cost as much as the products save, outputs of 2x2 fill a quarter of
+//! a tile, and a small batch has too few tiles to pay for transforming the
+//! weights (batch 1 to 8 on 8x8 or 4x4 outputs: 0.1-1.2x, mostly slower).
+//! [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
 //! direct kernels elsewhere (F(2x2, 3x3) no longer beat both on any layer
 //! measured); [`ConvAlgorithm::Auto`], the default, keeps the direct
 //! kernels' order of summation everywhere.
@@ -56,8 +58,9 @@ pub enum ConvAlgorithm {
     /// measured faster: from 32 input and output channels on outputs of 4x4
     /// and larger (the forward pass and the input gradient), its weight
     /// gradient from 16 input and 32 output channels up to 128 channels and,
-    /// past 128, on outputs of 256 pixels and fewer; the rest as
-    /// [`ConvAlgorithm::Auto`].
+    /// past 128, on outputs of 256 pixels and fewer; each in batches of
+    /// enough 4x4 output tiles (64, or 16 on 4x4 outputs; 32 for the weight
+    /// gradient). The rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
     /// take, the rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).

@@ -254,8 +254,8 @@ pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
 pub(crate) fn pack_for_direct<T: Float>(wt: &[T], g: &ConvGeom) -> Vec<T> {
     let w32 = T::f32_slice(wt).expect("direct kernels: f32 weights");
     let (og, k) = (g.og(), g.k());
-    (0..g.groups)
-        .flat_map(|gi| direct::pack_weights(&w32[gi * og * k..][..og * k], og, k))
+    direct::pack_groups(&w32[..g.groups * og * k], g.groups, og, k)
+        .into_iter()
         .map(|v| T::of(f64::from(v)))
         .collect()
 }

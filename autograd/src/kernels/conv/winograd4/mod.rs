@@ -87,13 +87,34 @@ fn can_run(g: &ConvGeom) -> bool {
 /// channels from 128 on outputs of 256 pixels and fewer (VGG's 256- and
 /// 512-channel layers on 32x32 images, ResNet-18's 14x14 ones: the step
 /// 1.0-1.2x faster than with the direct weight gradient; on larger planes
-/// the direct kernel stays ahead).
+/// the direct kernel stays ahead); in a batch of at least
+/// [`MIN_TILES_WEIGHT_GRAD`] tiles.
 fn weight_grad_pays(g: &ConvGeom) -> bool {
     let planes = g.oh >= 4 && g.ow >= 4;
     let blocked = weight_grad::blocked_fits(g) && g.c >= 16 && g.o >= 32;
     let passes = g.c >= 128 && g.o >= 128 && g.oh * g.ow <= 256;
-    planes && (blocked || passes)
+    planes && tiles(g) >= MIN_TILES_WEIGHT_GRAD && (blocked || passes)
 }
+
+/// Output tiles of the whole batch.
+fn tiles(g: &ConvGeom) -> usize {
+    g.n * g.oh.div_ceil(4) * g.ow.div_ceil(4)
+}
+
+/// The fewest tiles for which `Fastest` takes F(4x4, 3x3)'s forward pass
+/// and input gradient, and, on planes of 4x4 outputs or fewer, the fewest
+/// there. With fewer, transforming the weights costs more than the
+/// products save (measured with `--batch 1` to `16`, 2026-12-04, 2 vCPUs
+/// of an AMD EPYC with AVX-512): 8x8 planes at batch 4 (16 tiles)
+/// 0.5-0.9x the direct kernels, at batch 8 (32) 0.7-1.2x, at batch 16
+/// (64) 1.3-1.5x; 4x4 planes, where the alternative is im2col, at batch
+/// 1-4 0.1-0.6x, at batch 8 0.6-1.2x, at batch 16 1.0-1.7x.
+const MIN_TILES: usize = 64;
+const MIN_TILES_SMALL_PLANES: usize = 16;
+/// The fewest tiles for the weight gradient: VGG's 512-channel layer on
+/// 4x4 outputs took 1.9x as long a step at batch 8 (8 tiles), about as
+/// long at 16, and 0.8-1.0x at 32.
+const MIN_TILES_WEIGHT_GRAD: usize = 32;
 
 /// Where F(4x4, 3x3) measured faster than the direct kernels
 /// (`cargo bench --bench winograd --vs winograd4`, forward pass and input
@@ -103,9 +124,15 @@ fn weight_grad_pays(g: &ConvGeom) -> bool {
 /// 1.5-3.1x from 128 against the AVX-512 direct kernels, 1.3-3.4x against
 /// AVX2's. With 16 channels the transforms cost as much as the products
 /// save (0.8-1.1x), and outputs of 2x2 fill a quarter of a tile
-/// (0.4-0.7x).
+/// (0.4-0.7x). Small batches need [`MIN_TILES`] tiles (batch 16 on 8x8
+/// outputs), or [`MIN_TILES_SMALL_PLANES`] on 4x4.
 fn pays(g: &ConvGeom) -> bool {
-    g.c >= 32 && g.o >= 32 && g.oh >= 4 && g.ow >= 4
+    let enough = if g.oh * g.ow <= 16 {
+        MIN_TILES_SMALL_PLANES
+    } else {
+        MIN_TILES
+    };
+    g.c >= 32 && g.o >= 32 && g.oh >= 4 && g.ow >= 4 && tiles(g) >= enough
 }
 
 /// `U_ξ = G g Gᵀ` for every output and input channel into `u` (`36 O C`
@@ -450,6 +477,13 @@ mod tests {
             (layer(32, 512, 512, 4, 1), true), // VGG on 32x32
             (layer(32, 512, 512, 2, 1), false),
             (layer(8, 512, 512, 14, 1), true),
+            // Too few tiles: batch 1 to 4 on 8x8 planes, 1 to 8 on 4x4.
+            (layer(4, 64, 64, 8, 1), false),
+            (layer(16, 64, 64, 8, 1), true),
+            (layer(8, 96, 208, 4, 1), false),
+            (layer(16, 96, 208, 4, 1), true),
+            (layer(1, 64, 192, 16, 1), false),
+            (layer(1, 64, 64, 32, 1), true),
         ];
         for (g, pays_here) in cases {
             assert_eq!(pays(&g), pays_here, "{g:?}");
@@ -468,6 +502,8 @@ mod tests {
             (layer(64, 128, 128, 4, 1), true),
             (layer(8, 256, 256, 14, 1), true),
             (layer(32, 512, 512, 4, 1), true),
+            (layer(16, 512, 512, 4, 1), false),
+            (layer(1, 64, 64, 8, 1), false),
         ];
         for (g, pays_here) in cases {
             assert_eq!(weight_grad_pays(&g), pays_here, "weight gradient {g:?}");
