@@ -59,7 +59,7 @@ pub enum ConvAlgorithm {
     /// and larger (the forward pass and the input gradient), its weight
     /// gradient from 16 input and 32 output channels up to 128 channels and,
     /// past 128, on outputs of 256 pixels and fewer; each in batches of
-    /// enough 4x4 output tiles (64, or 16 on 4x4 outputs; 32 for the weight
+    /// enough 4x4 output tiles (64, or 16 on 4x4 outputs; 16 for the weight
     /// gradient). The rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
