@@ -25,7 +25,7 @@
 //! channels on outputs of 256 pixels and fewer; with 16 channels the transforms
 //! cost as much as the products save, outputs of 2x2 fill a quarter of
 //! a tile, and a small batch has too few tiles to pay for transforming the
-//! weights (batch 1 to 8 on 8x8 or 4x4 outputs: 0.1-1.2x, mostly slower).
+//! weights (batch 1 to 8 on 8x8 or 4x4 outputs: 0.1-1.6x, mostly slower).
 //! [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
 //! direct kernels elsewhere (F(2x2, 3x3) no longer beat both on any layer
 //! measured); [`ConvAlgorithm::Auto`], the default, keeps the direct

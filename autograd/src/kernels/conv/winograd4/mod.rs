@@ -104,11 +104,12 @@ fn tiles(g: &ConvGeom) -> usize {
 /// The fewest tiles for which `Fastest` takes F(4x4, 3x3)'s forward pass
 /// and input gradient, and, on planes of 4x4 outputs or fewer, the fewest
 /// there. With fewer, transforming the weights costs more than the
-/// products save (measured with `--batch 1` to `16`, 2026-12-04, 2 vCPUs
-/// of an AMD EPYC with AVX-512): 8x8 planes at batch 4 (16 tiles)
-/// 0.5-0.9x the direct kernels, at batch 8 (32) 0.7-1.2x, at batch 16
-/// (64) 1.3-1.5x; 4x4 planes, where the alternative is im2col, at batch
-/// 1-4 0.1-0.6x, at batch 8 0.6-1.2x, at batch 16 1.0-1.7x.
+/// products save (`cargo bench --bench winograd -- --vs fastest --batch N`,
+/// the forward pass under `no_grad` and the layer's step, 2026-12-04, 2
+/// vCPUs of an AMD EPYC with AVX-512): 8x8 planes at batch 1-4 (4-16
+/// tiles) 0.3-1.1x the direct kernels, at batch 8 (32) 0.7-1.6x, at batch
+/// 16 (64) 0.9-1.6x; 4x4 planes, where the alternative is im2col, at batch
+/// 1-4 0.1-0.5x, at batch 8 0.5-1.1x, at batch 16 1.0-1.8x.
 const MIN_TILES: usize = 64;
 const MIN_TILES_SMALL_PLANES: usize = 16;
 /// The fewest tiles for the weight gradient: VGG's 512-channel layer on
