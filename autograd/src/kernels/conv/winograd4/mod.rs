@@ -211,7 +211,7 @@ struct Plan {
 impl Plan {
     fn new(g: &ConvGeom) -> Plan {
         let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
-        let tiles = g.n * th * tw;
+        let tiles = tiles(g);
         let threads = team::threads();
         // V and M of a block in about 512 KiB (36 (C + O) floats a tile),
         // at least 32 tiles (one wide micro-tile), fewer (to 16) where that
