@@ -7,3 +7,4 @@ pub(crate) mod gemm;
 pub(crate) mod narrow;
 pub(crate) mod pool;
 pub(crate) mod winograd;
+pub(crate) mod winograd4;

@@ -15,7 +15,7 @@
 //! thread through `conv::gemm`), where one `S` per thread would not fit.
 
 use super::transforms::{grad_transform, input_transform, kernel_transform};
-use super::{gather, Tile, L, XI};
+use super::{gather, LaneGroup, Tile, L, XI};
 use crate::kernels::conv::direct::{rows_per_call, wtile_dispatch, wtile_dispatch_wide, Span, MR};
 use crate::kernels::conv::{gemm, ConvGeom};
 use crate::kernels::isa;
@@ -143,9 +143,10 @@ fn transform_block(
     let panels = g.o.div_ceil(L);
     assert!(info.len() <= tb && v.len() >= XI * c * tb && z.len() >= XI * panels * L * tb);
     let mut d = [0.0f32; XI * L];
+    let groups: Vec<LaneGroup> = info.chunks(L).map(|t| LaneGroup::new(g, t)).collect();
     for ci in 0..c {
-        for q in (0..info.len()).step_by(L) {
-            gather(x, g, ci, &info[q..info.len().min(q + L)], &mut d);
+        for (lanes, q) in groups.iter().zip((0..info.len()).step_by(L)) {
+            gather(x, g, ci, lanes, &mut d);
             // SAFETY: 36 rows `C tb` apart from `ci tb + q`, 16 floats each
             // (`q + 16 <= tb`: `tb` is a multiple of 16 above `q`), inside
             // `v` (asserted above).
@@ -320,8 +321,9 @@ fn transform_pass(
         let lanes: Vec<Tile> = (first..range.end.min(first + L))
             .map(|p| Tile::at(p, g, th, tw))
             .collect();
+        let group = LaneGroup::new(g, &lanes);
         for ci in 0..c {
-            gather(x, g, ci, &lanes, &mut d);
+            gather(x, g, ci, &group, &mut d);
             // SAFETY: 36 rows `C pass` apart from `ci pass + 16 q`, 16
             // floats each (`16 q + 16 <= pass`), this part's columns.
             unsafe { input_transform(&d, (va as *mut f32).add(ci * pass + q * L), c * pass) };
