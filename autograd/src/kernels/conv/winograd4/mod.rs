@@ -124,10 +124,12 @@ const MIN_TILES_WEIGHT_GRAD: usize = 16;
 /// with either instruction set): from 32 input and output channels on
 /// outputs of 4x4 and up, 1.1-1.3x at 32 channels, 1.5-2.1x at 64 and
 /// 1.5-3.1x from 128 against the AVX-512 direct kernels, 1.3-3.4x against
-/// AVX2's. With 16 channels the transforms cost as much as the products
-/// save (0.8-1.1x), and outputs of 2x2 fill a quarter of a tile
-/// (0.4-0.7x). Small batches need [`MIN_TILES`] tiles (batch 16 on 8x8
-/// outputs), or [`MIN_TILES_SMALL_PLANES`] on 4x4.
+/// AVX2's; and, since the gather runs in registers (2026-12-04, `--vs
+/// fastest`), from 16: DeepConvNet's conv2 (16->16, 28x28) 1.24x, conv3
+/// (16->32) 1.06-1.27x, ResNet-20's 16-channel layer 1.09-1.13x. With one
+/// input channel it runs 0.4x as fast, and outputs of 2x2 fill a quarter
+/// of a tile (0.4-0.7x). Small batches need [`MIN_TILES`] tiles (batch 16
+/// on 8x8 outputs), or [`MIN_TILES_SMALL_PLANES`] on 4x4.
 fn pays(g: &ConvGeom) -> bool {
     let enough = if g.oh * g.ow <= 16 {
         MIN_TILES_SMALL_PLANES
