@@ -125,8 +125,9 @@ const MIN_TILES_WEIGHT_GRAD: usize = 16;
 /// outputs of 4x4 and up, 1.1-1.3x at 32 channels, 1.5-2.1x at 64 and
 /// 1.5-3.1x from 128 against the AVX-512 direct kernels, 1.3-3.4x against
 /// AVX2's; and, since the gather runs in registers (2026-12-04, `--vs
-/// fastest`), from 16: DeepConvNet's conv2 (16->16, 28x28) 1.24x, conv3
-/// (16->32) 1.06-1.27x, ResNet-20's 16-channel layer 1.09-1.13x. With one
+/// fastest`), from 16 on AVX-512 ([`min_channels`]): DeepConvNet's conv2
+/// (16->16, 28x28) 1.24x, conv3 (16->32) 1.06-1.27x, ResNet-20's
+/// 16-channel layer 1.09-1.13x. With one
 /// input channel it runs 0.4x as fast, and outputs of 2x2 fill a quarter
 /// of a tile (0.4-0.7x). Small batches need [`MIN_TILES`] tiles (batch 16
 /// on 8x8 outputs), or [`MIN_TILES_SMALL_PLANES`] on 4x4.
@@ -136,7 +137,20 @@ fn pays(g: &ConvGeom) -> bool {
     } else {
         MIN_TILES
     };
-    g.c >= 16 && g.o >= 16 && g.oh >= 4 && g.ow >= 4 && tiles(g) >= enough
+    let channels = min_channels();
+    g.c >= channels && g.o >= channels && g.oh >= 4 && g.ow >= 4 && tiles(g) >= enough
+}
+
+/// The fewest input and output channels for which `Fastest` takes F(4x4,
+/// 3x3): 16 where the gather runs in registers (AVX-512), 32 with AVX2
+/// alone, whose element-by-element gather made the 16-channel layers
+/// 0.78-1.11x as fast as the direct kernels (2026-12-03).
+fn min_channels() -> usize {
+    if isa::avx512() {
+        16
+    } else {
+        32
+    }
 }
 
 /// `U_ξ = G g Gᵀ` for every output and input channel into `u` (`36 O C`
@@ -557,6 +571,8 @@ mod tests {
             (layer(1, 64, 64, 32, 1), true),
         ];
         for (g, pays_here) in cases {
+            // 16-channel layers only where the gather runs in registers.
+            let pays_here = pays_here && (g.c.min(g.o) >= 32 || isa::avx512());
             assert_eq!(pays(&g), pays_here, "{g:?}");
         }
         // The weight gradient: from 32 output channels, past 128 only on
