@@ -100,3 +100,71 @@ pub(crate) unsafe fn gather_blocks(
         }
     }
 }
+
+/// `d[e 16 + l]` = output `(i, j)` (`e = 4i + j`) of the 4x4 block of
+/// output gradients at `src + l ohw` (rows `ow` apart), for the lanes
+/// `l < lanes`, rows `i < rows` and columns `j < cols`; 0 elsewhere (the
+/// weight gradient's gather, 16 output channels of one tile a lane each).
+/// Each channel's block is four masked row loads into one vector; a 16x16
+/// transpose puts channel `l` in lane `l`.
+///
+/// # Safety
+/// AVX-512F present; those outputs readable; `d` has `16 * 16` writable
+/// floats.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn gather_grad_blocks(
+    src: *const f32,
+    ohw: usize,
+    ow: usize,
+    [lanes, rows, cols]: [usize; 3],
+    d: *mut f32,
+) {
+    let mask = (1u16 << cols) - 1;
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (l, v) in r.iter_mut().enumerate().take(lanes) {
+        let at = src.wrapping_add(l * ohw);
+        for i in 0..rows {
+            // Row i into elements 4i..4i + 4.
+            let row = at.wrapping_add(i * ow).wrapping_sub(4 * i);
+            *v = _mm512_mask_loadu_ps(*v, mask << (4 * i), row);
+        }
+    }
+    for (e, v) in transpose16(r).into_iter().enumerate() {
+        _mm512_storeu_ps(d.add(e * 16), v);
+    }
+}
+
+/// The 16x16 transpose: element `j` of `r[i]` to element `i` of row `j`,
+/// in four rounds of 16 shuffles.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // t: rows 2i and 2i + 1 interleaved within each 128-bit quarter.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4i + e], quarter q: element 4q + e of rows 4i..4i + 4.
+    let mut u = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        u[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // c[4q + e] = quarter q of u[e], u[4 + e], u[8 + e], u[12 + e]:
+    // element 4q + e of all 16 rows.
+    let mut c = [_mm512_setzero_ps(); 16];
+    for e in 0..4 {
+        let v0 = _mm512_shuffle_f32x4::<0x88>(u[e], u[4 + e]);
+        let v1 = _mm512_shuffle_f32x4::<0xDD>(u[e], u[4 + e]);
+        let w0 = _mm512_shuffle_f32x4::<0x88>(u[8 + e], u[12 + e]);
+        let w1 = _mm512_shuffle_f32x4::<0xDD>(u[8 + e], u[12 + e]);
+        c[e] = _mm512_shuffle_f32x4::<0x88>(v0, w0);
+        c[8 + e] = _mm512_shuffle_f32x4::<0xDD>(v0, w0);
+        c[4 + e] = _mm512_shuffle_f32x4::<0x88>(v1, w1);
+        c[12 + e] = _mm512_shuffle_f32x4::<0xDD>(v1, w1);
+    }
+    c
+}

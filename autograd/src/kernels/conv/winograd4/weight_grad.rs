@@ -220,6 +220,21 @@ fn gather_grad_channels(gy: &[f32], g: &ConvGeom, t: &Tile, k0: usize, d: &mut [
     let (rows, cols) = (4.min(g.oh - t.oy), 4.min(ow - t.ox));
     let start = (t.n * g.o + k0) * ohw + t.oy * ow + t.ox;
     let block = &gy[start..][..(lanes - 1) * ohw + (rows - 1) * ow + cols];
+    #[cfg(target_arch = "x86_64")]
+    if isa::avx512() {
+        // SAFETY: AVX-512F is present; channel l's rows i < rows and
+        // columns j < cols are `block[l ohw + i ow + j]`, inside `block`;
+        // `d` has 16 L floats.
+        return unsafe {
+            crate::kernels::x86::winograd4::gather_grad_blocks(
+                block.as_ptr(),
+                ohw,
+                ow,
+                [lanes, rows, cols],
+                d.as_mut_ptr(),
+            )
+        };
+    }
     let dp = d.as_mut_ptr();
     for l in 0..lanes {
         for i in 0..4 {
