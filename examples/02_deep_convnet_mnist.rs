@@ -109,12 +109,14 @@ impl DeepConvNet {
 impl Module for DeepConvNet {
     fn forward_impl(&self, x: &Tensor) -> Tensor {
         let pool = PoolOptions::new(2);
-        let h = self.conv1.forward(x).relu();
-        let h = self.conv2.forward(&h).relu().max_pool2d(pool);
-        let h = self.conv3.forward(&h).relu();
-        let h = self.conv4.forward(&h).relu().max_pool2d(pool);
-        let h = self.conv5.forward(&h).relu();
-        let h = self.conv6.forward(&h).relu().max_pool2d(pool);
+        // `forward_relu` is `forward(..).relu()` with the ReLU applied as the
+        // convolution stores its outputs: no second tensor, no pass of its own.
+        let h = self.conv1.forward_relu(x);
+        let h = self.conv2.forward_relu(&h).max_pool2d(pool);
+        let h = self.conv3.forward_relu(&h);
+        let h = self.conv4.forward_relu(&h).max_pool2d(pool);
+        let h = self.conv5.forward_relu(&h);
+        let h = self.conv6.forward_relu(&h).max_pool2d(pool);
         let h = self.fc1.forward(&h.flatten(1, -1)).relu();
         let h = self.dropout1.forward(&h);
         self.dropout2.forward(&self.fc2.forward(&h))
