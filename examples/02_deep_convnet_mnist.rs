@@ -20,7 +20,8 @@
 //! no dropout, label smoothing 0.1, and Winograd convolutions where they are faster
 //! (`autograd::ConvAlgorithm::Fastest`). It prints the wall time at which
 //! the test accuracy first reached 99.3%. `--recipe fast10` is the same
-//! over 18 epochs of augmented images, to 99.6% in ten minutes.
+//! over 24 epochs of augmented images with AdamW's weight decay, to 99.6%
+//! in ten minutes.
 //!
 //! ```text
 //! cargo run --release --example 02_deep_convnet_mnist                 # the book: ~99.4%
@@ -30,8 +31,9 @@
 //! ```
 //!
 //! Options: `--recipe book|fast|fast10` (book; the recipe sets the defaults of the
-//! next seven, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
+//! next eight, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--dropout P` `--label-smoothing EPS`
+//! `--weight-decay W` (AdamW's decoupled decay; 0, Adam, unless the recipe sets it)
 //! `--conv auto|fastest|winograd|winograd4`, and `--seed S` `--threads T` `--augment`
 //! `--data DIR` `--out DIR` `--resume` `--flush-denormals` `--quick` (a
 //! smoke run: 1 epoch on 600 training and 500 test images)
@@ -53,7 +55,7 @@ use optim::lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
 use optim::lr_scheduler::one_cycle::{OneCycleLr, OneCycleLrConfig};
 use optim::lr_scheduler::step::{StepLr, StepLrConfig};
 use optim::lr_scheduler::LrScheduler;
-use optim::{Adam, AdamConfig, Optimizer};
+use optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer};
 
 /// The book's deep CNN (`ch08/deep_convnet.py`): six 3x3 convolutions with
 /// ReLU, a 2x2 max-pool after every second one, then two fully connected
@@ -133,6 +135,8 @@ struct Recipe {
     dropout: f64,
     /// Label smoothing of the training loss.
     label_smoothing: f64,
+    /// AdamW's decoupled weight decay (0: Adam).
+    weight_decay: f64,
     /// `autograd::ConvAlgorithm`: auto, fastest, winograd or winograd4.
     conv: &'static str,
     /// Random affine transforms of the training images.
@@ -150,6 +154,7 @@ impl Recipe {
         schedule: "none",
         dropout: 0.5,
         label_smoothing: 0.0,
+        weight_decay: 0.0,
         conv: "auto",
         augment: false,
         target: 99.3,
@@ -166,14 +171,19 @@ impl Recipe {
         schedule: "onecycle",
         dropout: 0.0,
         label_smoothing: 0.1,
+        weight_decay: 0.0,
         conv: "fastest",
         augment: false,
         target: 99.3,
     };
-    /// To 99.6% in ten minutes: the fast recipe over 18 epochs of
-    /// augmented images (small rotations, shifts and zooms).
+    /// To 99.6% in ten minutes: the fast recipe over 24 epochs of
+    /// augmented images (small rotations, shifts and zooms), with AdamW's
+    /// weight decay 0.01 (over 18 epochs without it, seeds ended at
+    /// 99.52-99.62%; seed 2 went from a best of 99.58% to 99.65% at 24
+    /// epochs with the decay).
     const FAST10: Recipe = Recipe {
-        epochs: 18,
+        epochs: 24,
+        weight_decay: 0.01,
         augment: true,
         target: 99.6,
         ..Recipe::FAST
@@ -217,6 +227,12 @@ fn main() -> Result<(), Failure> {
     let schedule: String = args.get("--schedule", recipe.schedule.to_string());
     let augment = args.flag("--augment") || recipe.augment;
     let dropout: f64 = args.get("--dropout", recipe.dropout);
+    let weight_decay: f64 = args.get("--weight-decay", recipe.weight_decay);
+    if weight_decay.is_nan() || weight_decay < 0.0 {
+        return Err(Failure::msg(format!(
+            "--weight-decay: {weight_decay} is not a non-negative number"
+        )));
+    }
     let label_smoothing: f64 = args.get("--label-smoothing", recipe.label_smoothing);
     if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(Failure::msg(format!(
@@ -288,26 +304,38 @@ fn main() -> Result<(), Failure> {
     // Model and optimizer: the book's network and recipe.
     manual_seed(seed);
     let model = DeepConvNet::new(dropout);
-    let mut opt = Adam::new(
-        model.parameters(),
-        AdamConfig {
-            lr,
-            ..Default::default()
-        },
-    );
+    // Adam, or AdamW (decoupled weight decay) when the recipe decays weights.
+    let mut opt: Box<dyn Optimizer> = if weight_decay > 0.0 {
+        Box::new(AdamW::new(
+            model.parameters(),
+            AdamWConfig {
+                lr,
+                weight_decay,
+                ..Default::default()
+            },
+        ))
+    } else {
+        Box::new(Adam::new(
+            model.parameters(),
+            AdamConfig {
+                lr,
+                ..Default::default()
+            },
+        ))
+    };
     let steps_per_epoch = train_loader.len();
     let mut sched: Option<Box<dyn LrScheduler>> = match schedule.as_str() {
         "none" => None,
         "step" => Some(Box::new(StepLr::new(
-            &mut opt,
+            &mut *opt,
             StepLrConfig::new((epochs / 3).max(1) * steps_per_epoch),
         ))),
         "cosine" => Some(Box::new(CosineAnnealingLr::new(
-            &mut opt,
+            &mut *opt,
             CosineAnnealingLrConfig::new(epochs * steps_per_epoch),
         ))),
         "onecycle" => Some(Box::new(OneCycleLr::new(
-            &mut opt,
+            &mut *opt,
             OneCycleLrConfig::new(vec![lr * 3.0], epochs * steps_per_epoch),
         ))),
         other => {
@@ -317,18 +345,21 @@ fn main() -> Result<(), Failure> {
         }
     };
     println!(
-        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; recipe {recipe_name}: Adam lr {lr}, schedule {schedule}, dropout {dropout}, label smoothing {label_smoothing}, convolutions {conv}{}",
+        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; recipe {recipe_name}: {} lr {lr}, schedule {schedule}, dropout {dropout}, label smoothing {label_smoothing}, convolutions {conv}{}",
         model.num_parameters(),
         train.len(),
         test.len(),
         steps_per_epoch,
+        if weight_decay > 0.0 { format!("AdamW (weight decay {weight_decay})") } else { "Adam".to_string() },
         if augment { ", augmented" } else { "" }
     );
 
     // Resume: model, optimizer and scheduler state, and where the run stopped.
     // What fixes the data and the random draws must be as it was.
     let config = format!(
-        "seed={seed} batch={batch} schedule={schedule} augment={augment} dropout={dropout} label_smoothing={label_smoothing} train={} test={}",
+        "seed={seed} batch={batch} schedule={schedule} augment={augment} dropout={dropout} label_smoothing={label_smoothing}{} train={} test={}",
+        // Named only when set: checkpoints of Adam runs stay resumable.
+        if weight_decay > 0.0 { format!(" weight_decay={weight_decay}") } else { String::new() },
         train.len(),
         test.len()
     );
@@ -345,7 +376,7 @@ fn main() -> Result<(), Failure> {
                         c.config
                     )));
                 }
-                c.restore(&model, &mut opt, sched.as_deref_mut())?;
+                c.restore(&model, &mut *opt, sched.as_deref_mut())?;
                 at = c.position.clone();
                 last_good = Some(c.position);
                 println!(
@@ -390,7 +421,7 @@ fn main() -> Result<(), Failure> {
         };
         // Per-step seeds: dropout masks (and the loader's shuffle, seeded
         // per epoch) replay exactly from any step on resume.
-        let mut fit = Fit::new(&model, &mut opt, &train_loader, epochs)
+        let mut fit = Fit::new(&model, &mut *opt, &train_loader, epochs)
             .seed(seed)
             .label_smoothing(label_smoothing)
             .interrupt(&stop);
@@ -400,7 +431,7 @@ fn main() -> Result<(), Failure> {
         let bar = match fit.try_epoch(&from) {
             Ok(EpochEnd::Finished(bar)) => bar,
             Ok(EpochEnd::Interrupted { at, signal }) => {
-                let c = Checkpoint::capture(at.clone(), config, &model, &opt, sched.as_deref());
+                let c = Checkpoint::capture(at.clone(), config, &model, &*opt, sched.as_deref());
                 c.save(&ckpt)?;
                 let again: Vec<String> = std::env::args()
                     .skip(1)
@@ -497,8 +528,14 @@ fn main() -> Result<(), Failure> {
         // Checkpoint: one file, written atomically (the previous one stays
         // whole until the new one is complete).
         let next = Position::start(epoch + 1);
-        Checkpoint::capture(next.clone(), config.clone(), &model, &opt, sched.as_deref())
-            .save(&ckpt)?;
+        Checkpoint::capture(
+            next.clone(),
+            config.clone(),
+            &model,
+            &*opt,
+            sched.as_deref(),
+        )
+        .save(&ckpt)?;
         last_good = Some(next);
     }
     model.save(&out.join("deep_convnet.safetensors"), Dtype::F32)?;

@@ -15,8 +15,8 @@ counts it); at the end, per seed, the first wall time at which the test
 accuracy reached --target (99.3%) and the final accuracy.
 
 Recipe (keep in step with examples/02_deep_convnet_mnist.rs, `fast_recipe`):
-Adam, OneCycleLR peaking at --max-lr (cosine, 30% warm-up, PyTorch's
-defaults), batch --batch, --epochs epochs, dropout --dropout on fc1's output
+Adam (AdamW with --weight-decay), OneCycleLR peaking at --max-lr (cosine,
+30% warm-up, PyTorch's defaults), batch --batch, --epochs epochs, dropout --dropout on fc1's output
 and on the logits, cross-entropy with --label-smoothing (0.1), MNIST scaled
 to [0, 1]; with --augment (the fast10 recipe) each training batch under
 random rotations of +-10 degrees, shifts of up to 10% (whole pixels) and zooms
@@ -122,7 +122,10 @@ def run(seed, args, data):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
     model = DeepConvNet(args.dropout)
-    opt = torch.optim.Adam(model.parameters(), lr=args.max_lr)
+    if args.weight_decay > 0:   # example 02's --weight-decay: AdamW
+        opt = torch.optim.AdamW(model.parameters(), lr=args.max_lr, weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.max_lr)
     steps = len(xtr) // args.batch  # whole batches only, as example 02 (drop_last)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.max_lr,
                                                 total_steps=args.epochs * steps)
@@ -161,12 +164,15 @@ def main():
     p.add_argument("--max-lr", type=float, default=6e-3)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="AdamW's decoupled weight decay (0: Adam)")
     p.add_argument("--augment", action="store_true")
     p.add_argument("--target", type=float, default=99.3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = (*load_split("train"), *load_split("t10k"))
-    print(f"PyTorch {torch.__version__}, {args.threads} threads: DeepConvNet, Adam + OneCycleLR "
+    optimizer = f"AdamW (weight decay {args.weight_decay})" if args.weight_decay > 0 else "Adam"
+    print(f"PyTorch {torch.__version__}, {args.threads} threads: DeepConvNet, {optimizer} + OneCycleLR "
           f"max {args.max_lr}, batch {args.batch}, dropout {args.dropout}, "
           f"label smoothing {args.label_smoothing}, {args.epochs} epochs"
           f"{', augmented' if args.augment else ''}")

@@ -166,7 +166,7 @@ fn ex02_fast_recipe() {
     // The ten-minute recipe: the fast one, augmented, timed to 99.6% as well.
     let stdout = run_quick("02_deep_convnet_mnist", &out, &["--recipe", "fast10"]);
     for expected in [
-        "recipe fast10: Adam",
+        "recipe fast10: AdamW (weight decay 0.01) lr",
         "label smoothing 0.1,",
         "augmented",
         "99.3% test accuracy",
@@ -174,6 +174,16 @@ fn ex02_fast_recipe() {
     ] {
         assert!(stdout.contains(expected), "no '{expected}' in:\n{stdout}");
     }
+    // Decoupled weight decay: AdamW in Adam's place.
+    let stdout = run_quick(
+        "02_deep_convnet_mnist",
+        &out,
+        &["--recipe", "fast", "--weight-decay", "0.05"],
+    );
+    assert!(
+        stdout.contains("recipe fast: AdamW (weight decay 0.05) lr"),
+        "{stdout}"
+    );
     let out_arg = out.to_str().expect("UTF-8");
     for (option, value, message) in [
         (
@@ -185,6 +195,11 @@ fn ex02_fast_recipe() {
             "--label-smoothing",
             "1.5",
             "--label-smoothing: 1.5 is not in [0, 1]",
+        ),
+        (
+            "--weight-decay",
+            "-0.1",
+            "--weight-decay: -0.1 is not a non-negative number",
         ),
     ] {
         let args = [option, value, "--quick", "--out", out_arg];
