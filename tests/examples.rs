@@ -207,6 +207,51 @@ fn ex02_fast_recipe() {
     }
 }
 
+/// `--weight-decay` reaches the optimizer (the weights differ from Adam's),
+/// and its AdamW state goes through the checkpoint: one epoch, then a
+/// resumed second one, ends with the weights of two epochs in one run. A
+/// checkpoint of a decayed run refuses to continue without the decay.
+#[test]
+fn ex02_weight_decay_decays_and_resumes_exactly() {
+    let (whole, plain, cut) = (
+        out_dir("02_wd_whole"),
+        out_dir("02_wd_adam"),
+        out_dir("02_wd_cut"),
+    );
+    let weights = |d: &Path| std::fs::read(d.join("deep_convnet.safetensors")).unwrap();
+    let decayed = ["--epochs", "2", "--weight-decay", "0.05"];
+    let stdout = run_quick("02_deep_convnet_mnist", &whole, &decayed);
+    assert!(stdout.contains("AdamW (weight decay 0.05)"), "{stdout}");
+    run_quick("02_deep_convnet_mnist", &plain, &["--epochs", "2"]);
+    assert!(
+        weights(&whole) != weights(&plain),
+        "weight decay 0.05 trained the same weights as Adam without it"
+    );
+
+    run_quick(
+        "02_deep_convnet_mnist",
+        &cut,
+        &["--epochs", "1", "--weight-decay", "0.05"],
+    );
+    let stdout = run_quick(
+        "02_deep_convnet_mnist",
+        &cut,
+        &["--epochs", "2", "--weight-decay", "0.05", "--resume"],
+    );
+    assert!(stdout.contains("resumed from"), "{stdout}");
+    assert!(
+        weights(&whole) == weights(&cut),
+        "one epoch and a resumed second one end with other weights than two in one run"
+    );
+
+    let cut_arg = cut.to_str().expect("UTF-8");
+    assert_user_error(
+        "02_deep_convnet_mnist",
+        &["--quick", "--out", cut_arg, "--epochs", "3", "--resume"],
+        "weight_decay=0.05",
+    );
+}
+
 #[test]
 fn ex03_misclassified() {
     let weights = ex02().join("deep_convnet.safetensors");
