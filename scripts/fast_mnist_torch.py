@@ -18,10 +18,11 @@ Recipe (keep in step with examples/02_deep_convnet_mnist.rs, `fast_recipe`):
 Adam (AdamW with --weight-decay), OneCycleLR peaking at --max-lr (cosine,
 30% warm-up, PyTorch's defaults), batch --batch, --epochs epochs, dropout
 --dropout on fc1's output and on the logits, cross-entropy with
---label-smoothing (0.1), MNIST scaled to [0, 1]; with --augment (the fast10 recipe) each training batch under
-random rotations of +-10 degrees, shifts of up to 10% (whole pixels) and zooms
-of 0.9-1.1, bilinear, zero fill, as example 02's RandomAffine, drawn per image
-and applied to the batch at once (affine_grid + grid_sample).
+--label-smoothing (0.1), MNIST scaled to [0, 1]; with --augment (the fast10
+recipe) each training batch under random rotations of +-10 degrees, shifts of
+up to 10% (whole pixels) and zooms of 0.9-1.1, bilinear, zero fill, as example
+02's RandomAffine, drawn per image and applied to the batch at once
+(affine_grid + grid_sample).
 """
 
 import argparse
