@@ -34,6 +34,7 @@
 //! next eight, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--dropout P` `--label-smoothing EPS`
 //! `--weight-decay W` (AdamW's decoupled decay; 0, Adam, unless the recipe sets it)
+//! `--ema D` (evaluate and save the weights' exponential moving average, decay D; 0: off)
 //! `--conv auto|fastest|winograd|winograd4`, and `--seed S` `--threads T` `--augment`
 //! `--data DIR` `--out DIR` `--resume` `--flush-denormals` `--quick` (a
 //! smoke run: 1 epoch on 600 training and 500 test images)
@@ -55,7 +56,7 @@ use optim::lr_scheduler::cosine::{CosineAnnealingLr, CosineAnnealingLrConfig};
 use optim::lr_scheduler::one_cycle::{OneCycleLr, OneCycleLrConfig};
 use optim::lr_scheduler::step::{StepLr, StepLrConfig};
 use optim::lr_scheduler::LrScheduler;
-use optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer};
+use optim::{Adam, AdamConfig, AdamW, AdamWConfig, AveragedConfig, AveragedParams, Optimizer};
 
 /// The book's deep CNN (`ch08/deep_convnet.py`): six 3x3 convolutions with
 /// ReLU, a 2x2 max-pool after every second one, then two fully connected
@@ -137,6 +138,9 @@ struct Recipe {
     label_smoothing: f64,
     /// AdamW's decoupled weight decay (0: Adam).
     weight_decay: f64,
+    /// Decay of the exponential moving average of the weights that is
+    /// evaluated and saved (0: the weights as trained).
+    ema: f64,
     /// `autograd::ConvAlgorithm`: auto, fastest, winograd or winograd4.
     conv: &'static str,
     /// Random affine transforms of the training images.
@@ -155,6 +159,7 @@ impl Recipe {
         dropout: 0.5,
         label_smoothing: 0.0,
         weight_decay: 0.0,
+        ema: 0.0,
         conv: "auto",
         augment: false,
         target: 99.3,
@@ -172,6 +177,7 @@ impl Recipe {
         dropout: 0.0,
         label_smoothing: 0.1,
         weight_decay: 0.0,
+        ema: 0.0,
         conv: "fastest",
         augment: false,
         target: 99.3,
@@ -232,6 +238,10 @@ fn main() -> Result<(), Failure> {
         return Err(Failure::msg(format!(
             "--weight-decay: {weight_decay} is not a non-negative number"
         )));
+    }
+    let ema: f64 = args.get("--ema", recipe.ema);
+    if !(0.0..1.0).contains(&ema) {
+        return Err(Failure::msg(format!("--ema: {ema} is not in [0, 1)")));
     }
     let label_smoothing: f64 = args.get("--label-smoothing", recipe.label_smoothing);
     if !(0.0..=1.0).contains(&label_smoothing) {
@@ -323,6 +333,9 @@ fn main() -> Result<(), Failure> {
             },
         ))
     };
+    // The weights evaluated and saved: their moving average, when asked.
+    let mut average =
+        (ema > 0.0).then(|| AveragedParams::new(model.parameters(), AveragedConfig::ema(ema)));
     let steps_per_epoch = train_loader.len();
     let mut sched: Option<Box<dyn LrScheduler>> = match schedule.as_str() {
         "none" => None,
@@ -345,21 +358,23 @@ fn main() -> Result<(), Failure> {
         }
     };
     println!(
-        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; recipe {recipe_name}: {} lr {lr}, schedule {schedule}, dropout {dropout}, label smoothing {label_smoothing}, convolutions {conv}{}",
+        "DeepConvNet: {} parameters; {} training and {} test images; {} batches of {batch} per epoch; recipe {recipe_name}: {} lr {lr}, schedule {schedule}, dropout {dropout}, label smoothing {label_smoothing}, convolutions {conv}{}{}",
         model.num_parameters(),
         train.len(),
         test.len(),
         steps_per_epoch,
         if weight_decay > 0.0 { format!("AdamW (weight decay {weight_decay})") } else { "Adam".to_string() },
+        if ema > 0.0 { format!(", evaluated with the weights' moving average (decay {ema})") } else { String::new() },
         if augment { ", augmented" } else { "" }
     );
 
     // Resume: model, optimizer and scheduler state, and where the run stopped.
     // What fixes the data and the random draws must be as it was.
     let config = format!(
-        "seed={seed} batch={batch} schedule={schedule} augment={augment} dropout={dropout} label_smoothing={label_smoothing}{} train={} test={}",
+        "seed={seed} batch={batch} schedule={schedule} augment={augment} dropout={dropout} label_smoothing={label_smoothing}{}{} train={} test={}",
         // Named only when set: checkpoints of Adam runs stay resumable.
         if weight_decay > 0.0 { format!(" weight_decay={weight_decay}") } else { String::new() },
+        if ema > 0.0 { format!(" ema={ema}") } else { String::new() },
         train.len(),
         test.len()
     );
@@ -377,6 +392,9 @@ fn main() -> Result<(), Failure> {
                     )));
                 }
                 c.restore(&model, &mut *opt, sched.as_deref_mut())?;
+                if let Some(a) = average.as_mut() {
+                    c.restore_averages(&model, a)?;
+                }
                 at = c.position.clone();
                 last_good = Some(c.position);
                 println!(
@@ -428,10 +446,17 @@ fn main() -> Result<(), Failure> {
         if let Some(s) = sched.as_deref_mut() {
             fit = fit.scheduler(s);
         }
+        if let Some(a) = average.as_mut() {
+            fit = fit.average(a);
+        }
         let bar = match fit.try_epoch(&from) {
             Ok(EpochEnd::Finished(bar)) => bar,
             Ok(EpochEnd::Interrupted { at, signal }) => {
-                let c = Checkpoint::capture(at.clone(), config, &model, &*opt, sched.as_deref());
+                let mut c =
+                    Checkpoint::capture(at.clone(), config, &model, &*opt, sched.as_deref());
+                if let Some(a) = &average {
+                    c = c.with_averages(&model, a);
+                }
                 c.save(&ckpt)?;
                 let again: Vec<String> = std::env::args()
                     .skip(1)
@@ -465,7 +490,14 @@ fn main() -> Result<(), Failure> {
             }
         };
         let secs = bar.seconds();
+        // Evaluated with the averages in the model, when the run keeps them.
+        if let Some(a) = average.as_mut() {
+            a.swap();
+        }
         let ev = evaluate(&model, &test_loader, true);
+        if let Some(a) = average.as_mut() {
+            a.swap();
+        }
         let wall = wall_before + wall0.elapsed().as_secs_f64();
         let lr_now = opt.param_groups()[0].lr;
         println!(
@@ -528,15 +560,22 @@ fn main() -> Result<(), Failure> {
         // Checkpoint: one file, written atomically (the previous one stays
         // whole until the new one is complete).
         let next = Position::start(epoch + 1);
-        Checkpoint::capture(
+        let mut c = Checkpoint::capture(
             next.clone(),
             config.clone(),
             &model,
             &*opt,
             sched.as_deref(),
-        )
-        .save(&ckpt)?;
+        );
+        if let Some(a) = &average {
+            c = c.with_averages(&model, a);
+        }
+        c.save(&ckpt)?;
         last_good = Some(next);
+    }
+    // The weights evaluated are the ones saved.
+    if let Some(a) = average.as_mut() {
+        a.copy_to_params();
     }
     model.save(&out.join("deep_convnet.safetensors"), Dtype::F32)?;
     let best = metrics.column("test_acc").into_iter().fold(0.0, f64::max);

@@ -201,6 +201,7 @@ fn ex02_fast_recipe() {
             "-0.1",
             "--weight-decay: -0.1 is not a non-negative number",
         ),
+        ("--ema", "1", "--ema: 1 is not in [0, 1)"),
     ] {
         let args = [option, value, "--quick", "--out", out_arg];
         assert_user_error("02_deep_convnet_mnist", &args, message);
@@ -249,6 +250,92 @@ fn ex02_weight_decay_decays_and_resumes_exactly() {
         "02_deep_convnet_mnist",
         &["--quick", "--out", cut_arg, "--epochs", "3", "--resume"],
         "weight_decay=0.05",
+    );
+}
+
+/// `--ema` evaluates and saves the weights' moving average (the weights
+/// and the test figures differ from the run without it), and the averages
+/// go through the checkpoint: one epoch, then a resumed second one, ends
+/// with the two-epoch run's weights. A checkpoint of an averaged run
+/// refuses to continue without the average.
+#[test]
+fn ex02_ema_evaluates_the_average_and_resumes_exactly() {
+    let (whole, plain, cut) = (
+        out_dir("02_ema_whole"),
+        out_dir("02_ema_plain"),
+        out_dir("02_ema_cut"),
+    );
+    let weights = |d: &Path| std::fs::read(d.join("deep_convnet.safetensors")).unwrap();
+    let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    // A constant rate: a run of one epoch is the first epoch of two.
+    let averaged = ["--epochs", "2", "--schedule", "none", "--ema", "0.9"];
+    let stdout = run_quick("02_deep_convnet_mnist", &whole, &averaged);
+    assert!(stdout.contains("moving average (decay 0.9)"), "{stdout}");
+    run_quick(
+        "02_deep_convnet_mnist",
+        &plain,
+        &["--epochs", "2", "--schedule", "none"],
+    );
+    assert!(
+        weights(&whole) != weights(&plain),
+        "--ema saved the weights as trained"
+    );
+    // The training figures are the same run's; the test ones are the average's.
+    let test_loss = |d: &Path| -> Vec<String> {
+        metrics(d)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(3).unwrap().to_string())
+            .collect()
+    };
+    let train_loss = |d: &Path| -> Vec<String> {
+        metrics(d)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(train_loss(&whole), train_loss(&plain));
+    assert!(
+        test_loss(&whole) != test_loss(&plain),
+        "--ema evaluated the weights as trained"
+    );
+
+    run_quick(
+        "02_deep_convnet_mnist",
+        &cut,
+        &["--epochs", "1", "--schedule", "none", "--ema", "0.9"],
+    );
+    let resumed = [
+        "--epochs",
+        "2",
+        "--schedule",
+        "none",
+        "--ema",
+        "0.9",
+        "--resume",
+    ];
+    let stdout = run_quick("02_deep_convnet_mnist", &cut, &resumed);
+    assert!(stdout.contains("resumed from"), "{stdout}");
+    assert!(
+        weights(&whole) == weights(&cut),
+        "one epoch and a resumed second one end with other averages than two in one run"
+    );
+
+    let cut_arg = cut.to_str().expect("UTF-8");
+    assert_user_error(
+        "02_deep_convnet_mnist",
+        &[
+            "--quick",
+            "--out",
+            cut_arg,
+            "--epochs",
+            "3",
+            "--schedule",
+            "none",
+            "--resume",
+        ],
+        "ema=0.9",
     );
 }
 

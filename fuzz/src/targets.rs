@@ -16,8 +16,8 @@ use nn::{
 };
 use optim::lr_scheduler::LrScheduler;
 use optim::{
-    Adam, AdamConfig, Optimizer, OptimizerState, SchedulerState, Sgd, SgdConfig, StepLr,
-    StepLrConfig,
+    Adam, AdamConfig, AveragedConfig, AveragedParams, Optimizer, OptimizerState, SchedulerState,
+    Sgd, SgdConfig, StepLr, StepLrConfig,
 };
 
 /// A reader under test.
@@ -153,6 +153,8 @@ fn checkpoint(data: &[u8]) -> bool {
     let model = Linear::new(LinearConfig::new(2, 3));
     let mut opt = Adam::new(model.parameters(), AdamConfig::default());
     let _ = c.restore(&model, &mut opt, None);
+    let mut avg = AveragedParams::new(model.parameters(), AveragedConfig::ema(0.9));
+    let _ = c.restore_averages(&model, &mut avg);
     let _ = c.to_bytes();
     true
 }
@@ -252,5 +254,12 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
         correct: 4,
         images: 6,
     };
-    vec![Checkpoint::capture(at, "seed=0", &model, &adam, None).to_bytes()]
+    let mut avg = AveragedParams::new(model.parameters(), AveragedConfig::ema(0.9));
+    avg.update();
+    vec![
+        Checkpoint::capture(at.clone(), "seed=0", &model, &adam, None).to_bytes(),
+        Checkpoint::capture(at, "seed=0 ema=0.9", &model, &adam, None)
+            .with_averages(&model, &avg)
+            .to_bytes(),
+    ]
 }

@@ -227,6 +227,11 @@ impl<T: Float> AveragedParams<T> {
         &self.averages
     }
 
+    /// The averaged tensors, in the order given (the model's parameters).
+    pub fn params(&self) -> &[Tensor<T>] {
+        &self.live
+    }
+
     /// Whether the averages are swapped into the parameters.
     pub fn is_swapped(&self) -> bool {
         self.swapped

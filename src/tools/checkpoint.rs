@@ -9,7 +9,9 @@
 //! safetensors file whose metadata holds the position and whose three `U8`
 //! tensors hold the model's state dict, the optimizer's state and the
 //! scheduler's state, each in its own safetensors format (so each is read by
-//! its own validated reader).
+//! its own validated reader). A run that averages its weights
+//! ([`optim::AveragedParams`]) adds a fourth, the averages under the
+//! parameters' names ([`Checkpoint::with_averages`]).
 //!
 //! ```
 //! use dlfs::tools::checkpoint::{Checkpoint, Position};
@@ -37,9 +39,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use autograd::Tensor;
 use nn::{Dtype, Module, NnError, StateDict};
 use optim::lr_scheduler::LrScheduler;
-use optim::{OptimError, Optimizer, OptimizerState, SchedulerState};
+use optim::{AveragedParams, OptimError, Optimizer, OptimizerState, SchedulerState};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 
 const FORMAT: &str = "dlfs.checkpoint.v1";
@@ -128,6 +131,9 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState<f32>,
     /// The scheduler's state, if the run has one.
     pub scheduler: Option<SchedulerState>,
+    /// The weight averages under their parameters' names, and how many
+    /// updates they hold, if the run averages its weights.
+    pub averages: Option<(StateDict, u64)>,
     /// Where it was read from (empty for one just captured).
     path: PathBuf,
 }
@@ -147,8 +153,72 @@ impl Checkpoint {
             model: model.state_dict(),
             optimizer: opt.state_dict(),
             scheduler: sched.map(|s| s.state_dict()),
+            averages: None,
             path: PathBuf::new(),
         }
+    }
+
+    /// Adds the weight averages of `avg`, named as `model`'s parameters
+    /// (those of `model`'s parameters that `avg` averages). Swapped in or
+    /// not, the averages are what is saved.
+    pub fn with_averages(mut self, model: &dyn Module, avg: &AveragedParams<f32>) -> Checkpoint {
+        // While swapped, the parameters hold the averages.
+        let values = if avg.is_swapped() {
+            avg.params()
+        } else {
+            avg.averages()
+        };
+        let named = model.named_parameters();
+        let pairs = avg
+            .params()
+            .iter()
+            .zip(values)
+            .filter_map(|(p, v)| {
+                named
+                    .iter()
+                    .find(|(_, q)| q.id() == p.id())
+                    .map(|(name, _)| (name.clone(), Tensor::from_array(v.to_array())))
+            })
+            .collect();
+        self.averages = Some((StateDict::from_pairs(pairs), avg.updates()));
+        self
+    }
+
+    /// Puts the saved averages into `avg`, found by the names of `model`'s
+    /// parameters. A checkpoint without averages, or one whose averages
+    /// miss a parameter or differ in shape, is an error and `avg` is left
+    /// as it was.
+    pub fn restore_averages(
+        &self,
+        model: &dyn Module,
+        avg: &mut AveragedParams<f32>,
+    ) -> Result<(), CheckpointError> {
+        let Some((saved, updates)) = &self.averages else {
+            return Err(
+                self.format_err("it holds no weight averages; the run averages its weights")
+            );
+        };
+        let named = model.named_parameters();
+        let mut values = Vec::with_capacity(avg.params().len());
+        for p in avg.params() {
+            let name = named
+                .iter()
+                .find(|(_, q)| q.id() == p.id())
+                .map(|(name, _)| name)
+                .ok_or_else(|| {
+                    self.format_err("an averaged tensor is not a parameter of the model")
+                })?;
+            let v = saved
+                .get(name)
+                .ok_or_else(|| self.format_err(&format!("the averages have no '{name}'")))?;
+            values.push(v.clone());
+        }
+        avg.try_restore(&values, *updates)
+            .map_err(|source| CheckpointError::Optim {
+                path: self.path.clone(),
+                part: "averages",
+                source,
+            })
     }
 
     /// Puts the saved state into `model` (strictly: every name and shape
@@ -196,6 +266,11 @@ impl Checkpoint {
             ("images", p.images.to_string()),
         ]
         .into_iter()
+        .chain(
+            self.averages
+                .as_ref()
+                .map(|(_, n)| ("average_updates", n.to_string())),
+        )
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let mut parts = vec![
@@ -204,6 +279,9 @@ impl Checkpoint {
         ];
         if let Some(s) = &self.scheduler {
             parts.push(("scheduler", s.to_bytes()));
+        }
+        if let Some((a, _)) = &self.averages {
+            parts.push(("averages", a.to_bytes(Dtype::F32)));
         }
         let views: Vec<(&str, TensorView<'_>)> = parts
             .iter()
@@ -265,7 +343,7 @@ impl Checkpoint {
         };
         let required = |name: &str| blob(name)?.ok_or_else(|| format(format!("no '{name}' part")));
         for name in st.names() {
-            if !["model", "optimizer", "scheduler"].contains(&name) {
+            if !["model", "optimizer", "scheduler", "averages"].contains(&name) {
                 return Err(format(format!("unexpected part '{name}'")));
             }
         }
@@ -286,12 +364,21 @@ impl Checkpoint {
             .map(|b| SchedulerState::from_bytes(b, path))
             .transpose()
             .map_err(|e| optim("scheduler", e))?;
+        let averages = match blob("averages")? {
+            None => None,
+            Some(b) => {
+                let sd = StateDict::from_bytes(b, path)
+                    .map_err(|e| format(format!("part 'averages': {e}")))?;
+                Some((sd, number("average_updates")? as u64))
+            }
+        };
         Ok(Checkpoint {
             position,
             config: get("config")?.clone(),
             model,
             optimizer,
             scheduler,
+            averages,
             path: path.to_path_buf(),
         })
     }
@@ -327,5 +414,83 @@ impl Checkpoint {
             path: self.path.clone(),
             reason: reason.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nn::{Linear, LinearConfig};
+    use optim::{AveragedConfig, Sgd, SgdConfig};
+
+    fn trained() -> (Linear, Sgd, AveragedParams<f32>) {
+        autograd::manual_seed(3);
+        let model = Linear::new(LinearConfig::new(3, 2));
+        let mut opt = Sgd::new(
+            model.parameters(),
+            SgdConfig {
+                lr: 0.5,
+                ..Default::default()
+            },
+        );
+        let mut avg = AveragedParams::new(model.parameters(), AveragedConfig::ema(0.5));
+        for _ in 0..3 {
+            opt.zero_grad();
+            model.forward(&Tensor::ones([2, 3])).sum().backward();
+            opt.step();
+            avg.update();
+        }
+        (model, opt, avg)
+    }
+
+    /// The averages go through the file under the parameters' names and
+    /// come back into a fresh run's `AveragedParams`, its count with them;
+    /// saved while swapped in, they are still the averages.
+    #[test]
+    fn averages_round_trip() {
+        let (model, opt, mut avg) = trained();
+        let want: Vec<Vec<f32>> = avg.averages().iter().map(|a| a.to_vec()).collect();
+        assert_ne!(
+            want[0],
+            model.weight.to_vec(),
+            "the test needs averages unlike the weights"
+        );
+        avg.swap();
+        let bytes = Checkpoint::capture(Position::start(2), "c", &model, &opt, None)
+            .with_averages(&model, &avg)
+            .to_bytes();
+        avg.swap();
+        let back = Checkpoint::from_bytes(&bytes, Path::new("ck")).unwrap();
+        let mut names: Vec<&String> = back.averages.as_ref().unwrap().0.keys().collect();
+        names.sort();
+        assert_eq!(names, ["bias", "weight"]);
+
+        let fresh = Linear::new(LinearConfig::new(3, 2));
+        let mut avg2 = AveragedParams::new(fresh.parameters(), AveragedConfig::ema(0.5));
+        back.restore_averages(&fresh, &mut avg2).unwrap();
+        let got: Vec<Vec<f32>> = avg2.averages().iter().map(|a| a.to_vec()).collect();
+        assert_eq!(got, want);
+        assert_eq!(avg2.updates(), 3);
+    }
+
+    /// A checkpoint without averages, restored into a run that keeps
+    /// them, is an error naming the file; the averages stay as they were.
+    #[test]
+    fn a_checkpoint_without_averages_is_refused() {
+        let (model, opt, mut avg) = trained();
+        let bytes = Checkpoint::capture(Position::start(2), "c", &model, &opt, None).to_bytes();
+        let back = Checkpoint::from_bytes(&bytes, Path::new("run/ck.safetensors")).unwrap();
+        let before: Vec<Vec<f32>> = avg.averages().iter().map(|a| a.to_vec()).collect();
+        let err = back
+            .restore_averages(&model, &mut avg)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("run/ck.safetensors") && err.contains("no weight averages"),
+            "{err}"
+        );
+        let after: Vec<Vec<f32>> = avg.averages().iter().map(|a| a.to_vec()).collect();
+        assert_eq!(before, after);
+        assert_eq!(avg.updates(), 3);
     }
 }

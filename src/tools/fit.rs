@@ -42,7 +42,7 @@ use models::data::seed::derive_seed;
 use models::data::{Batch, DataLoader};
 use nn::Module;
 use optim::lr_scheduler::LrScheduler;
-use optim::Optimizer;
+use optim::{AveragedParams, Optimizer};
 use rand::Rng;
 
 use super::checkpoint::Position;
@@ -130,6 +130,7 @@ pub struct Fit<'a> {
     model: &'a dyn Module,
     opt: &'a mut dyn Optimizer,
     sched: Option<&'a mut dyn LrScheduler>,
+    average: Option<&'a mut AveragedParams<f32>>,
     loader: &'a DataLoader,
     epochs: usize,
     seed: Option<u64>,
@@ -150,6 +151,7 @@ impl<'a> Fit<'a> {
             model,
             opt,
             sched: None,
+            average: None,
             loader,
             epochs,
             seed: None,
@@ -161,6 +163,14 @@ impl<'a> Fit<'a> {
     /// Steps `sched` after every optimizer step.
     pub fn scheduler(mut self, sched: &'a mut dyn LrScheduler) -> Fit<'a> {
         self.sched = Some(sched);
+        self
+    }
+
+    /// Folds the parameters into `average` after every optimizer step
+    /// (and the scheduler's), as PyTorch's `AveragedModel.update_parameters`
+    /// in a training loop: evaluate with the averages swapped in.
+    pub fn average(mut self, average: &'a mut AveragedParams<f32>) -> Fit<'a> {
+        self.average = Some(average);
         self
     }
 
@@ -235,6 +245,9 @@ impl<'a> Fit<'a> {
             self.opt.step();
             if let Some(s) = self.sched.as_mut() {
                 s.step(&mut *self.opt);
+            }
+            if let Some(a) = self.average.as_mut() {
+                a.update();
             }
             let correct = count_correct(&logits, batch.labels());
             bar.batch(value as f64, correct, batch.labels().len());
