@@ -20,8 +20,8 @@
 //! no dropout, label smoothing 0.1, and Winograd convolutions where they are faster
 //! (`autograd::ConvAlgorithm::Fastest`). It prints the wall time at which
 //! the test accuracy first reached 99.3%. `--recipe fast10` is the same
-//! over 24 epochs of augmented images with AdamW's weight decay, to 99.6%
-//! in ten minutes.
+//! over 24 epochs of augmented images with AdamW's weight decay,
+//! evaluated with the weights' moving average, to 99.6% in ten minutes.
 //!
 //! ```text
 //! cargo run --release --example 02_deep_convnet_mnist                 # the book: ~99.4%
@@ -31,7 +31,7 @@
 //! ```
 //!
 //! Options: `--recipe book|fast|fast10` (book; the recipe sets the defaults of the
-//! next eight, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
+//! next nine, and fast10 turns on `--augment`) `--epochs N` `--lr F` `--batch N`
 //! `--schedule none|step|cosine|onecycle` `--dropout P` `--label-smoothing EPS`
 //! `--weight-decay W` (AdamW's decoupled decay; 0, Adam, unless the recipe sets it)
 //! `--ema D` (evaluate and save the weights' exponential moving average, decay D; 0: off)
@@ -184,12 +184,16 @@ impl Recipe {
     };
     /// To 99.6% in ten minutes: the fast recipe over 24 epochs of
     /// augmented images (small rotations, shifts and zooms), with AdamW's
-    /// weight decay 0.01. It lands at 99.5-99.7%: seeds 0-2 peaked at
-    /// 99.70%, 99.57%, 99.65% (without the decay 99.69%, 99.62%, 99.58%),
-    /// so one seed in three stays under the mark, as with PyTorch.
+    /// weight decay 0.01, evaluated with the weights' moving average
+    /// (decay 0.999, about two epochs). The weights as trained peaked at
+    /// 99.70%, 99.57%, 99.65% on seeds 0-2 (with dropout 0.25 instead of
+    /// the average 99.58%, 99.63%, 99.63%): one seed in three stayed under
+    /// the mark, and the mark came in the last epochs, when the rate is
+    /// low. The average is steadier while the rate is high.
     const FAST10: Recipe = Recipe {
         epochs: 24,
         weight_decay: 0.01,
+        ema: 0.999,
         augment: true,
         target: 99.6,
         ..Recipe::FAST

@@ -168,6 +168,7 @@ fn ex02_fast_recipe() {
     for expected in [
         "recipe fast10: AdamW (weight decay 0.01) lr",
         "label smoothing 0.1,",
+        "moving average (decay 0.999)",
         "augmented",
         "99.3% test accuracy",
         "99.6% test accuracy",
