@@ -87,6 +87,16 @@ pub enum TrainError {
         #[source]
         source: autograd::Error,
     },
+    /// The weight averages given to [`Fit::average`] were swapped into the
+    /// model: training on would train the averages. No step was taken.
+    #[error(
+        "epoch {epoch}: the weight averages are swapped into the model; swap() them back \
+         before training"
+    )]
+    AveragesSwappedIn {
+        /// The epoch (from 1).
+        epoch: usize,
+    },
 }
 
 /// How an epoch run by [`Fit::try_epoch`] ended.
@@ -199,6 +209,9 @@ impl<'a> Fit<'a> {
     /// before it are skipped; `at`'s figures carry over into the bar).
     pub fn try_epoch(&mut self, at: &Position) -> Result<EpochEnd, TrainError> {
         let (epoch, steps) = (at.epoch, self.loader.len());
+        if self.average.as_ref().is_some_and(|a| a.is_swapped()) {
+            return Err(TrainError::AveragesSwappedIn { epoch });
+        }
         self.model.train();
         let mut bar = EpochProgress::new(epoch, self.epochs, steps);
         bar.restore(at.step, at.loss_sum, at.correct, at.images);
@@ -420,5 +433,65 @@ mod tests {
         );
         let after: Vec<Vec<f32>> = fitted.parameters().iter().map(|p| p.to_vec()).collect();
         assert_eq!(before, after);
+    }
+
+    /// `Fit::average` folds the weights after every step into the
+    /// average, as `update()` after each `step()` by hand does; averages
+    /// swapped into the model are an error before any step.
+    #[test]
+    fn the_average_follows_every_step_and_refuses_to_train_swapped_in() {
+        use optim::{AveragedConfig, AveragedParams};
+        let values: Vec<f32> = (0..32).map(|i| ((i * 3) % 7) as f32 / 6.0 - 0.5).collect();
+        let data =
+            Arc::new(InMemory::new(values, [1, 2, 2], vec![0, 2, 1, 2, 0, 1, 1, 0]).unwrap());
+        let loader = DataLoader::new(data, 2);
+        let sgd = SgdConfig {
+            lr: 0.5,
+            ..Default::default()
+        };
+        let fitted = model();
+        let by_hand = model();
+        for (a, b) in by_hand.parameters().iter().zip(fitted.parameters()) {
+            a.set_data(b.to_array());
+        }
+        let mut opt = Sgd::new(fitted.parameters(), sgd);
+        let mut avg = AveragedParams::new(fitted.parameters(), AveragedConfig::ema(0.5));
+        Fit::new(&fitted, &mut opt, &loader, 1)
+            .average(&mut avg)
+            .try_epoch(&Position::start(1))
+            .unwrap();
+        assert_eq!(avg.updates(), 4, "one update per step");
+
+        let mut opt2 = Sgd::new(by_hand.parameters(), sgd);
+        let mut want = AveragedParams::new(by_hand.parameters(), AveragedConfig::ema(0.5));
+        for batch in loader.epoch(1) {
+            opt2.zero_grad();
+            by_hand
+                .forward(batch.images())
+                .cross_entropy(batch.labels())
+                .backward();
+            opt2.step();
+            want.update();
+        }
+        for (a, b) in avg.averages().iter().zip(want.averages()) {
+            assert_eq!(a.to_vec(), b.to_vec());
+        }
+
+        avg.swap();
+        let before: Vec<Vec<f32>> = fitted.parameters().iter().map(|p| p.to_vec()).collect();
+        let err = match Fit::new(&fitted, &mut opt, &loader, 2)
+            .average(&mut avg)
+            .try_epoch(&Position::start(2))
+        {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("trained with the averages swapped in"),
+        };
+        assert!(
+            err.contains("epoch 2") && err.contains("swapped into the model"),
+            "{err}"
+        );
+        let after: Vec<Vec<f32>> = fitted.parameters().iter().map(|p| p.to_vec()).collect();
+        assert_eq!(before, after);
+        assert_eq!(avg.updates(), 4);
     }
 }
