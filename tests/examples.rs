@@ -964,6 +964,10 @@ fn ex02_sigint_and_sigterm_then_resume_give_the_uninterrupted_weights() {
         "6000",
         "--batch",
         "50",
+        // The weights' moving average too: it goes through the checkpoint
+        // written at the signal, mid-epoch, and is what the runs save.
+        "--ema",
+        "0.99",
     ];
     let with = |out: &Path, resume: bool| {
         let mut a: Vec<&str> = common.to_vec();
