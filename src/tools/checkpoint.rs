@@ -158,9 +158,10 @@ impl Checkpoint {
         }
     }
 
-    /// Adds the weight averages of `avg`, named as `model`'s parameters
-    /// (those of `model`'s parameters that `avg` averages). Swapped in or
-    /// not, the averages are what is saved.
+    /// Adds the weight averages of `avg`, each under the name of the
+    /// `model` parameter or buffer it averages (batch-norm statistics may
+    /// be averaged with the weights). Swapped in or not, the averages are
+    /// what is saved.
     pub fn with_averages(mut self, model: &dyn Module, avg: &AveragedParams<f32>) -> Checkpoint {
         // While swapped, the parameters hold the averages.
         let values = if avg.is_swapped() {
@@ -168,26 +169,19 @@ impl Checkpoint {
         } else {
             avg.averages()
         };
-        let named = model.named_parameters();
-        let pairs = avg
-            .params()
-            .iter()
+        let pairs = average_names(model, avg)
+            .into_iter()
             .zip(values)
-            .filter_map(|(p, v)| {
-                named
-                    .iter()
-                    .find(|(_, q)| q.id() == p.id())
-                    .map(|(name, _)| (name.clone(), Tensor::from_array(v.to_array())))
-            })
+            .map(|(name, v)| (name, Tensor::from_array(v.to_array())))
             .collect();
         self.averages = Some((StateDict::from_pairs(pairs), avg.updates()));
         self
     }
 
-    /// Puts the saved averages into `avg`, found by the names of `model`'s
-    /// parameters. A checkpoint without averages, or one whose averages
-    /// miss a parameter or differ in shape, is an error and `avg` is left
-    /// as it was.
+    /// Puts the saved averages into `avg`, found by the names
+    /// [`with_averages`](Self::with_averages) gave them. A checkpoint
+    /// without averages, or one whose averages miss a tensor or differ in
+    /// shape, is an error and `avg` is left as it was.
     pub fn restore_averages(
         &self,
         model: &dyn Module,
@@ -198,21 +192,15 @@ impl Checkpoint {
                 self.format_err("it holds no weight averages; the run averages its weights")
             );
         };
-        let named = model.named_parameters();
-        let mut values = Vec::with_capacity(avg.params().len());
-        for p in avg.params() {
-            let name = named
-                .iter()
-                .find(|(_, q)| q.id() == p.id())
-                .map(|(name, _)| name)
-                .ok_or_else(|| {
-                    self.format_err("an averaged tensor is not a parameter of the model")
-                })?;
-            let v = saved
-                .get(name)
-                .ok_or_else(|| self.format_err(&format!("the averages have no '{name}'")))?;
-            values.push(v.clone());
-        }
+        let values = average_names(model, avg)
+            .iter()
+            .map(|name| {
+                saved
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| self.format_err(&format!("the averages have no '{name}'")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         avg.try_restore(&values, *updates)
             .map_err(|source| CheckpointError::Optim {
                 path: self.path.clone(),
@@ -417,6 +405,24 @@ impl Checkpoint {
     }
 }
 
+/// The names of the tensors `avg` averages: those of `model`'s parameters
+/// and buffers, and `averaged.{i}` (its place in `avg`) for a tensor that
+/// is neither.
+fn average_names(model: &dyn Module, avg: &AveragedParams<f32>) -> Vec<String> {
+    let mut named = model.named_parameters();
+    named.extend(model.named_buffers());
+    avg.params()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            named
+                .iter()
+                .find(|(_, q)| q.id() == p.id())
+                .map_or_else(|| format!("averaged.{i}"), |(name, _)| name.clone())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +498,39 @@ mod tests {
         let after: Vec<Vec<f32>> = avg.averages().iter().map(|a| a.to_vec()).collect();
         assert_eq!(before, after);
         assert_eq!(avg.updates(), 3);
+    }
+
+    /// Batch-norm statistics averaged with the weights (PyTorch's
+    /// `use_buffers=True`) go through the file under their own names.
+    #[test]
+    fn averaged_buffers_round_trip() {
+        use nn::{BatchNorm1d, BatchNormConfig, Sequential};
+        let model = Sequential::new()
+            .add(Linear::new(LinearConfig::new(3, 2)))
+            .add(BatchNorm1d::new(BatchNormConfig::new(2)));
+        let mut tensors = model.parameters();
+        tensors.extend(model.named_buffers().into_iter().map(|(_, t)| t));
+        let mut avg = AveragedParams::new(tensors.clone(), AveragedConfig::ema(0.5));
+        model.train();
+        for step in 0..3 {
+            let x = Tensor::from_vec((0..12).map(|i| (i * step) as f32 / 7.0).collect(), [4, 3]);
+            model.forward(&x);
+            avg.update();
+        }
+        let opt = Sgd::new(model.parameters(), SgdConfig::default());
+        let ckpt = Checkpoint::capture(Position::start(2), "c", &model, &opt, None)
+            .with_averages(&model, &avg);
+        let names: Vec<&String> = ckpt.averages.as_ref().unwrap().0.keys().collect();
+        assert!(
+            names.iter().any(|n| n.ends_with("running_mean")),
+            "{names:?}"
+        );
+        let back = Checkpoint::from_bytes(&ckpt.to_bytes(), Path::new("ck")).unwrap();
+
+        let mut fresh = AveragedParams::new(tensors, AveragedConfig::ema(0.5));
+        back.restore_averages(&model, &mut fresh).unwrap();
+        for (a, b) in fresh.averages().iter().zip(avg.averages()) {
+            assert_eq!(a.to_vec(), b.to_vec());
+        }
     }
 }
