@@ -10,8 +10,8 @@
 //! tensors hold the model's state dict, the optimizer's state and the
 //! scheduler's state, each in its own safetensors format (so each is read by
 //! its own validated reader). A run that averages its weights
-//! ([`optim::AveragedParams`]) adds a fourth, the averages under the
-//! parameters' names ([`Checkpoint::with_averages`]).
+//! ([`optim::AveragedParams`]) adds a fourth, the averages under the names
+//! of the parameters and buffers they average ([`Checkpoint::with_averages`]).
 //!
 //! ```
 //! use dlfs::tools::checkpoint::{Checkpoint, Position};
