@@ -227,7 +227,7 @@ impl<T: Float> AveragedParams<T> {
         &self.averages
     }
 
-    /// The averaged tensors, in the order given (the model's parameters).
+    /// The averaged tensors (parameters, and buffers if given), in the order given.
     pub fn params(&self) -> &[Tensor<T>] {
         &self.live
     }

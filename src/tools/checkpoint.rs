@@ -409,15 +409,14 @@ impl Checkpoint {
 /// and buffers, and `averaged.{i}` (its place in `avg`) for a tensor that
 /// is neither.
 fn average_names(model: &dyn Module, avg: &AveragedParams<f32>) -> Vec<String> {
-    let mut named = model.named_parameters();
-    named.extend(model.named_buffers());
+    let named = model.named_tensors();
     avg.params()
         .iter()
         .enumerate()
         .map(|(i, p)| {
             named
                 .iter()
-                .find(|(_, q)| q.id() == p.id())
+                .find(|(_, t)| t.tensor.id() == p.id())
                 .map_or_else(|| format!("averaged.{i}"), |(name, _)| name.clone())
         })
         .collect()
