@@ -60,7 +60,9 @@ pub enum ConvAlgorithm {
     /// gradient from 16 input and 32 output channels up to 128 channels and,
     /// past 128, on outputs of 256 pixels and fewer; each in batches of
     /// enough 4x4 output tiles (64, or 16 on 4x4 outputs; 16 for the weight
-    /// gradient). The rest as [`ConvAlgorithm::Auto`].
+    /// gradient); the direct kernels from 9 taps (a 3x3 kernel over one
+    /// input channel, where `Auto` takes im2col below 16). The rest as
+    /// [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
     /// take, the rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).

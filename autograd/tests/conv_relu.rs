@@ -132,6 +132,7 @@ fn conv2d_relu_matches_conv2d_then_relu_on_every_path() {
         ConvAlgorithm::Auto,
         ConvAlgorithm::Winograd,
         ConvAlgorithm::Winograd4,
+        ConvAlgorithm::Fastest,
     ] {
         let before = set_conv_algorithm(algorithm);
         for &case in CASES {

@@ -1,5 +1,6 @@
 //! Winograd F(2x2, 3x3) and F(4x4, 3x3) (`set_conv_algorithm` with
-//! `ConvAlgorithm::Winograd` and `Winograd4`): f32 convolutions, their
+//! `ConvAlgorithm::Winograd` and `Winograd4`, and `Fastest`'s choice of
+//! kernels): f32 convolutions, their
 //! input gradients and their weight gradients against the same in f64, at
 //! random shapes, paddings and value ranges.
 //!
@@ -91,9 +92,12 @@ fn check(
 /// The variants and their bounds: F(2x2, 3x3)'s transforms only add,
 /// subtract and halve; F(4x4, 3x3)'s multiply by up to 8 and divide by up
 /// to 24, so its rounding is larger.
-const VARIANTS: [(ConvAlgorithm, f64); 2] = [
+const VARIANTS: [(ConvAlgorithm, f64); 3] = [
     (ConvAlgorithm::Winograd, 4e-6),
     (ConvAlgorithm::Winograd4, F4_BOUND),
+    // F(4x4, 3x3) where it pays, the direct kernels from 9 taps (one
+    // input channel) and the default kernels for the rest.
+    (ConvAlgorithm::Fastest, F4_BOUND),
 ];
 const F4_BOUND: f64 = 4e-5;
 
@@ -155,6 +159,8 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         (3, 64, 64, 8, 1),
         // More than 128 channels: the weight gradient's other way.
         (2, 136, 130, 9, 1),
+        // One input channel (DeepConvNet's conv1): direct with `Fastest`.
+        (3, 1, 16, 28, 1),
     ] {
         let x = Tensor::<f64>::randn([n, c, hw, hw]);
         let wt = Tensor::<f64>::randn([o, c, 3, 3]);

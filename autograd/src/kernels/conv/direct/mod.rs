@@ -47,6 +47,20 @@ pub(in crate::kernels) const MR: usize = 6;
 /// Output pixels per block of the weight gradient's reduction (its gy^T
 /// block, 16 KiB, stays in L1 while every row panel uses it).
 const QC: usize = 256;
+/// The fewest taps (`C/groups x KH x KW`) the direct kernels take.
+/// `Fastest` takes them from 9, a 3x3 kernel over one input channel
+/// (MNIST's first layers): DeepConvNet's conv1 (100 samples, 1->16, 28x28),
+/// forward and weight gradient, 0.78-0.80 ms on the direct kernels against
+/// 1.21-1.36 ms through im2col + `matrixmultiply` with AVX-512, 0.83-0.89
+/// against 1.26-1.52 ms with AVX2 alone (2 threads, AMD EPYC, 2026-12-04).
+/// `Auto` keeps im2col below 16 taps: its sums, in another order, trained
+/// the README's figures.
+fn min_taps() -> usize {
+    match crate::conv_algorithm() {
+        crate::ConvAlgorithm::Fastest => 9,
+        _ => 16,
+    }
+}
 
 /// Whether the CPU has AVX2 and FMA and the path is not turned off.
 fn enabled() -> bool {
@@ -74,7 +88,7 @@ pub(crate) fn applies(g: &ConvGeom) -> bool {
         && g.ow > 0
         && g.og() > 0
         && g.cg() > 0
-        && g.k() >= 16
+        && g.k() >= min_taps()
         && useful_fraction(g) >= 0.6
 }
 
@@ -632,7 +646,7 @@ mod tests {
                 let g =
                     ConvGeom::sized(n, c, [hw, hw], o, [k, k], [1, 1], [p, p], [1, 1], 1).unwrap();
                 // Else this would compare the im2col path with itself.
-                assert_eq!(super::applies(&g), g.k() >= 16, "{g:?}");
+                assert_eq!(super::applies(&g), g.k() >= super::min_taps(), "{g:?}");
                 check(g, 1);
             }
         }
