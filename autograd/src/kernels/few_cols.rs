@@ -53,14 +53,44 @@ pub(crate) unsafe fn try_product(
     }
     let panels = n.div_ceil(16);
     // B as panels of 16 columns: panel q holds row p's columns 16q.. at 16 (qk + p).
+    if n == 16 && rsb == 16 && csb == 1 {
+        // B (a 4x4 plane's im2col rows) is already one panel: no copy.
+        // SAFETY: B is k x 16, row-major (the caller's contract).
+        let bp = unsafe { std::slice::from_raw_parts(b, 16 * k) };
+        // SAFETY: as this function's.
+        unsafe { product(m, k, n, a, rsa, beta, c, rsc, threads, bp) };
+        return true;
+    }
     super::scratch::with_scratch(panels * 16 * k, |bp: &mut [f32]| {
         // SAFETY: as this function's.
-        unsafe { product(m, k, n, a, rsa, b, rsb, csb, beta, c, rsc, threads, bp) }
+        unsafe {
+            pack(k, n, b, rsb, csb, bp);
+            product(m, k, n, a, rsa, beta, c, rsc, threads, bp)
+        }
     });
     true
 }
 
-/// [`try_product`] once taken, with `bp` for B's panels.
+/// B's `k x n` into `bp`'s panels of 16 columns, each row written once
+/// with its columns past `n` zeroed.
+///
+/// # Safety
+/// B is readable at `p rsb + j csb` for `p < k`, `j < n`.
+unsafe fn pack(k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, bp: &mut [f32]) {
+    for p in 0..k {
+        let row = b.offset(p as isize * rsb);
+        for q in 0..n.div_ceil(16) {
+            let dst = &mut bp[(q * k + p) * 16..][..16];
+            let real = 16.min(n - 16 * q);
+            for (j, d) in dst[..real].iter_mut().enumerate() {
+                *d = *row.offset((16 * q + j) as isize * csb);
+            }
+            dst[real..].fill(0.0);
+        }
+    }
+}
+
+/// [`try_product`] once taken, with B in `bp`'s panels of 16 columns.
 ///
 /// # Safety
 /// As [`try_product`].
@@ -71,26 +101,12 @@ unsafe fn product(
     n: usize,
     a: *const f32,
     rsa: isize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
     beta: f32,
     c: *mut f32,
     rsc: isize,
     threads: usize,
-    bp: &mut [f32],
+    bp: &[f32],
 ) {
-    let panels = n.div_ceil(16);
-    bp.fill(0.0);
-    for p in 0..k {
-        let row = b.offset(p as isize * rsb);
-        for q in 0..panels {
-            let dst = &mut bp[(q * k + p) * 16..][..16];
-            for (j, d) in dst.iter_mut().enumerate().take(n - 16 * q) {
-                *d = *row.offset((16 * q + j) as isize * csb);
-            }
-        }
-    }
     let parts = if m * k * n >= super::PAR_MIN {
         threads.min(m / MIN_ROWS).max(1)
     } else {
