@@ -188,7 +188,8 @@ impl Recipe {
     /// (decay 0.999, about two epochs of steps). The weights as trained
     /// swing while the rate is high and peaked at 99.70%, 99.57%, 99.65%
     /// on seeds 0-2 (with dropout 0.25 instead 99.58%, 99.63%, 99.63%);
-    /// the average reached 99.6% on all three, at epochs 10, 16 and 8.
+    /// the average reached 99.6% on all three, at epochs 11, 15 and 10
+    /// (docs/performance.md).
     const FAST10: Recipe = Recipe {
         epochs: 24,
         weight_decay: 0.01,

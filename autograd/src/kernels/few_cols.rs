@@ -51,7 +51,6 @@ pub(crate) unsafe fn try_product(
     if !super::narrow::enabled() {
         return false;
     }
-    let panels = n.div_ceil(16);
     // B as panels of 16 columns: panel q holds row p's columns 16q.. at 16 (qk + p).
     if n == 16 && rsb == 16 && csb == 1 {
         // B (a 4x4 plane's im2col rows) is already one panel: no copy.
@@ -61,7 +60,7 @@ pub(crate) unsafe fn try_product(
         unsafe { product(m, k, n, a, rsa, beta, c, rsc, threads, bp) };
         return true;
     }
-    super::scratch::with_scratch(panels * 16 * k, |bp: &mut [f32]| {
+    super::scratch::with_scratch(n.div_ceil(16) * 16 * k, |bp: &mut [f32]| {
         // SAFETY: as this function's.
         unsafe {
             pack(k, n, b, rsb, csb, bp);
