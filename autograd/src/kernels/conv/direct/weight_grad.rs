@@ -76,6 +76,23 @@ fn weight_grad_group(
                 let width = if ogp - col0 >= NR { NR } else { 8 };
                 let panel = &mut bt[col0 * ohw..][..width * ohw];
                 let real = width.min(og.saturating_sub(col0));
+                #[cfg(target_arch = "x86_64")]
+                if width == NR && crate::kernels::isa::avx512() {
+                    // SAFETY: AVX-512F is present; channels `col0..col0 +
+                    // real` of gyg hold `ohw` floats each; the panel holds
+                    // `16 ohw`.
+                    unsafe {
+                        x86::panel16(
+                            gyg[col0 * ohw..].as_ptr(),
+                            ohw,
+                            real,
+                            ohw,
+                            panel.as_mut_ptr(),
+                        )
+                    };
+                    col0 += width;
+                    continue;
+                }
                 // In blocks of 64 pixels (64 cache lines of the panel).
                 for px0 in (0..ohw).step_by(64) {
                     let n = 64.min(ohw - px0);

@@ -410,9 +410,23 @@ unsafe fn block(
                 // SAFETY: 36 rows `og pbp` apart from `j pbp + q`, each with
                 // `L` floats written by the products.
                 output_transform(m[j * pbp + q..].as_ptr(), og * pbp, b, act, &mut out);
-                let lanes = &info[q..used.min(q + L)];
+                let lanes = &groups[q / L];
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: AVX-512F is present; the tiles' outputs in
+                    // plane (n, k) are this part's (LaneGroup::new bounds
+                    // each tile's rows and columns by the plane's).
+                    crate::kernels::x86::winograd4::scatter_blocks(
+                        &out,
+                        y.add(k * g.ohw()),
+                        g.ow,
+                        lanes.tiles.len(),
+                        [&lanes.out_off, &lanes.out_rows, &lanes.out_cols],
+                    );
+                    continue;
+                }
                 let outp = out.as_ptr() as *const f32;
-                for (l, t) in lanes.iter().enumerate() {
+                for (l, t) in lanes.tiles.iter().enumerate() {
                     let at = y.add((t.n * g.o + k) * g.ohw() + t.oy * g.ow + t.ox);
                     let (rows, cols) = (4.min(g.oh - t.oy), 4.min(g.ow - t.ox));
                     for i in 0..rows {
@@ -440,6 +454,11 @@ struct LaneGroup<'a> {
     tiles: &'a [Tile],
     off: [[isize; L]; 6],
     mask: [[u16; L]; 6],
+    /// Where each tile's outputs start in its sample's first output plane,
+    /// its rows inside the plane, and a mask of its columns inside it.
+    out_off: [usize; L],
+    out_rows: [usize; L],
+    out_cols: [usize; L],
 }
 
 impl<'a> LaneGroup<'a> {
@@ -452,8 +471,14 @@ impl<'a> LaneGroup<'a> {
             tiles,
             off: [[0; L]; 6],
             mask: [[0; L]; 6],
+            out_off: [0; L],
+            out_rows: [0; L],
+            out_cols: [0; L],
         };
         for (l, t) in tiles.iter().enumerate() {
+            lanes.out_off[l] = t.n * g.o * g.ohw() + t.oy * g.ow + t.ox;
+            lanes.out_rows[l] = 4.min(g.oh - t.oy);
+            lanes.out_cols[l] = (1 << 4.min(g.ow - t.ox)) - 1;
             let (shift, back) = if l < 8 { (0, 0) } else { (8, 8) };
             let start = (t.n * g.c * g.h * g.w) as isize + t.y0 * w + t.x0;
             for a in 0..6 {
