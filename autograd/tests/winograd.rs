@@ -151,7 +151,8 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
     // weight gradient's too, over both threads, with a part panel of
     // output channels), one block whose output channels the threads split
     // (with a part panel at the end), 4x4 planes of many samples, and more
-    // channels than the weight gradient keeps per thread.
+    // channels than the weight gradient keeps per thread, and more than
+    // the transformed weights keep in cache.
     for (n, c, o, hw, p) in [
         (8, 33, 37, 30, 2),
         (2, 40, 70, 9, 1),
@@ -159,6 +160,8 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         (3, 64, 64, 8, 1),
         // More than 128 channels: the weight gradient's other way.
         (2, 136, 130, 9, 1),
+        // Transformed weights past 8 MiB: stored past the caches.
+        (16, 256, 240, 4, 1),
         // One input channel (DeepConvNet's conv1): direct with `Fastest`.
         (3, 1, 16, 28, 1),
     ] {

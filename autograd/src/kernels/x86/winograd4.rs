@@ -173,6 +173,34 @@ pub(crate) unsafe fn scatter_blocks(
     }
 }
 
+/// `dst[..n] = src[..n]` with non-temporal stores where `dst` is 64-byte
+/// aligned (plain stores for the part before that): for transformed
+/// weights far larger than the caches, which are written once and read
+/// back from memory, the stores skip reading each line first. The caller
+/// issues `_mm_sfence` (see [`fence`]) before another thread reads `dst`.
+///
+/// # Safety
+/// AVX-512F present; `src` has `n` readable floats, `dst` `n` writable
+/// ones, not overlapping.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn stream_copy(src: *const f32, dst: *mut f32, n: usize) {
+    let head = (dst.align_offset(64)).min(n);
+    std::ptr::copy_nonoverlapping(src, dst, head);
+    let mut i = head;
+    while i + 16 <= n {
+        _mm512_stream_ps(dst.add(i), _mm512_loadu_ps(src.add(i)));
+        i += 16;
+    }
+    std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), n - i);
+}
+
+/// Orders the non-temporal stores of [`stream_copy`] before later stores
+/// (the signal that hands the data to another thread).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fence() {
+    _mm_sfence();
+}
+
 /// The 16x16 transpose: element `j` of `r[i]` to element `i` of row `j`,
 /// in four rounds of 16 shuffles.
 #[target_feature(enable = "avx512f")]

@@ -164,6 +164,9 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
     assert_eq!(w.len(), o * c * 9, "winograd4: weights");
     let panels = o.div_ceil(MR);
     let ua = u.as_mut_ptr() as usize;
+    // Weights transformed to more than 8 MiB (256 channels and up) are
+    // written past the caches, then read back from memory by the products.
+    let stream = cfg!(target_arch = "x86_64") && isa::avx512() && u.len() >= 1 << 21;
     team::claim(panels, |p| {
         with_scratch(XI * WT_ROW, |tmp: &mut [f32]| {
             let (r0, rows) = (p * MR, MR.min(o - p * MR));
@@ -183,17 +186,27 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
                     unsafe { weight_transform(&gl, tmp[j0 - jb..].as_mut_ptr(), WT_ROW, lanes) };
                 }
                 for xi in 0..XI {
+                    let (src, dst) = (
+                        tmp[xi * WT_ROW..].as_ptr(),
+                        (ua as *mut f32).wrapping_add((xi * o + r0) * c + jb),
+                    );
                     // SAFETY: `(ξ O + r0) C + jb + run <= (ξ O + r0 + rows) C
                     // <= 36 O C` (asserted above); panel `p`'s runs are
-                    // written by this thread only.
+                    // written by this thread only; AVX-512F where `stream`.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            tmp[xi * WT_ROW..].as_ptr(),
-                            (ua as *mut f32).add((xi * o + r0) * c + jb),
-                            run,
-                        )
+                        #[cfg(target_arch = "x86_64")]
+                        if stream {
+                            crate::kernels::x86::winograd4::stream_copy(src, dst, run);
+                            continue;
+                        }
+                        std::ptr::copy_nonoverlapping(src, dst, run)
                     };
                 }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if stream {
+                // SAFETY: AVX-512F is present (`stream`).
+                unsafe { crate::kernels::x86::winograd4::fence() };
             }
         })
     });
