@@ -139,8 +139,9 @@ pub(crate) unsafe fn gather_grad_blocks(
 /// `(i, j)` of lane `l` (`src[4i + j][l]`) to `dst + off[l] + i ow + j`,
 /// for the lanes `l < lanes`, rows `i < rows[l]` and columns `j` whose bit
 /// is set in `cols[l]`. A 16x16 transpose gives each tile its 16 outputs in
-/// one vector; each of its rows is then one masked store (the element by
-/// element scatter was a tenth of DeepConvNet's training step).
+/// one vector, stored as four 16-byte rows (masked stores for the tiles at
+/// the plane's right or bottom edge); element by element, the scatter was
+/// a tenth of DeepConvNet's training step.
 ///
 /// # Safety
 /// AVX-512F present; those outputs writable.

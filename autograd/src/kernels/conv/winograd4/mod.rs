@@ -166,7 +166,8 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
     let ua = u.as_mut_ptr() as usize;
     // Weights transformed to more than 8 MiB (256 channels and up) are
     // written past the caches, then read back from memory by the products.
-    let stream = cfg!(target_arch = "x86_64") && isa::avx512() && u.len() >= 1 << 21;
+    #[cfg(target_arch = "x86_64")]
+    let stream = isa::avx512() && u.len() >= 1 << 21;
     team::claim(panels, |p| {
         with_scratch(XI * WT_ROW, |tmp: &mut [f32]| {
             let (r0, rows) = (p * MR, MR.min(o - p * MR));
@@ -439,10 +440,10 @@ unsafe fn block(
                     continue;
                 }
                 let outp = out.as_ptr() as *const f32;
-                for (l, t) in lanes.tiles.iter().enumerate() {
-                    let at = y.add((t.n * g.o + k) * g.ohw() + t.oy * g.ow + t.ox);
-                    let (rows, cols) = (4.min(g.oh - t.oy), 4.min(g.ow - t.ox));
-                    for i in 0..rows {
+                for l in 0..lanes.tiles.len() {
+                    let at = y.add(k * g.ohw() + lanes.out_off[l]);
+                    let cols = lanes.out_cols[l].count_ones() as usize;
+                    for i in 0..lanes.out_rows[l] {
                         for jj in 0..cols {
                             // SAFETY: output (oy + i, ox + jj) of plane
                             // (n, k), this part's; `(4 i + jj) L + l < 16 L`
@@ -468,7 +469,8 @@ struct LaneGroup<'a> {
     off: [[isize; L]; 6],
     mask: [[u16; L]; 6],
     /// Where each tile's outputs start in its sample's first output plane,
-    /// its rows inside the plane, and a mask of its columns inside it.
+    /// its rows inside the plane, and a mask of its columns inside it (the
+    /// output scatter's, on both instruction sets).
     out_off: [usize; L],
     out_rows: [usize; L],
     out_cols: [usize; L],
