@@ -150,38 +150,7 @@ mod tests {
             let x: Vec<f64> = (0..g.n * g.c * hw * hw).map(val).collect();
             let w: Vec<f64> = (0..g.o * g.c * k * k).map(|i| val(i + 3)).collect();
             let gy: Vec<f64> = (0..g.n * g.o * g.ohw()).map(|i| val(i + 7)).collect();
-            let (mut y, mut dx, mut dw) =
-                (vec![0.0; gy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-            for n in 0..g.n {
-                for o in 0..g.o {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let yi = ((n * g.o + o) * g.oh + oy) * g.ow + ox;
-                            for c in 0..g.c {
-                                for ky in 0..k {
-                                    for kx in 0..k {
-                                        let iy = (oy * s + ky * d) as isize - p as isize;
-                                        let ix = (ox * s + kx * d) as isize - p as isize;
-                                        if iy < 0
-                                            || ix < 0
-                                            || iy >= hw as isize
-                                            || ix >= hw as isize
-                                        {
-                                            continue;
-                                        }
-                                        let xi =
-                                            ((n * g.c + c) * hw + iy as usize) * hw + ix as usize;
-                                        let wi = ((o * g.c + c) * k + ky) * k + kx;
-                                        y[yi] += w[wi] * x[xi];
-                                        dx[xi] += w[wi] * gy[yi];
-                                        dw[wi] += x[xi] * gy[yi];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let [y, dx, dw] = g.reference_sums(&x, &w, None, &gy);
             let got = [
                 conv2d_forward(&x, &w, None, &g, super::super::Activation::Identity),
                 conv2d_input_grad(&gy, &w, &g),

@@ -76,4 +76,51 @@ impl ConvGeom {
             groups,
         })
     }
+
+    /// For tests: the forward pass (with `bias`), input gradient and weight
+    /// gradient (of `sum(gy * y)`) in f64, summed over every (output, tap)
+    /// that reads the image; one group.
+    pub(crate) fn reference_sums(
+        &self,
+        x: &[f64],
+        w: &[f64],
+        bias: Option<&[f64]>,
+        gy: &[f64],
+    ) -> [Vec<f64>; 3] {
+        let g = self;
+        assert_eq!(g.groups, 1, "reference_sums: one group");
+        let (kh, kw) = (g.kh, g.kw);
+        let (mut y, mut dx, mut dw) = (vec![0.0; gy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let yi = ((n * g.o + o) * g.oh + oy) * g.ow + ox;
+                        y[yi] += bias.map_or(0.0, |b| b[o]);
+                        for c in 0..g.c {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi =
+                                        ((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize;
+                                    let wi = ((o * g.c + c) * kh + ky) * kw + kx;
+                                    y[yi] += w[wi] * x[xi];
+                                    dx[xi] += w[wi] * gy[yi];
+                                    dw[wi] += x[xi] * gy[yi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dx, dw]
+    }
 }

@@ -7,10 +7,13 @@
 //!
 //! Here: the dispatch between those paths for the forward pass and the input
 //! gradient; `geom` (the geometry), `chunked` (several samples per GEMM on
-//! small planes), `weight_grad`, and the kernels of each path.
+//! small planes), `dense` (under `Fastest`, planes no wider than the
+//! kernel's reach as one product over pixel pairs), `weight_grad`, and the
+//! kernels of each path.
 
 mod chunked;
 mod dead_taps;
+mod dense;
 pub(in crate::kernels) mod direct;
 mod geom;
 mod im2col;
@@ -244,6 +247,7 @@ pub(crate) fn conv2d_forward<T: Float>(
 pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
     T::f32_slice(&[] as &[T]).is_some()
         && dead_taps::prune(g).is_none()
+        && !dense::applies(g)
         && !winograd::applies(g)
         && !winograd4::applies(g)
         && direct::applies(g)
@@ -273,6 +277,9 @@ pub(crate) fn conv2d_forward_packed<T: Float>(
 ) -> Vec<T> {
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_forward(x, &p.weights(g, wt), bias, &p.g, act);
+    }
+    if dense::applies(g) {
+        return dense::forward(x, wt, bias, g, act);
     }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
@@ -351,6 +358,9 @@ fn with_uninit<T: Float>(
 pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
+    }
+    if dense::applies(g) {
+        return dense::input_grad(gy, wt, g);
     }
     if let Some((wf, gf)) = as_flipped_forward(wt, g) {
         return conv2d_forward(gy, &wf, None, &gf, Activation::Identity);

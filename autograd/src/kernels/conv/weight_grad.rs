@@ -4,7 +4,7 @@
 
 use super::chunked::{samples_per_chunk, weight_grad_chunked};
 use super::im2col::{im2col, im2col_row};
-use super::{dead_taps, direct, gemm, winograd4, ConvGeom};
+use super::{dead_taps, dense, direct, gemm, winograd4, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -13,6 +13,9 @@ use crate::kernels::team;
 pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
     if let Some(p) = dead_taps::prune(g) {
         return p.full_grad(g, &conv2d_weight_grad(x, gy, &p.g));
+    }
+    if dense::applies(g) {
+        return dense::weight_grad(x, gy, g);
     }
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;

@@ -1,0 +1,412 @@
+//! Planes no wider than the kernel's reach: on VGG's and ResNet-18's 2x2
+//! planes (32x32 images) every input pixel meets every output pixel through
+//! exactly one tap of a 3x3 kernel, so the convolution is one dense product
+//! `y [N, O OHW] = x [N, C HW] W'`, with `W' [C HW, O OHW]` the weights laid
+//! out by (input pixel, output pixel) pair. NCHW rows are already the
+//! product's rows: nothing is gathered. im2col multiplies 9 taps for each
+//! of the 4 outputs of a 2x2 plane, 5 of them reading padding; this
+//! multiplies the 4 pairs that exist (2.25x fewer), at the cost of laying
+//! out `W'` (16/9 of the weight) on each call. Taken under `Fastest`.
+
+use super::{gemm, Activation, ConvGeom};
+use crate::dtype::Float;
+use crate::kernels::scratch::with_scratch;
+use crate::kernels::team;
+
+/// Below this batch, laying out `W'` costs more than the products it saves
+/// (at batch 1 the im2col product reads the weight once, as `W'` would).
+const MIN_BATCH: usize = 8;
+
+/// The largest `W'`, in elements (VGG's 512 -> 512 on 2x2: 4 M).
+const MAX_EXPANDED: usize = 1 << 23;
+
+/// Elements of a block of `W'` laid out at a time: 512 KB of f32, which
+/// stays in the core's cache while the product reads it (VGG's 16 MB `W'`,
+/// written whole and packed again, made the product slower than im2col's).
+/// Small in the unit tests, so that their shapes take several blocks.
+const BLOCK: usize = if cfg!(test) { 1 << 9 } else { 1 << 18 };
+
+/// The tap linking input position `i` to output position `o` along one
+/// axis, as `taps[i * out + o]`, when every pair has one.
+fn axis_taps(
+    size: usize,
+    out: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    k: usize,
+) -> Option<Vec<usize>> {
+    let mut taps = Vec::with_capacity(size * out);
+    for i in 0..size {
+        for o in 0..out {
+            let pos = (i + p).checked_sub(o * s)?;
+            if pos % d != 0 || pos / d >= k {
+                return None;
+            }
+            taps.push(pos / d);
+        }
+    }
+    Some(taps)
+}
+
+/// The kernel tap (`ky * KW + kx`) of each (input pixel, output pixel)
+/// pair, as `taps[p * OHW + q]`, when every pair has one.
+fn pair_taps(g: &ConvGeom) -> Option<Vec<usize>> {
+    let ty = axis_taps(g.h, g.oh, g.stride[0], g.padding[0], g.dilation[0], g.kh)?;
+    let tx = axis_taps(g.w, g.ow, g.stride[1], g.padding[1], g.dilation[1], g.kw)?;
+    let mut taps = Vec::with_capacity(g.h * g.w * g.ohw());
+    for iy in 0..g.h {
+        for ix in 0..g.w {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    taps.push(ty[iy * g.oh + oy] * g.kw + tx[ix * g.ow + ox]);
+                }
+            }
+        }
+    }
+    Some(taps)
+}
+
+/// Whether the convolution runs here: under `Fastest`, one group, a batch
+/// of [`MIN_BATCH`] or more, every pixel pair linked by a tap, and fewer
+/// pairs per channel pair than im2col's `OHW KH KW` products.
+pub(super) fn applies(g: &ConvGeom) -> bool {
+    crate::conv_algorithm() == crate::ConvAlgorithm::Fastest && can_run(g)
+}
+
+/// [`applies`] under any algorithm setting (for the tests).
+fn can_run(g: &ConvGeom) -> bool {
+    g.groups == 1
+        && g.n >= MIN_BATCH
+        && g.h * g.w < g.kh * g.kw
+        && g.c * g.h * g.w * g.o * g.ohw() <= MAX_EXPANDED
+        && g.ohw() > 0
+        && pair_taps(g).is_some()
+}
+
+/// Columns `o0 OHW..o1 OHW` of `W'` (row `c HW + p`, column `o OHW + q`
+/// holds `w[o, c, tap(p, q)]`), as a `C HW x (o1 - o0) OHW` matrix.
+#[inline(never)]
+fn expand_cols<T: Float>(
+    w: &[T],
+    g: &ConvGeom,
+    taps: &[usize],
+    o0: usize,
+    o1: usize,
+    out: &mut [T],
+) {
+    let (pixels, outs, kk) = (g.h * g.w, g.ohw(), g.kh * g.kw);
+    let cols = (o1 - o0) * outs;
+    for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+        let (c, p) = (r / pixels, r % pixels);
+        let pair = &taps[p * outs..][..outs];
+        for (o, seg) in (o0..o1).zip(row.chunks_exact_mut(outs)) {
+            let wk = &w[(o * g.c + c) * kk..][..kk];
+            for (d, &t) in seg.iter_mut().zip(pair) {
+                // SAFETY: every tap is below kk (pair_taps).
+                *d = unsafe { *wk.get_unchecked(t) };
+            }
+        }
+    }
+}
+
+/// Columns `c0 HW..c1 HW` of `W'^T` (row `o OHW + q`, column `c HW + p`),
+/// as an `O OHW x (c1 - c0) HW` matrix.
+#[inline(never)]
+fn expand_rows_t<T: Float>(
+    w: &[T],
+    g: &ConvGeom,
+    taps: &[usize],
+    c0: usize,
+    c1: usize,
+    out: &mut [T],
+) {
+    let (pixels, outs, kk) = (g.h * g.w, g.ohw(), g.kh * g.kw);
+    let cols = (c1 - c0) * pixels;
+    for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+        let (o, q) = (r / outs, r % outs);
+        for (c, seg) in (c0..c1).zip(row.chunks_exact_mut(pixels)) {
+            let wk = &w[(o * g.c + c) * kk..][..kk];
+            for (p, d) in seg.iter_mut().enumerate() {
+                let t = taps[p * outs + q];
+                // SAFETY: every tap is below kk (pair_taps).
+                *d = unsafe { *wk.get_unchecked(t) };
+            }
+        }
+    }
+}
+
+/// Splits `0..len` into blocks of `per` and runs `f(start, end)` on each,
+/// the threads claiming blocks in turn.
+fn blocks(len: usize, per: usize, f: impl Fn(usize, usize) + Sync) {
+    let per = per.clamp(1, len.max(1));
+    team::claim(len.div_ceil(per), |b| f(b * per, ((b + 1) * per).min(len)));
+}
+
+/// `y = act(x W' + bias)`: x `[N, C, H, W]`, w `[O, C, KH, KW]`; `W'` laid
+/// out a block of output channels at a time, each block's product on the
+/// thread that laid it out.
+pub(super) fn forward<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    act: Activation,
+) -> Vec<T> {
+    let taps = pair_taps(g).expect("dense::forward: every pixel pair has a tap");
+    let (rows, outs) = (g.c * g.h * g.w, g.ohw());
+    let cols = g.o * outs;
+    let mut y = vec![T::zero(); g.n * cols];
+    let at = y.as_mut_ptr() as usize;
+    blocks(g.o, BLOCK / (rows * outs), |o0, o1| {
+        let bcols = (o1 - o0) * outs;
+        with_scratch(rows * bcols, |wd: &mut [T]| {
+            expand_cols(wt, g, &taps, o0, o1, wd);
+            // SAFETY: x is N x rows, wd rows x bcols, and the block writes
+            // columns o0 OHW.. of y (N x cols), which no other block writes;
+            // y outlives the call.
+            unsafe {
+                T::gemm(
+                    g.n,
+                    rows,
+                    bcols,
+                    T::one(),
+                    x.as_ptr(),
+                    rows as isize,
+                    1,
+                    wd.as_ptr(),
+                    bcols as isize,
+                    1,
+                    T::zero(),
+                    (at as *mut T).add(o0 * outs),
+                    cols as isize,
+                    1,
+                    1,
+                )
+            };
+        });
+    });
+    if let Some(b) = bias {
+        for ys in y.chunks_exact_mut(cols) {
+            for (plane, &bo) in ys.chunks_exact_mut(outs).zip(b) {
+                plane.iter_mut().for_each(|v| *v += bo);
+            }
+        }
+    }
+    act.apply(&mut y);
+    y
+}
+
+/// `dx = gy W'^T`: gy `[N, O, OH, OW]` -> `[N, C, H, W]`, a block of input
+/// channels at a time.
+pub(super) fn input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    let taps = pair_taps(g).expect("dense::input_grad: every pixel pair has a tap");
+    let (pixels, cols) = (g.h * g.w, g.o * g.ohw());
+    let rows = g.c * pixels;
+    let mut dx = vec![T::zero(); g.n * rows];
+    let at = dx.as_mut_ptr() as usize;
+    blocks(g.c, BLOCK / (cols * pixels), |c0, c1| {
+        let brows = (c1 - c0) * pixels;
+        with_scratch(cols * brows, |wd: &mut [T]| {
+            expand_rows_t(wt, g, &taps, c0, c1, wd);
+            // SAFETY: gy is N x cols, wd cols x brows, and the block writes
+            // columns c0 HW.. of dx (N x rows), which no other block writes.
+            unsafe {
+                T::gemm(
+                    g.n,
+                    cols,
+                    brows,
+                    T::one(),
+                    gy.as_ptr(),
+                    cols as isize,
+                    1,
+                    wd.as_ptr(),
+                    brows as isize,
+                    1,
+                    T::zero(),
+                    (at as *mut T).add(c0 * pixels),
+                    rows as isize,
+                    1,
+                    1,
+                )
+            };
+        });
+    });
+    dx
+}
+
+/// `dw[o, c, t] = sum over the pairs (p, q) of tap t, and over the batch,
+/// of x[n, c, p] gy[n, o, q]`: one product per tap, its pairs stacked
+/// along the inner dimension, into `[t][c][o]`, then rearranged.
+pub(super) fn weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
+    let taps = pair_taps(g).expect("dense::weight_grad: every pixel pair has a tap");
+    let (pixels, outs, kk) = (g.h * g.w, g.ohw(), g.kh * g.kw);
+    let (c_all, o_all) = (g.c, g.o);
+    with_scratch(kk * o_all * c_all, |by_tap: &mut [T]| {
+        for (t, dwt) in by_tap.chunks_exact_mut(o_all * c_all).enumerate() {
+            let pairs: Vec<(usize, usize)> = (0..pixels * outs)
+                .filter(|&i| taps[i] == t)
+                .map(|i| (i / outs, i % outs))
+                .collect();
+            if pairs.is_empty() {
+                dwt.fill(T::zero());
+                continue;
+            }
+            let inner = pairs.len() * g.n;
+            with_scratch(o_all * inner, |a: &mut [T]| {
+                with_scratch(inner * c_all, |b: &mut [T]| {
+                    gather_pairs(x, gy, g, &pairs, a, b);
+                    let threads = team::threads();
+                    gemm(
+                        o_all, inner, c_all, a, inner, 1, b, c_all, 1, dwt, c_all, false, threads,
+                    );
+                });
+            });
+        }
+        interleave_taps(by_tap, g)
+    })
+}
+
+/// For the pixel pairs `(p, q)` of one tap: `a [O, pairs N]` holds
+/// `gy[n, o, q]`, `b [pairs N, C]` holds `x[n, c, p]`.
+#[inline(never)]
+fn gather_pairs<T: Float>(
+    x: &[T],
+    gy: &[T],
+    g: &ConvGeom,
+    pairs: &[(usize, usize)],
+    a: &mut [T],
+    b: &mut [T],
+) {
+    let (pixels, outs, n) = (g.h * g.w, g.ohw(), g.n);
+    let (rows, cols, inner) = (g.c * pixels, g.o * outs, pairs.len() * n);
+    for (o, arow) in a.chunks_exact_mut(inner).enumerate() {
+        for (&(_, q), seg) in pairs.iter().zip(arow.chunks_exact_mut(n)) {
+            for (i, v) in seg.iter_mut().enumerate() {
+                *v = gy[i * cols + o * outs + q];
+            }
+        }
+    }
+    for (j, brow) in b.chunks_exact_mut(g.c).enumerate() {
+        let ((p, _), i) = (pairs[j / n], j % n);
+        let src = &x[i * rows..][..rows];
+        for (c, v) in brow.iter_mut().enumerate() {
+            *v = src[c * pixels + p];
+        }
+    }
+}
+
+/// `[t][o][c] -> [o][c][t]`: the taps' planes read side by side, a block
+/// of output channels per thread.
+#[inline(never)]
+fn interleave_taps<T: Float>(by_tap: &[T], g: &ConvGeom) -> Vec<T> {
+    let (c_all, o_all, kk) = (g.c, g.o, g.kh * g.kw);
+    let plane = o_all * c_all;
+    let mut dw = Vec::with_capacity(plane * kk);
+    team::for_chunks(
+        &mut dw.spare_capacity_mut()[..plane * kk],
+        16 * c_all * kk,
+        |b, chunk| {
+            for (i, per_c) in chunk.chunks_exact_mut(kk).enumerate() {
+                // per_c is dw[o, c, ..] for (o, c) = (16 b, 0) + i.
+                let oc = b * 16 * c_all + i;
+                for (t, d) in per_c.iter_mut().enumerate() {
+                    d.write(by_tap[t * plane + oc]);
+                }
+            }
+        },
+    );
+    // SAFETY: the chunks cover all `plane * kk` elements, each written above.
+    unsafe { dw.set_len(plane * kk) };
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        n: usize,
+        c: usize,
+        hw: [usize; 2],
+        o: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+    ) -> ConvGeom {
+        ConvGeom::sized(n, c, hw, o, [k, k], [s, s], [p, p], [d, d], 1).expect("an output")
+    }
+
+    /// Where the dense product is taken: 2x2 planes under a 3x3 kernel,
+    /// a 3x3 plane under a 5x5 one; not where a pair has no tap or im2col
+    /// multiplies no more.
+    #[test]
+    fn taken_where_every_pair_has_a_tap() {
+        assert!(can_run(&geom(8, 4, [2, 2], 4, 3, 1, 1, 1)));
+        assert!(can_run(&geom(8, 4, [3, 3], 4, 5, 1, 2, 1)));
+        assert!(can_run(&geom(8, 4, [2, 1], 4, 3, 1, 1, 1)));
+        assert!(
+            !can_run(&geom(8, 4, [3, 3], 4, 3, 1, 1, 1)),
+            "corner pairs have no tap"
+        );
+        assert!(
+            !can_run(&geom(8, 4, [2, 2], 4, 3, 1, 2, 2)),
+            "dilation 2 skips a pixel"
+        );
+        assert!(
+            !can_run(&geom(4, 4, [2, 2], 4, 3, 1, 1, 1)),
+            "batch below MIN_BATCH"
+        );
+        assert!(
+            !can_run(&geom(8, 4, [2, 2], 4, 2, 1, 0, 1)),
+            "1 output, 4 taps: no fewer products"
+        );
+        assert_eq!(
+            pair_taps(&geom(8, 1, [2, 2], 1, 3, 1, 1, 1)).unwrap(),
+            [4, 3, 1, 0, 5, 4, 2, 1, 7, 6, 4, 3, 8, 7, 5, 4]
+        );
+    }
+
+    /// The three products against sums over every (output, tap) of the
+    /// full kernel, in f64, over the shapes the dense product takes.
+    #[test]
+    fn matches_sums_over_taps() {
+        for (hw, k, s, p, d, n) in [
+            ([2, 2], 3, 1, 1, 1, 8),
+            ([2, 2], 3, 1, 1, 1, 9),
+            ([3, 3], 5, 1, 2, 1, 8),
+            ([2, 1], 3, 1, 1, 1, 10),
+            ([2, 2], 3, 2, 1, 1, 8),
+            ([1, 2], 3, 1, 1, 1, 8),
+        ] {
+            for (c, o) in [(3, 5), (17, 2), (20, 33)] {
+                let g = geom(n, c, hw, o, k, s, p, d);
+                assert!(can_run(&g), "{g:?}");
+                let val = |i: usize| ((i * 7919) % 97) as f64 / 48.0 - 1.0;
+                let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(val).collect();
+                let w: Vec<f64> = (0..g.o * g.c * k * k).map(|i| val(i + 3)).collect();
+                let b: Vec<f64> = (0..g.o).map(|i| val(i + 11)).collect();
+                let gy: Vec<f64> = (0..g.n * g.o * g.ohw()).map(|i| val(i + 7)).collect();
+                let [y, dx, dw] = g.reference_sums(&x, &w, Some(&b), &gy);
+                let relu: Vec<f64> = y.iter().map(|&v| v.max(0.0)).collect();
+                let got = [
+                    forward(&x, &w, Some(&b), &g, Activation::Identity),
+                    forward(&x, &w, Some(&b), &g, Activation::Relu),
+                    input_grad(&gy, &w, &g),
+                    weight_grad(&x, &gy, &g),
+                ];
+                for (what, (a, want)) in ["forward", "forward + relu", "input grad", "weight grad"]
+                    .iter()
+                    .zip(got.iter().zip([&y, &relu, &dx, &dw]))
+                {
+                    assert_eq!(a.len(), want.len(), "{what} {g:?}");
+                    for (i, (u, v)) in a.iter().zip(want.iter()).enumerate() {
+                        assert!((u - v).abs() < 1e-12, "{what} {g:?} at {i}: {u} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}
