@@ -132,6 +132,8 @@ fn main() {
         ("googlenet 64px 128->192@8", 16, 128, 192, 8, 1),
         ("googlenet 64px 96->208@4", 16, 96, 208, 4, 1),
         ("googlenet 64px 160->320@4", 16, 160, 320, 4, 1),
+        ("googlenet 64px 160->320@2", 16, 160, 320, 2, 1),
+        ("googlenet 64px 192->384@2", 16, 192, 384, 2, 1),
     ];
     for (name, n, cin, cout, size, pad) in cases {
         if !name.starts_with(&only) {

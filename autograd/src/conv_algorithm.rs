@@ -68,7 +68,9 @@ pub enum ConvAlgorithm {
     /// 1: every input pixel meets every output pixel through one tap), from
     /// a batch of 8, one dense product over the pixel pairs (2.25x fewer
     /// multiplications than im2col on 2x2, the same terms summed in another
-    /// order; any float type). The rest as [`ConvAlgorithm::Auto`].
+    /// order; any float type; the input gradient from a batch of one sample
+    /// per 32K elements of the pairs' weight matrix, 16 C O on 2x2). The
+    /// rest as [`ConvAlgorithm::Auto`].
     Fastest,
     /// Winograd F(2x2, 3x3) for every 3x3 stride-1 f32 convolution it can
     /// take, the rest as [`ConvAlgorithm::Auto`] (for comparisons and tests).

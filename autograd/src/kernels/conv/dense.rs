@@ -74,6 +74,21 @@ pub(super) fn applies(g: &ConvGeom) -> bool {
     crate::conv_algorithm() == crate::ConvAlgorithm::Fastest && can_run(g)
 }
 
+/// Elements of `W'` per sample of the batch up to which the input
+/// gradient runs here. Past it im2col's input gradient (one product
+/// `W^T gy` with the whole weight as its tall side, then col2im) was faster
+/// (winograd bench, `Fastest`, 2 threads, AMD EPYC Zen 4): ResNet-18's
+/// 256 -> 256 on 2x2 (`W'` 1 M) 1.22x faster here at batch 32 and 1.94x at
+/// 128; VGG's 512 -> 512 (4 M) 0.91x at batch 32, 1.51x at 128;
+/// GoogLeNet's 160 -> 320 and 192 -> 384 (0.8 M, 1.2 M) 0.65-0.69x at 16.
+const INPUT_GRAD_PER_SAMPLE: usize = 1 << 15;
+
+/// Whether the input gradient runs here: as [`applies`], with a batch of
+/// at least one sample per [`INPUT_GRAD_PER_SAMPLE`] elements of `W'`.
+pub(super) fn applies_input_grad(g: &ConvGeom) -> bool {
+    applies(g) && g.n * INPUT_GRAD_PER_SAMPLE >= g.c * g.h * g.w * g.o * g.ohw()
+}
+
 /// [`applies`] under any algorithm setting (for the tests).
 fn can_run(g: &ConvGeom) -> bool {
     g.groups == 1

@@ -359,7 +359,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> V
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
     }
-    if dense::applies(g) {
+    if dense::applies_input_grad(g) {
         return dense::input_grad(gy, wt, g);
     }
     if let Some((wf, gf)) = as_flipped_forward(wt, g) {
