@@ -254,17 +254,10 @@ fn main() -> Result<(), Failure> {
         )));
     }
     let conv: String = args.get("--conv", recipe.conv.to_string());
-    autograd::set_conv_algorithm(match conv.as_str() {
-        "auto" => ConvAlgorithm::Auto,
-        "fastest" => ConvAlgorithm::Fastest,
-        "winograd" => ConvAlgorithm::Winograd,
-        "winograd4" => ConvAlgorithm::Winograd4,
-        other => {
-            return Err(Failure::msg(format!(
-                "--conv: unknown algorithm '{other}' (auto, fastest, winograd or winograd4)"
-            )))
-        }
-    });
+    let conv: ConvAlgorithm = conv
+        .parse()
+        .map_err(|e| Failure::msg(format!("--conv: {e}")))?;
+    autograd::set_conv_algorithm(conv);
     let out = PathBuf::from(args.get("--out", "runs/deep_convnet".to_string()));
     // The compute threads, this one among them (0: every core).
     autograd::set_num_threads(args.get("--threads", 0))?;

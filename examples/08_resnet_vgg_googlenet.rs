@@ -45,8 +45,12 @@
 //! `--optimizer sgd|adam` (sgd) `--lr F` (0.1 for SGD, 0.001 for Adam)
 //! `--weight-decay F` (5e-4 for SGD, 0 for Adam) `--schedule cosine|none`
 //! (cosine) `--warmup N` (0 epochs) `--augment LIST` (crop,flip; erase also; or none) `--seed S` `--out DIR`
-//! (runs/famous_networks) `--tta` `--weights FILE` (one network) `--quick`
-//! (1 epoch on 64 training and 32 test images, batches of 16).
+//! (runs/famous_networks) `--tta` `--weights FILE` (one network) `--conv
+//! auto|fastest|winograd|winograd4` (auto; `fastest`: Winograd F(4x4, 3x3)
+//! and the 2x2 planes as one dense product,
+//! `autograd::ConvAlgorithm::Fastest`; the accuracies in the README were
+//! measured with `auto`) `--quick` (1 epoch on 64 training and 32 test
+//! images, batches of 16).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,7 +137,12 @@ fn main() -> Result<(), Failure> {
     let tta = args.flag("--tta");
     let weights: Option<PathBuf> = args.opt("--weights");
     let out = PathBuf::from(args.get("--out", "runs/famous_networks".to_string()));
+    let conv: String = args.get("--conv", "auto".to_string());
     args.finish(); // --help, or an unknown option: say so before any work
+    let conv: autograd::ConvAlgorithm = conv
+        .parse()
+        .map_err(|e| Failure::msg(format!("--conv: {e}")))?;
+    autograd::set_conv_algorithm(conv);
     let names: Vec<&str> = match which.as_str() {
         "all" => MODELS.to_vec(),
         one if MODELS.contains(&one) || DEEPER_RESNETS.contains(&one) => vec![one],

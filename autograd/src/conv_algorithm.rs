@@ -82,6 +82,54 @@ pub enum ConvAlgorithm {
     Winograd4,
 }
 
+impl ConvAlgorithm {
+    /// The name [`FromStr`](std::str::FromStr) reads and `AUTOGRAD_CONV` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgorithm::Auto => "auto",
+            ConvAlgorithm::Fastest => "fastest",
+            ConvAlgorithm::Winograd => "winograd",
+            ConvAlgorithm::Winograd4 => "winograd4",
+        }
+    }
+}
+
+impl std::fmt::Display for ConvAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`ConvAlgorithm`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown convolution algorithm '{0}' (auto, fastest, winograd or winograd4)")]
+pub struct UnknownConvAlgorithm(pub String);
+
+/// `"auto"`, `"fastest"`, `"winograd"` or `"winograd4"`, as a command-line
+/// option would take it:
+///
+/// ```
+/// use autograd::ConvAlgorithm;
+///
+/// assert_eq!("fastest".parse(), Ok(ConvAlgorithm::Fastest));
+/// assert!("quickest".parse::<ConvAlgorithm>().is_err());
+/// ```
+impl std::str::FromStr for ConvAlgorithm {
+    type Err = UnknownConvAlgorithm;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ConvAlgorithm::Auto,
+            ConvAlgorithm::Fastest,
+            ConvAlgorithm::Winograd,
+            ConvAlgorithm::Winograd4,
+        ]
+        .into_iter()
+        .find(|a| a.name() == s)
+        .ok_or_else(|| UnknownConvAlgorithm(s.to_string()))
+    }
+}
+
 /// 0: not read from the environment yet; 1 + the variant's index after.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
@@ -109,12 +157,10 @@ pub fn set_conv_algorithm(a: ConvAlgorithm) -> ConvAlgorithm {
 pub fn conv_algorithm() -> ConvAlgorithm {
     let mut s = STATE.load(Relaxed);
     if s == 0 {
-        let from_env = match std::env::var("AUTOGRAD_CONV").as_deref() {
-            Ok("fastest") => ConvAlgorithm::Fastest,
-            Ok("winograd") => ConvAlgorithm::Winograd,
-            Ok("winograd4") => ConvAlgorithm::Winograd4,
-            _ => ConvAlgorithm::Auto,
-        };
+        let from_env = std::env::var("AUTOGRAD_CONV")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
         // A concurrent set_conv_algorithm wins over the environment.
         s = match STATE.compare_exchange(0, encode(from_env), Relaxed, Relaxed) {
             Ok(_) => encode(from_env),

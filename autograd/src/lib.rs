@@ -59,7 +59,7 @@ mod saved;
 pub mod tensor;
 pub mod threads;
 
-pub use conv_algorithm::{conv_algorithm, set_conv_algorithm, ConvAlgorithm};
+pub use conv_algorithm::{conv_algorithm, set_conv_algorithm, ConvAlgorithm, UnknownConvAlgorithm};
 pub use custom_op::CustomOp;
 pub use denormals::{flush_denormals, set_flush_denormals, sync_flush_denormals};
 pub use dims::{Dims, IntoShape};
