@@ -66,7 +66,7 @@ pub enum ConvAlgorithm {
     /// input channel, where `Auto` takes im2col below 16); on planes no
     /// wider than the kernel's reach (2x2 under a 3x3 kernel with padding
     /// 1: every input pixel meets every output pixel through one tap), from
-    /// a batch of 8, one dense product over the pixel pairs (2.25x fewer
+    /// a batch of 16, one dense product over the pixel pairs (2.25x fewer
     /// multiplications than im2col on 2x2, the same terms summed in another
     /// order; any float type; the input gradient from a batch of one sample
     /// per 32K elements of the pairs' weight matrix, 16 C O on 2x2). The

@@ -1,6 +1,6 @@
 //! Convolutions on planes no wider than the kernel's reach (2x2 planes
 //! under a 3x3 kernel, up to 3x3 under a 5x5 one), which `Fastest` runs as
-//! one dense product from a batch of 8 (`kernels/conv/dense.rs`): at random
+//! one dense product from a batch of 16 (`kernels/conv/dense.rs`): at random
 //! shapes, conv2d, the fused conv2d_relu and conv_transpose2d pass the
 //! first- and second-order gradient checks in f64, give the values `Auto`
 //! gives in f64, and in f32 agree with those within 1e-5 of the sums'
@@ -41,7 +41,7 @@ fn case() -> impl Strategy<Value = Case> {
         Just(([2, 2], 5, 2)),
     ];
     (
-        8..=10usize,
+        16..=18usize,
         1..=5usize,
         1..=5usize,
         planes,
