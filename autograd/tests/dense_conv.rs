@@ -3,15 +3,15 @@
 //! one dense product from a batch of 16 (`kernels/conv/dense.rs`): at random
 //! shapes, conv2d, the fused conv2d_relu and conv_transpose2d pass the
 //! first- and second-order gradient checks in f64, give the values `Auto`
-//! gives in f64, and in f32 agree with those within 1e-5 of the sums'
-//! magnitude.
+//! gives in f64, and in f32 agree with those (values and gradients) within
+//! 1e-5 of the largest.
 //!
 //! One test function: the setting is global, and every case here must run
 //! with it on.
 
 use autograd::gradcheck::{gradcheck, gradgradcheck};
 use autograd::rng::generator;
-use autograd::{set_conv_algorithm, ConvAlgorithm, ConvOptions, Tensor};
+use autograd::{grad, set_conv_algorithm, ConvAlgorithm, ConvOptions, GradOptions, Tensor};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -87,9 +87,37 @@ fn f32_of(t: &T) -> Tensor<f32> {
     Tensor::from_vec(t.to_vec().iter().map(|&v| v as f32).collect(), t.shape())
 }
 
-/// `op` under `Fastest` against `Auto` (f64 values equal to 1e-12, f32
-/// within 1e-5 of the largest output), then (if `gradchecks`) the gradient
-/// checks.
+/// The gradients of `sum(gy * op(inputs))` with respect to every input.
+fn grads<F: autograd::Float>(
+    op: impl Fn(&[Tensor<F>]) -> Tensor<F>,
+    v: &[Tensor<F>],
+    gy: &Tensor<F>,
+) -> Vec<Tensor<F>> {
+    let y = op(v);
+    let opts = GradOptions {
+        grad_outputs: Some(vec![gy.clone()]),
+        ..Default::default()
+    };
+    grad(&[y], v, opts)
+        .into_iter()
+        .map(|g| g.expect("a gradient"))
+        .collect()
+}
+
+/// Largest `|a - b|` over the largest `|b|` (at least 1).
+fn worst(a: &Tensor<f32>, b: &T) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    let scale = b.to_vec().iter().fold(1.0f64, |m, &u| m.max(u.abs()));
+    a.to_vec()
+        .iter()
+        .zip(b.to_vec())
+        .map(|(&u, w)| (u as f64 - w).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// `op` under `Fastest` against `Auto` (f64 values equal to 1e-12; f32
+/// values and gradients within 1e-5 of the largest), then (if
+/// `gradchecks`) the gradient checks.
 fn check(
     c: &Case,
     transposed: bool,
@@ -107,12 +135,18 @@ fn check(
     for (a, b) in got.to_vec().iter().zip(want.to_vec()) {
         prop_assert!((a - b).abs() <= 1e-12 * scale, "f64 {a} vs {b} at {c:?}");
     }
-    let v32: Vec<Tensor<f32>> = v.iter().map(f32_of).collect();
-    for (a, b) in op32(&v32).to_vec().iter().zip(want.to_vec()) {
-        prop_assert!(
-            (*a as f64 - b).abs() <= 1e-5 * scale,
-            "f32 {a} vs {b} at {c:?}"
-        );
+    let v32: Vec<Tensor<f32>> = v.iter().map(|t| f32_of(t).requires_grad_()).collect();
+    prop_assert!(worst(&op32(&v32), &want) <= 1e-5, "f32 values at {c:?}");
+    let gy = values(&want.shape(), c.seed ^ 3);
+    set_conv_algorithm(ConvAlgorithm::Auto);
+    let want_grads = grads(&op, &v, &gy);
+    set_conv_algorithm(ConvAlgorithm::Fastest);
+    for (i, (g32, g)) in grads(&op32, &v32, &f32_of(&gy))
+        .iter()
+        .zip(&want_grads)
+        .enumerate()
+    {
+        prop_assert!(worst(g32, g) <= 1e-5, "f32 gradient of input {i} at {c:?}");
     }
     if !gradchecks {
         return Ok(());

@@ -19,12 +19,13 @@ use crate::kernels::team;
 /// 16: 1.48x, 1.22x, 1.25x): laying out `W'` is paid once per call.
 const MIN_BATCH: usize = 16;
 
-/// The largest `W'`, in elements (VGG's 512 -> 512 on 2x2: 4 M).
+/// The largest `W'`: 8 M elements (VGG's 512 -> 512 on 2x2 is 4 M).
 const MAX_EXPANDED: usize = 1 << 23;
 
-/// Elements of a block of `W'` laid out at a time: 512 KB of f32, which
-/// stays in the core's cache while the product reads it (VGG's 16 MB `W'`,
-/// written whole and packed again, made the product slower than im2col's).
+/// Elements of a block of `W'` laid out at a time: 1 MiB of f32, which
+/// stays in the core's L2 cache while the product reads it (measured
+/// faster than 512 KiB; VGG's 16 MB `W'`, written whole and packed again,
+/// made the product slower than im2col's).
 /// Small in the unit tests, so that their shapes take several blocks.
 const BLOCK: usize = if cfg!(test) { 1 << 9 } else { 1 << 18 };
 
@@ -108,8 +109,7 @@ fn can_run(g: &ConvGeom) -> bool {
     g.groups == 1
         && g.n >= MIN_BATCH
         && g.h * g.w < g.kh * g.kw
-        && expanded_len(g).is_some_and(|len| len <= MAX_EXPANDED)
-        && g.ohw() > 0
+        && expanded_len(g).is_some_and(|len| len > 0 && len <= MAX_EXPANDED)
         && pair_taps(g).is_some()
 }
 
@@ -165,10 +165,11 @@ fn expand_rows_t<T: Float>(
     }
 }
 
-/// Splits `0..len` into blocks of `per` and runs `f(start, end)` on each,
-/// the threads claiming blocks in turn.
+/// Splits `0..len` into blocks of at most `per` (and enough blocks for
+/// every thread) and runs `f(start, end)` on each, the threads claiming
+/// blocks in turn.
 fn blocks(len: usize, per: usize, f: impl Fn(usize, usize) + Sync) {
-    let per = per.clamp(1, len.max(1));
+    let per = per.min(len.div_ceil(team::threads())).clamp(1, len.max(1));
     team::claim(len.div_ceil(per), |b| f(b * per, ((b + 1) * per).min(len)));
 }
 
@@ -185,6 +186,10 @@ pub(super) fn forward<T: Float>(
     let taps = pair_taps(g).expect("dense::forward: every pixel pair has a tap");
     let (rows, outs) = (g.c * g.h * g.w, g.ohw());
     let cols = g.o * outs;
+    assert!(
+        x.len() >= g.n * rows && wt.len() >= g.o * g.c * g.kh * g.kw,
+        "dense::forward: operand sizes"
+    );
     let mut y = vec![T::zero(); g.n * cols];
     let at = y.as_mut_ptr() as usize;
     blocks(g.o, BLOCK / (rows * outs), |o0, o1| {
@@ -232,6 +237,10 @@ pub(super) fn input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
     let taps = pair_taps(g).expect("dense::input_grad: every pixel pair has a tap");
     let (pixels, cols) = (g.h * g.w, g.o * g.ohw());
     let rows = g.c * pixels;
+    assert!(
+        gy.len() >= g.n * cols && wt.len() >= g.o * g.c * g.kh * g.kw,
+        "dense::input_grad: operand sizes"
+    );
     let mut dx = vec![T::zero(); g.n * rows];
     let at = dx.as_mut_ptr() as usize;
     blocks(g.c, BLOCK / (cols * pixels), |c0, c1| {
@@ -266,7 +275,7 @@ pub(super) fn input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
 
 /// `dw[o, c, t] = sum over the pairs (p, q) of tap t, and over the batch,
 /// of x[n, c, p] gy[n, o, q]`: one product per tap, its pairs stacked
-/// along the inner dimension, into `[t][c][o]`, then rearranged.
+/// along the inner dimension, into `[t][o][c]`, then rearranged.
 pub(super) fn weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
     let taps = pair_taps(g).expect("dense::weight_grad: every pixel pair has a tap");
     let (pixels, outs, kk) = (g.h * g.w, g.ohw(), g.kh * g.kw);
@@ -389,6 +398,14 @@ mod tests {
             "batch below MIN_BATCH"
         );
         assert!(
+            !can_run(&geom(16, 0, [2, 2], 4, 3, 1, 1, 1)),
+            "no input channels"
+        );
+        assert!(
+            !can_run(&geom(16, 4, [2, 2], 0, 3, 1, 1, 1)),
+            "no output channels"
+        );
+        assert!(
             !can_run(&geom(16, 4, [2, 2], 4, 2, 1, 0, 1)),
             "1 output, 4 taps: no fewer products"
         );
@@ -424,40 +441,58 @@ mod tests {
     }
 
     /// The three products against sums over every (output, tap) of the
-    /// full kernel, in f64, over the shapes the dense product takes.
+    /// full kernel, in f64 (to 1e-12) and in f32 (to 1e-5 of the largest
+    /// sum), over the shapes the dense product takes: strides, a dilation,
+    /// kernels wider than tall, channel counts spanning several blocks.
     #[test]
     fn matches_sums_over_taps() {
-        for (hw, k, s, p, d, n) in [
-            ([2, 2], 3, 1, 1, 1, 16),
-            ([2, 2], 3, 1, 1, 1, 17),
-            ([3, 3], 5, 1, 2, 1, 16),
-            ([2, 1], 3, 1, 1, 1, 18),
-            ([2, 2], 3, 2, 1, 1, 16),
-            ([1, 2], 3, 1, 1, 1, 16),
-        ] {
+        // (batch, plane, kernel, stride, padding, dilation)
+        let shapes = [
+            (16, [2, 2], [3, 3], 1, [1, 1], [1, 1]),
+            (17, [2, 2], [3, 3], 1, [1, 1], [1, 1]),
+            (16, [3, 3], [5, 5], 1, [2, 2], [1, 1]),
+            (16, [3, 3], [5, 5], 2, [2, 2], [1, 1]),
+            (18, [2, 1], [3, 3], 1, [1, 1], [1, 1]),
+            (16, [2, 2], [3, 3], 2, [1, 1], [1, 1]),
+            (16, [1, 2], [3, 3], 1, [1, 1], [1, 1]),
+            (16, [1, 2], [3, 3], 1, [2, 1], [2, 1]),
+            (16, [2, 1], [3, 1], 1, [1, 0], [1, 1]),
+        ];
+        for (n, hw, k, s, p, d) in shapes {
             for (c, o) in [(3, 5), (17, 2), (20, 33)] {
-                let g = geom(n, c, hw, o, k, s, p, d);
+                let g = ConvGeom::sized(n, c, hw, o, k, [s, s], p, d, 1).expect("an output");
                 assert!(can_run(&g), "{g:?}");
                 let val = |i: usize| ((i * 7919) % 97) as f64 / 48.0 - 1.0;
                 let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(val).collect();
-                let w: Vec<f64> = (0..g.o * g.c * k * k).map(|i| val(i + 3)).collect();
+                let w: Vec<f64> = (0..g.o * g.c * g.kh * g.kw).map(|i| val(i + 3)).collect();
                 let b: Vec<f64> = (0..g.o).map(|i| val(i + 11)).collect();
                 let gy: Vec<f64> = (0..g.n * g.o * g.ohw()).map(|i| val(i + 7)).collect();
                 let [y, dx, dw] = g.reference_sums(&x, &w, Some(&b), &gy);
                 let relu: Vec<f64> = y.iter().map(|&v| v.max(0.0)).collect();
+                let want = [&y, &relu, &dx, &dw];
+                let what = ["forward", "forward + relu", "input grad", "weight grad"];
                 let got = [
                     forward(&x, &w, Some(&b), &g, Activation::Identity),
                     forward(&x, &w, Some(&b), &g, Activation::Relu),
                     input_grad(&gy, &w, &g),
                     weight_grad(&x, &gy, &g),
                 ];
-                for (what, (a, want)) in ["forward", "forward + relu", "input grad", "weight grad"]
-                    .iter()
-                    .zip(got.iter().zip([&y, &relu, &dx, &dw]))
-                {
+                let f32s = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+                let (x32, w32, b32, gy32) = (f32s(&x), f32s(&w), f32s(&b), f32s(&gy));
+                let got32 = [
+                    forward(&x32, &w32, Some(&b32), &g, Activation::Identity),
+                    forward(&x32, &w32, Some(&b32), &g, Activation::Relu),
+                    input_grad(&gy32, &w32, &g),
+                    weight_grad(&x32, &gy32, &g),
+                ];
+                for (((what, a), a32), want) in what.iter().zip(&got).zip(&got32).zip(want) {
                     assert_eq!(a.len(), want.len(), "{what} {g:?}");
-                    for (i, (u, v)) in a.iter().zip(want.iter()).enumerate() {
+                    assert_eq!(a32.len(), want.len(), "{what} f32 {g:?}");
+                    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    for (i, ((u, u32), v)) in a.iter().zip(a32).zip(want.iter()).enumerate() {
                         assert!((u - v).abs() < 1e-12, "{what} {g:?} at {i}: {u} vs {v}");
+                        let e = (f64::from(*u32) - v).abs();
+                        assert!(e <= 1e-5 * scale, "{what} f32 {g:?} at {i}: {u32} vs {v}");
                     }
                 }
             }

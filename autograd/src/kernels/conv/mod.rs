@@ -243,7 +243,7 @@ pub(crate) fn conv2d_forward<T: Float>(
 }
 
 /// Whether the forward pass of `g` runs on the direct kernels (f32, no
-/// dead taps, not Winograd), which take their weights in panels.
+/// dead taps, not dense, not Winograd), which take their weights in panels.
 pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
     T::f32_slice(&[] as &[T]).is_some()
         && dead_taps::prune(g).is_none()
