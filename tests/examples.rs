@@ -606,6 +606,36 @@ fn ex08_resnet_vgg_googlenet() {
         &["--quick", "--augment", "crop,blur"],
         "unknown augmentation 'blur'",
     );
+    assert_user_error(
+        "08_resnet_vgg_googlenet",
+        &["--quick", "--conv", "quickest"],
+        "--conv: unknown convolution algorithm 'quickest'",
+    );
+    // `--conv fastest` (VGG-11's last block on 2x2 planes at batch 16 runs as
+    // one dense product, its other 3x3 layers on Winograd): the loss of the
+    // first batch (the forward pass) and of the second (after one step on
+    // the first's gradients) as with the default kernels, to rounding.
+    let vgg_losses = |stdout: &str| -> Vec<f64> {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("vgg11 epoch 1 batch"))
+            .filter_map(|l| l.split("loss").nth(1)?.trim().parse().ok())
+            .collect()
+    };
+    let fast_out = out_dir("08_resnet_vgg_googlenet_fastest");
+    let fast = run_quick(
+        "08_resnet_vgg_googlenet",
+        &fast_out,
+        &["--model", "vgg11", "--conv", "fastest"],
+    );
+    let (want, got) = (vgg_losses(&stdout), vgg_losses(&fast));
+    assert!(want.len() >= 2 && got.len() >= 2, "{want:?} {got:?}");
+    for (w, g) in want.iter().zip(&got).take(2) {
+        assert!(
+            (w - g).abs() <= 1e-3 * w.abs(),
+            "losses {want:?} against {got:?}"
+        );
+    }
     // Random erasing, Adam and a warm-up epoch, on the smallest network.
     let out = out_dir("08_resnet_vgg_googlenet_erase");
     let stdout = run_quick(

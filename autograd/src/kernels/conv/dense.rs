@@ -115,7 +115,6 @@ fn can_run(g: &ConvGeom) -> bool {
 
 /// Columns `o0 OHW..o1 OHW` of `W'` (row `c HW + p`, column `o OHW + q`
 /// holds `w[o, c, tap(p, q)]`), as a `C HW x (o1 - o0) OHW` matrix.
-#[inline(never)]
 fn expand_cols<T: Float>(
     w: &[T],
     g: &ConvGeom,
@@ -141,7 +140,6 @@ fn expand_cols<T: Float>(
 
 /// Columns `c0 HW..c1 HW` of `W'^T` (row `o OHW + q`, column `c HW + p`),
 /// as an `O OHW x (c1 - c0) HW` matrix.
-#[inline(never)]
 fn expand_rows_t<T: Float>(
     w: &[T],
     g: &ConvGeom,
@@ -173,9 +171,59 @@ fn blocks(len: usize, per: usize, f: impl Fn(usize, usize) + Sync) {
     team::claim(len.div_ceil(per), |b| f(b * per, ((b + 1) * per).min(len)));
 }
 
+/// `out [N, len unit] = a [N, k] B`, `B [k, len unit]` laid out by
+/// `lay_out(i0, i1, block)` (its columns `i0 unit..i1 unit`, a `k x (i1 -
+/// i0) unit` matrix) a block at a time, each block multiplied on the thread
+/// that laid it out while it is in that core's cache.
+fn blocked_product<T: Float>(
+    a: &[T],
+    n: usize,
+    k: usize,
+    len: usize,
+    unit: usize,
+    lay_out: impl Fn(usize, usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    assert!(
+        a.len() >= n * k,
+        "dense: an operand of {} elements for {n} x {k}",
+        a.len()
+    );
+    let cols = len * unit;
+    let mut out = vec![T::zero(); n * cols];
+    let at = out.as_mut_ptr() as usize;
+    blocks(len, BLOCK / (k * unit), |i0, i1| {
+        let bcols = (i1 - i0) * unit;
+        with_scratch(k * bcols, |b: &mut [T]| {
+            lay_out(i0, i1, b);
+            // SAFETY: a is n x k (asserted), b k x bcols, and the block
+            // writes columns i0 unit.. of out (n x cols), which no other
+            // block writes; out outlives the call.
+            unsafe {
+                T::gemm(
+                    n,
+                    k,
+                    bcols,
+                    T::one(),
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    bcols as isize,
+                    1,
+                    T::zero(),
+                    (at as *mut T).add(i0 * unit),
+                    cols as isize,
+                    1,
+                    1,
+                )
+            };
+        });
+    });
+    out
+}
+
 /// `y = act(x W' + bias)`: x `[N, C, H, W]`, w `[O, C, KH, KW]`; `W'` laid
-/// out a block of output channels at a time, each block's product on the
-/// thread that laid it out.
+/// out a block of output channels at a time.
 pub(super) fn forward<T: Float>(
     x: &[T],
     wt: &[T],
@@ -185,43 +233,11 @@ pub(super) fn forward<T: Float>(
 ) -> Vec<T> {
     let taps = pair_taps(g).expect("dense::forward: every pixel pair has a tap");
     let (rows, outs) = (g.c * g.h * g.w, g.ohw());
-    let cols = g.o * outs;
-    assert!(
-        x.len() >= g.n * rows && wt.len() >= g.o * g.c * g.kh * g.kw,
-        "dense::forward: operand sizes"
-    );
-    let mut y = vec![T::zero(); g.n * cols];
-    let at = y.as_mut_ptr() as usize;
-    blocks(g.o, BLOCK / (rows * outs), |o0, o1| {
-        let bcols = (o1 - o0) * outs;
-        with_scratch(rows * bcols, |wd: &mut [T]| {
-            expand_cols(wt, g, &taps, o0, o1, wd);
-            // SAFETY: x is N x rows, wd rows x bcols, and the block writes
-            // columns o0 OHW.. of y (N x cols), which no other block writes;
-            // y outlives the call.
-            unsafe {
-                T::gemm(
-                    g.n,
-                    rows,
-                    bcols,
-                    T::one(),
-                    x.as_ptr(),
-                    rows as isize,
-                    1,
-                    wd.as_ptr(),
-                    bcols as isize,
-                    1,
-                    T::zero(),
-                    (at as *mut T).add(o0 * outs),
-                    cols as isize,
-                    1,
-                    1,
-                )
-            };
-        });
+    let mut y = blocked_product(x, g.n, rows, g.o, outs, |o0, o1, b| {
+        expand_cols(wt, g, &taps, o0, o1, b)
     });
     if let Some(b) = bias {
-        for ys in y.chunks_exact_mut(cols) {
+        for ys in y.chunks_exact_mut(g.o * outs) {
             for (plane, &bo) in ys.chunks_exact_mut(outs).zip(b) {
                 plane.iter_mut().for_each(|v| *v += bo);
             }
@@ -231,46 +247,14 @@ pub(super) fn forward<T: Float>(
     y
 }
 
-/// `dx = gy W'^T`: gy `[N, O, OH, OW]` -> `[N, C, H, W]`, a block of input
-/// channels at a time.
+/// `dx = gy W'^T`: gy `[N, O, OH, OW]` -> `[N, C, H, W]`, `W'^T` laid out a
+/// block of input channels at a time.
 pub(super) fn input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
     let taps = pair_taps(g).expect("dense::input_grad: every pixel pair has a tap");
-    let (pixels, cols) = (g.h * g.w, g.o * g.ohw());
-    let rows = g.c * pixels;
-    assert!(
-        gy.len() >= g.n * cols && wt.len() >= g.o * g.c * g.kh * g.kw,
-        "dense::input_grad: operand sizes"
-    );
-    let mut dx = vec![T::zero(); g.n * rows];
-    let at = dx.as_mut_ptr() as usize;
-    blocks(g.c, BLOCK / (cols * pixels), |c0, c1| {
-        let brows = (c1 - c0) * pixels;
-        with_scratch(cols * brows, |wd: &mut [T]| {
-            expand_rows_t(wt, g, &taps, c0, c1, wd);
-            // SAFETY: gy is N x cols, wd cols x brows, and the block writes
-            // columns c0 HW.. of dx (N x rows), which no other block writes.
-            unsafe {
-                T::gemm(
-                    g.n,
-                    cols,
-                    brows,
-                    T::one(),
-                    gy.as_ptr(),
-                    cols as isize,
-                    1,
-                    wd.as_ptr(),
-                    brows as isize,
-                    1,
-                    T::zero(),
-                    (at as *mut T).add(c0 * pixels),
-                    rows as isize,
-                    1,
-                    1,
-                )
-            };
-        });
-    });
-    dx
+    let cols = g.o * g.ohw();
+    blocked_product(gy, g.n, cols, g.c, g.h * g.w, |c0, c1, b| {
+        expand_rows_t(wt, g, &taps, c0, c1, b)
+    })
 }
 
 /// `dw[o, c, t] = sum over the pairs (p, q) of tap t, and over the batch,
@@ -307,7 +291,6 @@ pub(super) fn weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
 
 /// For the pixel pairs `(p, q)` of one tap: `a [O, pairs N]` holds
 /// `gy[n, o, q]`, `b [pairs N, C]` holds `x[n, c, p]`.
-#[inline(never)]
 fn gather_pairs<T: Float>(
     x: &[T],
     gy: &[T],
@@ -336,7 +319,6 @@ fn gather_pairs<T: Float>(
 
 /// `[t][o][c] -> [o][c][t]`: the taps' planes read side by side, a block
 /// of output channels per thread.
-#[inline(never)]
 fn interleave_taps<T: Float>(by_tap: &[T], g: &ConvGeom) -> Vec<T> {
     let (c_all, o_all, kk) = (g.c, g.o, g.kh * g.kw);
     let plane = o_all * c_all;
