@@ -16,6 +16,14 @@ Run from the repository root, with nothing else running:
 `--conv fastest` runs ours with `AUTOGRAD_CONV=fastest` (Winograd where it
 measured faster; `auto`, the default, keeps the direct kernels everywhere).
 
+Before and after each run the script measures where the machine has put
+the two threads (our `placement` bench: the core-to-core round trip). On
+this machine they sit sometimes on cores that share an L3 (~60-120 ns) and
+sometimes not (~230-360 ns), and both sides run ~30% slower in the second
+placement: a pair of runs that straddles a move can flip a ratio. The
+`near` and `far` columns give the ratio over only the rounds whose two runs
+both stayed in one placement.
+
 `--case latency` compares batch-1 inference (our `latency` bench against
 scripts/latency_torch.py, PyTorch eager): the median and the 99th percentile.
 
@@ -85,6 +93,29 @@ def run_ours(case, threads, conv):
     return rows
 
 
+def round_trip_ns():
+    """The core-to-core round trip now (our `placement` bench): the machine
+    puts its two vCPUs sometimes on one L3 (~60-120 ns), sometimes not
+    (~250-360 ns), and multi-threaded figures follow."""
+    out = subprocess.run([newest_bench("placement")], capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"round trip\s+([\d.]+) ns", out).group(1))
+
+
+FAR_NS = 200
+# A figure every run of the case reports (any of them would do).
+FIRST_ROW = {"mlp": "mlp", "conv": "conv1", "models": "DeepConvNet train", "optim": "Adam",
+             "latency": "DeepConvNet"}
+
+
+def placement(before, after):
+    """Where a run had its threads, from the round trips around it."""
+    if before <= FAR_NS and after <= FAR_NS:
+        return "near"
+    if before > FAR_NS and after > FAR_NS:
+        return "far"
+    return "mixed"
+
+
 def run_torch(python, case, threads):
     script = "scripts/latency_torch.py" if case == "latency" else "../shared/bench/torch_reference.py"
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
@@ -125,23 +156,39 @@ def main():
     ap.add_argument("--conv", choices=["auto", "fastest"], default="auto",
                     help="our convolution kernels (AUTOGRAD_CONV)")
     args = ap.parse_args()
+    # Per figure, one (value, placement) per round and side.
     ours, theirs = {}, {}
     for case in args.case:
         for rnd in range(args.rounds):
             print(f"[{case} round {rnd + 1}/{args.rounds}]", file=sys.stderr, flush=True)
-            for k, v in run_torch(args.torch_python, case, args.threads).items():
-                theirs.setdefault(k, []).append(v)
-            for k, v in run_ours(case, args.threads, args.conv).items():
-                ours.setdefault(k, []).append(v)
-    print(f"| figure | ours | PyTorch | ratio |  ({args.rounds} alternating rounds, medians, {args.threads} threads, "
-          f"ours with AUTOGRAD_CONV={args.conv})")
-    print("|---|---:|---:|---:|")
+            for side, run in ((theirs, lambda: run_torch(args.torch_python, case, args.threads)),
+                              (ours, lambda: run_ours(case, args.threads, args.conv))):
+                before = round_trip_ns()
+                rows = run()
+                where = placement(before, round_trip_ns())
+                for k, v in rows.items():
+                    side.setdefault(k, []).append((v, where))
+    print(f"| figure | ours | PyTorch | ratio | near | far |  ({args.rounds} alternating rounds, medians, "
+          f"{args.threads} threads, ours with AUTOGRAD_CONV={args.conv})")
+    print("|---|---:|---:|---:|---:|---:|")
     for k in ours:
         if k not in theirs:
             continue
-        a, b = statistics.median(ours[k]), statistics.median(theirs[k])
-        ratio = b / a if "(ms)" in k else a / b
-        print(f"| {k} | {a:.4g} | {b:.4g} | {ratio:.2f}x |")
+        faster = (lambda a, b: b / a) if "(ms)" in k else (lambda a, b: a / b)
+        a = statistics.median(v for v, _ in ours[k])
+        b = statistics.median(v for v, _ in theirs[k])
+        cells = []
+        for where in ("near", "far"):
+            pairs = [faster(x, y) for (x, p), (y, q) in zip(ours[k], theirs[k]) if p == q == where]
+            cells.append(f"{statistics.median(pairs):.2f}x ({len(pairs)})" if pairs else "-")
+        print(f"| {k} | {a:.4g} | {b:.4g} | {faster(a, b):.2f}x | {cells[0]} | {cells[1]} |")
+    for case in args.case:
+        k = next(k for k in ours if k in theirs and k.startswith(FIRST_ROW.get(case, "")))
+        runs = ", ".join(f"{q}/{p}" for (_, p), (_, q) in zip(ours[k], theirs[k]))
+        print(f"{case}: placement per round (PyTorch/ours): {runs}")
+    print("near / far: the median ratio over the rounds whose two runs both had the two threads on "
+          f"cores sharing an L3 (core-to-core round trip at most {FAR_NS} ns before and after "
+          "the run) / both without (above), with the count of such rounds")
 
 
 if __name__ == "__main__":
