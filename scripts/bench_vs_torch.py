@@ -17,12 +17,14 @@ Run from the repository root, with nothing else running:
 measured faster; `auto`, the default, keeps the direct kernels everywhere).
 
 Before and after each run the script measures where the machine has put
-the two threads (our `placement` bench: the core-to-core round trip). On
-this machine they sit sometimes on cores that share an L3 (~60-120 ns) and
-sometimes not (~230-360 ns), and both sides run ~30% slower in the second
-placement: a pair of runs that straddles a move can flip a ratio. The
-`near` and `far` columns give the ratio over only the rounds whose two runs
-both stayed in one placement.
+the two threads (our `placement` bench: the core-to-core round trip; it
+means something with `--threads 2` on two free CPUs). On the development
+machine they sit sometimes on cores that share an L3 (57-122 ns) and
+sometimes not (225-300 ns), and both sides run slower in the second
+placement (DeepConvNet training: ours by about a third, PyTorch's by up to
+a third): a pair of runs that straddles a move can flip a ratio. The
+`near` and `far` columns give the median ratio over only the rounds whose
+two runs were both in one placement before and after.
 
 `--case latency` compares batch-1 inference (our `latency` bench against
 scripts/latency_torch.py, PyTorch eager): the median and the 99th percentile.
@@ -94,17 +96,12 @@ def run_ours(case, threads, conv):
 
 
 def round_trip_ns():
-    """The core-to-core round trip now (our `placement` bench): the machine
-    puts its two vCPUs sometimes on one L3 (~60-120 ns), sometimes not
-    (~250-360 ns), and multi-threaded figures follow."""
+    """The core-to-core round trip now (our `placement` bench), in ns."""
     out = subprocess.run([newest_bench("placement")], capture_output=True, text=True, check=True).stdout
     return float(re.search(r"round trip\s+([\d.]+) ns", out).group(1))
 
 
 FAR_NS = 200
-# A figure every run of the case reports (any of them would do).
-FIRST_ROW = {"mlp": "mlp", "conv": "conv1", "models": "DeepConvNet train", "optim": "Adam",
-             "latency": "DeepConvNet"}
 
 
 def placement(before, after):
@@ -156,39 +153,41 @@ def main():
     ap.add_argument("--conv", choices=["auto", "fastest"], default="auto",
                     help="our convolution kernels (AUTOGRAD_CONV)")
     args = ap.parse_args()
-    # Per figure, one (value, placement) per round and side.
-    ours, theirs = {}, {}
+    # Per figure and side: {(case, round): value}; per (case, round): both runs' placements.
+    ours, theirs, where = {}, {}, {}
     for case in args.case:
         for rnd in range(args.rounds):
             print(f"[{case} round {rnd + 1}/{args.rounds}]", file=sys.stderr, flush=True)
+            runs = []
             for side, run in ((theirs, lambda: run_torch(args.torch_python, case, args.threads)),
                               (ours, lambda: run_ours(case, args.threads, args.conv))):
                 before = round_trip_ns()
                 rows = run()
-                where = placement(before, round_trip_ns())
+                runs.append(placement(before, round_trip_ns()))
                 for k, v in rows.items():
-                    side.setdefault(k, []).append((v, where))
-    print(f"| figure | ours | PyTorch | ratio | near | far |  ({args.rounds} alternating rounds, medians, "
-          f"{args.threads} threads, ours with AUTOGRAD_CONV={args.conv})")
+                    side.setdefault(k, {})[case, rnd] = v
+            where[case, rnd] = tuple(runs)
+    print(f"| figure | ours | PyTorch | ratio | near | far |  ({args.rounds} alternating rounds, "
+          f"{args.threads} threads, ours with AUTOGRAD_CONV={args.conv}; ratio of the medians; "
+          "near / far: median of the rounds' own ratios)")
     print("|---|---:|---:|---:|---:|---:|")
     for k in ours:
         if k not in theirs:
             continue
         faster = (lambda a, b: b / a) if "(ms)" in k else (lambda a, b: a / b)
-        a = statistics.median(v for v, _ in ours[k])
-        b = statistics.median(v for v, _ in theirs[k])
+        a, b = statistics.median(ours[k].values()), statistics.median(theirs[k].values())
         cells = []
-        for where in ("near", "far"):
-            pairs = [faster(x, y) for (x, p), (y, q) in zip(ours[k], theirs[k]) if p == q == where]
+        for place in ("near", "far"):
+            pairs = [faster(ours[k][r], theirs[k][r]) for r in ours[k]
+                     if r in theirs[k] and where[r] == (place, place)]
             cells.append(f"{statistics.median(pairs):.2f}x ({len(pairs)})" if pairs else "-")
         print(f"| {k} | {a:.4g} | {b:.4g} | {faster(a, b):.2f}x | {cells[0]} | {cells[1]} |")
     for case in args.case:
-        k = next(k for k in ours if k in theirs and k.startswith(FIRST_ROW.get(case, "")))
-        runs = ", ".join(f"{q}/{p}" for (_, p), (_, q) in zip(ours[k], theirs[k]))
+        runs = ", ".join(f"{t}/{o}" for (c, _), (t, o) in where.items() if c == case)
         print(f"{case}: placement per round (PyTorch/ours): {runs}")
-    print("near / far: the median ratio over the rounds whose two runs both had the two threads on "
-          f"cores sharing an L3 (core-to-core round trip at most {FAR_NS} ns before and after "
-          "the run) / both without (above), with the count of such rounds")
+    print("near / far: over the rounds whose two runs were both near (core-to-core round trip at "
+          f"most {FAR_NS} ns before and after each run: the threads on cores sharing an L3) or "
+          "both far (above), with the count of such rounds; mixed: a run saw both")
 
 
 if __name__ == "__main__":

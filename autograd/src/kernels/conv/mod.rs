@@ -163,9 +163,9 @@ fn conv_group_forward<T: Float>(xg: &[T], wg: &[T], yg: &mut [T], g: &ConvGeom, 
 /// A new output of `n` samples (`per` values each, zeroed) whose chunks go
 /// to `f(sample index, chunk, GEMM threads)`: samples in parallel (single-threaded GEMMs) when there are enough
 /// of them, else one after another with multi-threaded GEMMs from 64K
-/// multiply-adds a sample (GoogLeNet's 4x4 and 2x2 layers at batch 1:
-/// from 256K, they ran on one thread while the other waited; 1.03-1.05x
-/// its batch-1 latency, 2026-12-05).
+/// multiply-adds a sample: GoogLeNet's 3x3 layers on 4x4 and 2x2 planes at
+/// batch 1 (110K-221K) take both threads (measured against a bound of
+/// 256K: 1.03-1.05x its batch-1 latency, 2026-12-05).
 fn per_sample<T: Float>(
     per: usize,
     n: usize,

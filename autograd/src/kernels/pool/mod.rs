@@ -109,8 +109,9 @@ fn for_planes<T: Float, U: Send>(
     let planes = out.len() / per;
     let per_extra = (extra.len() / planes.max(1)).max(1);
     debug_assert_eq!(extra.len(), planes * per_extra);
-    // From 4K outputs: at batch 1 GoogLeNet's pools (4K-16K outputs) ran
-    // on one thread from 32K (1.01-1.04x its batch-1 latency, 2026-12-05).
+    // From 4K outputs: GoogLeNet's pools on 8x8 and 4x4 planes at batch 1
+    // (7.7K-16K outputs) take both threads (measured against a bound of
+    // 32K: 1.01-1.04x its batch-1 latency, 2026-12-05).
     let big = out.len() >= 1 << 12;
     if big && planes >= 2 {
         let each = planes.div_ceil(team::threads().min(planes));
