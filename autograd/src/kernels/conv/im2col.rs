@@ -12,11 +12,14 @@ pub(super) fn im2col<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T]) {
 
 /// [`im2col`] with the rows split over `threads`: one sample's columns at
 /// batch 1, where the product's threads would otherwise wait for them
-/// (from 16K values; the zero-bordered path stays on one thread).
+/// (from 4K values: ResNet-18's and GoogLeNet's 3x3 layers on 4x4 and 2x2
+/// outputs at batch 1 have 4K-16K, and measured against a bound of 16K
+/// their batch-1 latency was 1.10-1.20x and ~1.04x, 2026-12-05; the
+/// zero-bordered path stays on one thread).
 pub(super) fn im2col_threads<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], threads: usize) {
     let (k, ohw) = (g.k(), g.ohw());
     let padded = g.stride == [1, 1] && g.padding != [0, 0] && g.ow != g.w;
-    if threads <= 1 || k * ohw < 1 << 14 || padded {
+    if threads <= 1 || k * ohw < 1 << 12 || padded {
         return im2col(x, g, col);
     }
     assert!(col.len() >= k * ohw, "im2col: column buffer");
