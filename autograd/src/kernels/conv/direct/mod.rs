@@ -42,6 +42,9 @@ use crate::kernels::x86::direct as x86;
 
 /// Output columns per micro-tile.
 const NR: usize = 16;
+/// The fewest input values a group's padding splits over the threads
+/// (DeepConvNet's conv2 and conv4 at batch 1: 12.5K and 6.3K).
+const PAD_PAR_MIN: usize = 1 << 12;
 /// Output rows per micro-tile.
 pub(in crate::kernels) const MR: usize = 6;
 /// Output pixels per block of the weight gradient's reduction (its gy^T
@@ -150,8 +153,32 @@ impl Plan {
 
     /// Copies one group's channels (`cg x H x W`) into zero-bordered planes.
     fn pad_input(&self, g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
+        self.pad_channels(g, x, 0, &mut xp[..g.cg() * self.plane]);
+        xp[g.cg() * self.plane..].fill(0.0);
+    }
+
+    /// [`pad_input`](Self::pad_input) with the channels split over
+    /// `threads` from [`PAD_PAR_MIN`] input values: at batch 1 the copy
+    /// otherwise runs on one thread before the tiles' parallel section.
+    fn pad_input_threads(&self, g: &ConvGeom, x: &[f32], xp: &mut [f32], threads: usize) {
+        let cg = g.cg();
+        if threads <= 1 || cg < 2 || cg * g.h * g.w < PAD_PAR_MIN {
+            return self.pad_input(g, x, xp);
+        }
+        let (head, tail) = xp.split_at_mut(cg * self.plane);
+        let per = cg.div_ceil(threads.min(cg));
+        team::for_chunks(head, per * self.plane, |i, part| {
+            self.pad_channels(g, x, i * per, part)
+        });
+        tail.fill(0.0);
+    }
+
+    /// Channels `c0..` of the group (as many as `dst` holds planes) into
+    /// `dst`, zero-bordered.
+    fn pad_channels(&self, g: &ConvGeom, x: &[f32], c0: usize, dst: &mut [f32]) {
         let (ph, pw, wp) = (g.padding[0], g.padding[1], self.wp);
-        for (c, dst) in xp.chunks_mut(self.plane).take(g.cg()).enumerate() {
+        for (i, dst) in dst.chunks_mut(self.plane).enumerate() {
+            let c = c0 + i;
             let src = &x[c * g.h * g.w..][..g.h * g.w];
             dst[..ph * wp + pw].fill(0.0);
             // Short rows: copy_short/zero_short, not memmove/memset calls.
@@ -165,7 +192,6 @@ impl Plan {
             let tail = (g.h + ph) * wp;
             dst[tail..].fill(0.0);
         }
-        xp[g.cg() * self.plane..].fill(0.0);
     }
 }
 
@@ -285,7 +311,7 @@ fn forward_group(
 ) {
     let (og, qt) = (g.og(), plan.qt);
     with_scratch(plan.xlen, |xp: &mut [f32]| {
-        plan.pad_input(g, xg, xp);
+        plan.pad_input_threads(g, xg, xp, threads);
         if plan.rows_exact {
             // Every vector is 8 outputs of one row: the tiles store into
             // `yg` itself, bias included (no `Og x Qt` buffer and no copy of
