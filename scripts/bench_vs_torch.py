@@ -95,22 +95,16 @@ def run_ours(case, threads, conv):
     return rows
 
 
-def round_trip_ns():
-    """The core-to-core round trip now (our `placement` bench), in ns."""
+def placement_now():
+    """`near` or `far`: where the machine has the two threads now, as our
+    `placement` bench judges it (its core-to-core round trip)."""
     out = subprocess.run([newest_bench("placement")], capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"round trip\s+([\d.]+) ns", out).group(1))
-
-
-FAR_NS = 200
+    return re.search(r"^placement\s+(near|far)", out, re.M).group(1)
 
 
 def placement(before, after):
-    """Where a run had its threads, from the round trips around it."""
-    if before <= FAR_NS and after <= FAR_NS:
-        return "near"
-    if before > FAR_NS and after > FAR_NS:
-        return "far"
-    return "mixed"
+    """Where a run had its threads, from the placements around it."""
+    return before if before == after else "mixed"
 
 
 def run_torch(python, case, threads):
@@ -161,9 +155,9 @@ def main():
             runs = []
             for side, run in ((theirs, lambda: run_torch(args.torch_python, case, args.threads)),
                               (ours, lambda: run_ours(case, args.threads, args.conv))):
-                before = round_trip_ns()
+                before = placement_now()
                 rows = run()
-                runs.append(placement(before, round_trip_ns()))
+                runs.append(placement(before, placement_now()))
                 for k, v in rows.items():
                     side.setdefault(k, {})[case, rnd] = v
             where[case, rnd] = tuple(runs)
@@ -185,9 +179,9 @@ def main():
     for case in args.case:
         runs = ", ".join(f"{t}/{o}" for (c, _), (t, o) in where.items() if c == case)
         print(f"{case}: placement per round (PyTorch/ours): {runs}")
-    print("near / far: over the rounds whose two runs were both near (core-to-core round trip at "
-          f"most {FAR_NS} ns before and after each run: the threads on cores sharing an L3) or "
-          "both far (above), with the count of such rounds; mixed: a run saw both")
+    print("near / far: over the rounds whose two runs were both near (the threads on cores "
+          "sharing an L3 before and after each run, as benches/placement.rs judges it) or both "
+          "far, with the count of such rounds; mixed: a run saw both")
 
 
 if __name__ == "__main__":
