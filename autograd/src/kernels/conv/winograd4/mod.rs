@@ -222,6 +222,10 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
 const WT_RUN: usize = 64 * MR;
 const WT_ROW: usize = WT_RUN + 16;
 
+/// Floats added to the distance between the 36 matrices of a block's
+/// transformed inputs (and of its products): one cache line.
+const SKEW: usize = 16;
+
 /// The tiling of one convolution.
 struct Plan {
     /// Tiles per output row and column, and per sample.
@@ -352,7 +356,11 @@ unsafe fn block(
 ) {
     let (c, pbp, used, og) = (g.c, plan.pbp, tiles.len(), chans.len());
     let info: Vec<Tile> = tiles.map(|p| Tile::at(p, g, plan.th, plan.tw)).collect();
-    let (vlen, mlen) = (XI * c * pbp, XI * og * pbp);
+    // V_ξ and M_ξ a cache line more than their rows apart: the strides
+    // `C pbp` and `O pbp` are often multiples of 4 KiB, which put all 36
+    // vectors a transform stores or loads in one set of the L1 cache.
+    let (vs, ms) = (c * pbp + SKEW, og * pbp + SKEW);
+    let (vlen, mlen) = (XI * vs, XI * ms);
     with_scratch(vlen + mlen + XI * L, |buf: &mut [f32]| {
         let (v, rest) = buf.split_at_mut(vlen);
         let (m, d) = rest.split_at_mut(mlen);
@@ -365,10 +373,10 @@ unsafe fn block(
         for ci in 0..c {
             for (lanes, q) in groups.iter().zip((0..used).step_by(L)) {
                 gather(x, g, ci, lanes, d);
-                // SAFETY: 36 rows `pbp` apart from `ci pbp + q`, each with
+                // SAFETY: 36 rows `vs` apart from `ci pbp + q`, each with
                 // `L` floats (`q + L <= pbp`: `pbp` is `pb >= used` rounded
                 // up to 32, `q` a multiple of 16 below `used`).
-                input_transform(d, v[ci * pbp + q..].as_mut_ptr(), c * pbp);
+                input_transform(d, v[ci * pbp + q..].as_mut_ptr(), vs);
             }
         }
         // M_ξ = U_ξ V_ξ on the micro-kernels, 32 tiles a call where two
@@ -378,8 +386,8 @@ unsafe fn block(
         let step = rows_per_call();
         let cols16 = used.next_multiple_of(L);
         for xi in 0..XI {
-            let vx = v[xi * c * pbp..].as_ptr();
-            let mx = m[xi * og * pbp..].as_mut_ptr();
+            let vx = v[xi * vs..].as_ptr();
+            let mx = m[xi * ms..].as_mut_ptr();
             for r in (0..og).step_by(step) {
                 let nrows = step.min(og - r);
                 let a = u[(xi * g.o + chans.start + r) * c..].as_ptr();
@@ -421,9 +429,9 @@ unsafe fn block(
         for (j, k) in chans.clone().enumerate() {
             let b = bias.map_or(0.0, |b| b[k]);
             for q in (0..used).step_by(L) {
-                // SAFETY: 36 rows `og pbp` apart from `j pbp + q`, each with
+                // SAFETY: 36 rows `ms` apart from `j pbp + q`, each with
                 // `L` floats written by the products.
-                output_transform(m[j * pbp + q..].as_ptr(), og * pbp, b, act, &mut out);
+                output_transform(m[j * pbp + q..].as_ptr(), ms, b, act, &mut out);
                 let lanes = &groups[q / L];
                 #[cfg(target_arch = "x86_64")]
                 if wide {

@@ -15,7 +15,7 @@
 //! thread through `conv::gemm`), where one `S` per thread would not fit.
 
 use super::transforms::{grad_transform, input_transform, kernel_transform};
-use super::{gather, LaneGroup, Tile, L, XI};
+use super::{gather, LaneGroup, Tile, L, SKEW, XI};
 use crate::kernels::conv::direct::{rows_per_call, wtile_dispatch, wtile_dispatch_wide, Span, MR};
 use crate::kernels::conv::{gemm, ConvGeom};
 use crate::kernels::isa;
@@ -80,8 +80,8 @@ fn blocked(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let slen = XI * c * op;
     let mut partials = team::map(threads, |t| {
         let mut s = vec![0.0f32; slen];
-        with_scratch(XI * (c + op) * tb, |buf: &mut [f32]| {
-            let (v, z) = buf.split_at_mut(XI * c * tb);
+        with_scratch(XI * (c * tb + op * tb + 2 * SKEW), |buf: &mut [f32]| {
+            let (v, z) = buf.split_at_mut(XI * (c * tb + SKEW));
             for b in t * blocks / threads..(t + 1) * blocks / threads {
                 let first = b * tb;
                 let info: Vec<Tile> = (first..tiles.min(first + tb))
@@ -127,9 +127,11 @@ fn blocked(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// `V` and `Z` of one block of [`blocked`]: `V_ξ` of input channel `ci`,
-/// tile `t` at `v[(ξ C + ci) tb + t]`; `Z_ξ` of output channel `16 p + l`
-/// at `z[((ξ P + p) tb + t) 16 + l]` (`P` panels of 16 channels, zeros in
-/// the channels past `O`).
+/// tile `t` at `v[ξ (C tb + SKEW) + ci tb + t]`; `Z_ξ` of output channel
+/// `16 p + l` at `z[ξ (P tb 16 + SKEW) + (p tb + t) 16 + l]` (`P` panels of
+/// 16 channels, zeros in the channels past `O`; [`SKEW`] keeps the 36
+/// vectors of a transform out of one L1 set where `C tb` or `P tb 16` is a
+/// multiple of 4 KiB).
 fn transform_block(
     x: &[f32],
     gy: &[f32],
@@ -141,25 +143,26 @@ fn transform_block(
 ) {
     let c = g.c;
     let panels = g.o.div_ceil(L);
-    assert!(info.len() <= tb && v.len() >= XI * c * tb && z.len() >= XI * panels * L * tb);
+    let (vs, zs) = (c * tb + SKEW, panels * tb * L + SKEW);
+    assert!(info.len() <= tb && v.len() >= XI * vs && z.len() >= XI * zs);
     let mut d = [0.0f32; XI * L];
     let groups: Vec<LaneGroup> = info.chunks(L).map(|t| LaneGroup::new(g, t)).collect();
     for ci in 0..c {
         for (lanes, q) in groups.iter().zip((0..info.len()).step_by(L)) {
             gather(x, g, ci, lanes, &mut d);
-            // SAFETY: 36 rows `C tb` apart from `ci tb + q`, 16 floats each
+            // SAFETY: 36 rows `vs` apart from `ci tb + q`, 16 floats each
             // (`q + 16 <= tb`: `tb` is a multiple of 16 above `q`), inside
             // `v` (asserted above).
-            unsafe { input_transform(&d, v[ci * tb + q..].as_mut_ptr(), c * tb) };
+            unsafe { input_transform(&d, v[ci * tb + q..].as_mut_ptr(), vs) };
         }
     }
     let mut dy = [0.0f32; 16 * L];
     for (t, tile) in info.iter().enumerate() {
         for p in 0..panels {
             gather_grad_channels(gy, g, tile, p * L, &mut dy);
-            // SAFETY: 36 rows `P tb 16` apart from `(p tb + t) 16`, 16
-            // floats each, inside `z` (asserted above).
-            unsafe { grad_transform(&dy, z[(p * tb + t) * L..].as_mut_ptr(), panels * tb * L) };
+            // SAFETY: 36 rows `zs` apart from `(p tb + t) 16`, 16 floats
+            // each, inside `z` (asserted above).
+            unsafe { grad_transform(&dy, z[(p * tb + t) * L..].as_mut_ptr(), zs) };
         }
     }
 }
@@ -170,7 +173,8 @@ fn block_products(g: &ConvGeom, used: usize, tb: usize, v: &[f32], z: &[f32], s:
     let c = g.c;
     let op = g.o.next_multiple_of(L);
     let panels = op / L;
-    assert!(used <= tb && v.len() >= XI * c * tb && z.len() >= XI * op * tb);
+    let (vs, zs) = (c * tb + SKEW, op * tb + SKEW);
+    assert!(used <= tb && v.len() >= XI * vs && z.len() >= XI * zs);
     assert_eq!(s.len(), XI * c * op, "winograd4: sums");
     let step = rows_per_call();
     let wide = isa::avx512();
@@ -180,8 +184,8 @@ fn block_products(g: &ConvGeom, used: usize, tb: usize, v: &[f32], z: &[f32], s:
         wp: 0,
     };
     for xi in 0..XI {
-        let vx = &v[xi * c * tb..][..c * tb];
-        let zx = &z[xi * op * tb..][..op * tb];
+        let vx = &v[xi * vs..][..c * tb];
+        let zx = &z[xi * zs..][..op * tb];
         let sx = &mut s[xi * c * op..][..c * op];
         for c0 in (0..c).step_by(step) {
             let rows = step.min(c - c0);
