@@ -83,7 +83,10 @@ fn can_run(g: &ConvGeom) -> bool {
 /// from 32 output channels and 16 input channels while each thread's sums
 /// fit [`weight_grad::blocked_fits`] (DeepConvNet's conv3 1.3x, conv4-6
 /// 1.5-2.5x, ResNet-18's 64- and 128-channel layers 1.7-2.3x, VGG's 64 and
-/// 128 on 32x32 images 1.6-2.4x; 16 output channels 0.8x), and with more
+/// 128 on 32x32 images 1.6-2.4x), from 16 output channels on AVX-512
+/// ([`min_channels`]; since the blocks' matrices are aligned and skewed,
+/// 2026-12-05: DeepConvNet's conv2 1.12x its fwd+bwd, ResNet-20's
+/// 16-channel layer 1.13x its step; with AVX2 alone level or slower), and with more
 /// channels from 128 on outputs of 256 pixels and fewer (VGG's 256- and
 /// 512-channel layers on 32x32 images, ResNet-18's 14x14 ones: the step
 /// 1.0-1.2x faster than with the direct weight gradient; on larger planes
@@ -91,7 +94,7 @@ fn can_run(g: &ConvGeom) -> bool {
 /// [`MIN_TILES_WEIGHT_GRAD`] tiles.
 fn weight_grad_pays(g: &ConvGeom) -> bool {
     let planes = g.oh >= 4 && g.ow >= 4;
-    let blocked = weight_grad::blocked_fits(g) && g.c >= 16 && g.o >= 32;
+    let blocked = weight_grad::blocked_fits(g) && g.c >= 16 && g.o >= min_channels();
     let passes = g.c >= 128 && g.o >= 128 && g.oh * g.ow <= 256;
     planes && tiles(g) >= MIN_TILES_WEIGHT_GRAD && (blocked || passes)
 }
@@ -623,12 +626,15 @@ mod tests {
             let pays_here = pays_here && (g.c.min(g.o) >= 32 || isa::avx512());
             assert_eq!(pays(&g), pays_here, "{g:?}");
         }
-        // The weight gradient: from 32 output channels, past 128 only on
-        // small planes.
+        // The weight gradient: from 16 input and output channels, past 128
+        // only on small planes.
         let cases = [
-            (layer(100, 16, 16, 28, 1), false), // conv2
-            (layer(100, 16, 32, 14, 1), true),  // conv3
-            (layer(100, 64, 64, 8, 1), true),   // conv6
+            (layer(100, 16, 16, 28, 1), true), // conv2
+            (layer(128, 16, 16, 32, 1), true), // ResNet-20, 16 channels
+            (layer(100, 16, 8, 28, 1), false),
+            (layer(100, 8, 16, 28, 1), false),
+            (layer(100, 16, 32, 14, 1), true), // conv3
+            (layer(100, 64, 64, 8, 1), true),  // conv6
             (layer(8, 64, 64, 56, 1), true),
             (layer(8, 128, 128, 28, 1), true),
             (layer(8, 256, 256, 28, 1), false),
@@ -642,6 +648,8 @@ mod tests {
             (layer(2, 64, 64, 8, 1), false),
         ];
         for (g, pays_here) in cases {
+            // 16 output channels only on AVX-512.
+            let pays_here = pays_here && (g.o >= 32 || isa::avx512());
             assert_eq!(weight_grad_pays(&g), pays_here, "weight gradient {g:?}");
         }
     }
