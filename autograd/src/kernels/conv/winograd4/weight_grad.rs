@@ -271,7 +271,11 @@ fn by_passes(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let tiles = g.n * th * tw;
     let per_pass = ((8usize << 20) / (XI * (c + o))).max(L) / L * L;
     let pass = per_pass.min(tiles.next_multiple_of(L));
-    let (vlen, zlen, slen) = (XI * c * pass, XI * o * pass, XI * o * c);
+    // The 36 matrices of each a cache line more than their size apart
+    // ([`SKEW`]): `C pass`, `O pass` and `O C` are multiples of 4 KiB at
+    // 256 and 512 channels.
+    let (vs, zs, ss) = (c * pass + SKEW, o * pass + SKEW, o * c + SKEW);
+    let (vlen, zlen, slen) = (XI * vs, XI * zs, XI * ss);
     let mut dw = vec![0.0f32; o * c * 9];
     // S is followed by 16 floats: the kernel transform reads whole lane
     // vectors past a row's last channel.
@@ -283,15 +287,14 @@ fn by_passes(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
             // Columns past `used` (to a multiple of 16) hold zeros: the
             // lanes past the last tile gather zeros.
             let cols = used.next_multiple_of(L);
-            transform_pass(x, gy, g, t0..t0 + used, [th, tw], pass, v, z);
+            transform_pass(x, gy, g, t0..t0 + used, [th, tw], [pass, vs, zs], v, z);
             let (vr, zr, sa) = (&*v, &*z, s.as_mut_ptr() as usize);
             team::claim(XI, |xi| {
                 // SAFETY: S_ξ is `O C` floats of `s`, this part's only.
-                let sx = unsafe {
-                    std::slice::from_raw_parts_mut((sa as *mut f32).add(xi * o * c), o * c)
-                };
-                let zx = &zr[xi * o * pass..][..o * pass];
-                let vx = &vr[xi * c * pass..][..c * pass];
+                let sx =
+                    unsafe { std::slice::from_raw_parts_mut((sa as *mut f32).add(xi * ss), o * c) };
+                let zx = &zr[xi * zs..][..o * pass];
+                let vx = &vr[xi * vs..][..c * pass];
                 // S_ξ (+)= Z_ξ (O x cols) V_ξᵀ (cols x C).
                 gemm(o, cols, c, zx, pass, 1, vx, 1, pass, sx, c, i > 0, 1);
             });
@@ -302,9 +305,9 @@ fn by_passes(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
         team::claim(o, |k| {
             let mut out = [[0.0f32; L]; 9];
             for c0 in (0..c).step_by(L) {
-                // SAFETY: 36 rows `O C` apart from `k C + c0`, 16 floats
+                // SAFETY: 36 rows `ss` apart from `k C + c0`, 16 floats
                 // each inside `s` (16 floats of slack past S).
-                unsafe { kernel_transform(sr[k * c + c0..].as_ptr(), o * c, &mut out) };
+                unsafe { kernel_transform(sr[k * c + c0..].as_ptr(), ss, &mut out) };
                 for l in 0..L.min(c - c0) {
                     for (e, tap) in out.iter().enumerate() {
                         // SAFETY: row k of dW, this part's only.
@@ -318,8 +321,8 @@ fn by_passes(x: &[f32], gy: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// `V` and `Z` of the tiles `range` (one pass), 16 tiles a part: `V_ξ` of
-/// input channel `ci` at `v[(ξ C + ci) pass + column]`, `Z_ξ` of output
-/// channel `k` at `z[(ξ O + k) pass + column]`.
+/// input channel `ci` at `v[ξ vs + ci pass + column]`, `Z_ξ` of output
+/// channel `k` at `z[ξ zs + k pass + column]`.
 #[allow(clippy::too_many_arguments)]
 fn transform_pass(
     x: &[f32],
@@ -327,10 +330,14 @@ fn transform_pass(
     g: &ConvGeom,
     range: std::ops::Range<usize>,
     [th, tw]: [usize; 2],
-    pass: usize,
+    [pass, vs, zs]: [usize; 3],
     v: &mut [f32],
     z: &mut [f32],
 ) {
+    assert!(
+        v.len() >= XI * vs && z.len() >= XI * zs,
+        "winograd4: V and Z of a pass"
+    );
     let (c, o) = (g.c, g.o);
     let chunks = range.len().div_ceil(L);
     let (va, za) = (v.as_mut_ptr() as usize, z.as_mut_ptr() as usize);
@@ -343,14 +350,14 @@ fn transform_pass(
         let group = LaneGroup::new(g, &lanes);
         for ci in 0..c {
             gather(x, g, ci, &group, &mut d);
-            // SAFETY: 36 rows `C pass` apart from `ci pass + 16 q`, 16
-            // floats each (`16 q + 16 <= pass`), this part's columns.
-            unsafe { input_transform(&d, (va as *mut f32).add(ci * pass + q * L), c * pass) };
+            // SAFETY: 36 rows `vs` apart from `ci pass + 16 q`, 16 floats
+            // each (`16 q + 16 <= pass`), this part's columns.
+            unsafe { input_transform(&d, (va as *mut f32).add(ci * pass + q * L), vs) };
         }
         for k in 0..o {
             gather_grad(gy, g, k, &lanes, &mut dy);
             // SAFETY: as above, in Z.
-            unsafe { grad_transform(&dy, (za as *mut f32).add(k * pass + q * L), o * pass) };
+            unsafe { grad_transform(&dy, (za as *mut f32).add(k * pass + q * L), zs) };
         }
     });
 }
