@@ -21,9 +21,11 @@
 //! (`docs/performance.md`, "Winograd F(4x4, 3x3)"): F(4x4, 3x3)'s forward
 //! pass and input gradient are 1.1-3.1x faster than the AVX-512 direct
 //! kernels and 1.3-3.4x faster than the AVX2 ones from 32 input and output
-//! channels on outputs of 4x4 and up, its weight gradient faster from 128
-//! channels on outputs of 256 pixels and fewer; with 16 channels the transforms
-//! cost as much as the products save, outputs of 2x2 fill a quarter of
+//! channels on outputs of 4x4 and up (on AVX-512 from 16, where the
+//! gathers run in registers and the blocks' matrices are aligned and
+//! skewed), its weight gradient likewise up to 128 channels and from 128
+//! on outputs of 256 pixels and fewer; with AVX2 alone 16 channels cost as
+//! much in transforms as the products save, outputs of 2x2 fill a quarter of
 //! a tile, and a small batch has too few tiles to pay for transforming the
 //! weights (batch 1 to 8 on 8x8 or 4x4 outputs: 0.1-1.6x, mostly slower).
 //! [`ConvAlgorithm::Fastest`] takes F(4x4, 3x3) there and the
@@ -57,9 +59,10 @@ pub enum ConvAlgorithm {
     #[default]
     Auto,
     /// Winograd F(4x4, 3x3) for the 3x3 stride-1 f32 convolutions where it
-    /// measured faster: from 32 input and output channels on outputs of 4x4
-    /// and larger (the forward pass and the input gradient), its weight
-    /// gradient from 16 input and 32 output channels up to 128 channels and,
+    /// measured faster: from 16 input and output channels with AVX-512 (32
+    /// with AVX2 alone) on outputs of 4x4 and larger (the forward pass and
+    /// the input gradient), its weight gradient from 16 input and 16 output
+    /// channels (32 with AVX2 alone) up to 128 channels and,
     /// past 128, on outputs of 256 pixels and fewer; each in batches of
     /// enough 4x4 output tiles (64, or 16 on 4x4 outputs; 16 for the weight
     /// gradient); the direct kernels from 9 taps (a 3x3 kernel over one

@@ -225,8 +225,9 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
 const WT_RUN: usize = 64 * MR;
 const WT_ROW: usize = WT_RUN + 16;
 
-/// Floats added to the distance between the 36 matrices of a block's
-/// transformed inputs (and of its products): one cache line.
+/// Floats added to the distance between the 36 per-position matrices of
+/// a block (`V` and `M` here, the weight gradient's `V`, `Z` and, by
+/// passes, `S`): one cache line.
 const SKEW: usize = 16;
 
 /// The tiling of one convolution.
@@ -359,7 +360,7 @@ unsafe fn block(
 ) {
     let (c, pbp, used, og) = (g.c, plan.pbp, tiles.len(), chans.len());
     let info: Vec<Tile> = tiles.map(|p| Tile::at(p, g, plan.th, plan.tw)).collect();
-    // V_ξ and M_ξ a cache line more than their rows apart: the strides
+    // V_ξ and M_ξ a cache line more than their size apart: the strides
     // `C pbp` and `O pbp` are often multiples of 4 KiB, which put all 36
     // vectors a transform stores or loads in one set of the L1 cache.
     let (vs, ms) = (c * pbp + SKEW, og * pbp + SKEW);
@@ -626,8 +627,8 @@ mod tests {
             let pays_here = pays_here && (g.c.min(g.o) >= 32 || isa::avx512());
             assert_eq!(pays(&g), pays_here, "{g:?}");
         }
-        // The weight gradient: from 16 input and output channels, past 128
-        // only on small planes.
+        // The weight gradient: from 16 input and output channels (32 output
+        // channels with AVX2 alone), past 128 only on small planes.
         let cases = [
             (layer(100, 16, 16, 28, 1), true), // conv2
             (layer(128, 16, 16, 32, 1), true), // ResNet-20, 16 channels

@@ -334,11 +334,16 @@ fn transform_pass(
     v: &mut [f32],
     z: &mut [f32],
 ) {
+    let (c, o) = (g.c, g.o);
     assert!(
-        v.len() >= XI * vs && z.len() >= XI * zs,
+        range.len() <= pass
+            && pass % L == 0
+            && vs >= c * pass
+            && zs >= o * pass
+            && v.len() >= XI * vs
+            && z.len() >= XI * zs,
         "winograd4: V and Z of a pass"
     );
-    let (c, o) = (g.c, g.o);
     let chunks = range.len().div_ceil(L);
     let (va, za) = (v.as_mut_ptr() as usize, z.as_mut_ptr() as usize);
     team::claim(chunks, |q| {
