@@ -157,13 +157,25 @@ pub(crate) unsafe fn scatter_blocks(
     for (l, v) in transpose16(r).into_iter().enumerate().take(lanes) {
         let at = dst.wrapping_add(off[l]);
         let mask = cols[l] as u16;
-        if rows[l] == 4 && mask == 0xF {
-            // Four plain 16-byte stores: with a masked 64-byte store a
-            // row, the scatter took a third longer on AMD's Zen 4.
-            _mm_storeu_ps(at, _mm512_extractf32x4_ps::<0>(v));
-            _mm_storeu_ps(at.add(ow), _mm512_extractf32x4_ps::<1>(v));
-            _mm_storeu_ps(at.add(2 * ow), _mm512_extractf32x4_ps::<2>(v));
-            _mm_storeu_ps(at.add(3 * ow), _mm512_extractf32x4_ps::<3>(v));
+        if mask == 0xF || mask == 0x3 {
+            // Plain 16-byte stores a row (8-byte ones for the two columns
+            // a tile keeps at the edge of a 14- or 6-wide plane): with a
+            // masked 64-byte store a row, the scatter took a third longer
+            // on AMD's Zen 4.
+            let q = [
+                _mm512_extractf32x4_ps::<0>(v),
+                _mm512_extractf32x4_ps::<1>(v),
+                _mm512_extractf32x4_ps::<2>(v),
+                _mm512_extractf32x4_ps::<3>(v),
+            ];
+            for (i, &qi) in q.iter().enumerate().take(rows[l]) {
+                let row = at.add(i * ow);
+                if mask == 0xF {
+                    _mm_storeu_ps(row, qi);
+                } else {
+                    _mm_store_sd(row.cast(), _mm_castps_pd(qi));
+                }
+            }
             continue;
         }
         for i in 0..rows[l] {
