@@ -171,6 +171,11 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         (16, 256, 240, 4, 1),
         // One input channel (DeepConvNet's conv1): direct with `Fastest`.
         (3, 1, 16, 28, 1),
+        // DeepConvNet's conv2 (16 output channels: with AVX-512 `Fastest`
+        // takes the weight gradient here too) and conv3 (14x14 outputs:
+        // edge tiles keep two columns and two rows).
+        (4, 16, 16, 28, 1),
+        (4, 16, 32, 14, 1),
     ] {
         let x = Tensor::<f64>::randn([n, c, hw, hw]);
         let wt = Tensor::<f64>::randn([o, c, 3, 3]);
