@@ -1,5 +1,5 @@
 //! Forward products with few columns: `C (m x n) = A B` with 5 to
-//! [`MAX_COLS`] columns, as a convolution makes on one sample's 4x4 or
+//! [`MAX_COLS`] columns, as a convolution makes on one sample's 8x8 or
 //! smaller plane (GoogLeNet's and ResNet-18's later stages at batch 1).
 //! A blocked GEMM packs A (the layer's weights) on every call, a pass over
 //! the whole weight for a product that then reuses each weight only `n`
@@ -12,10 +12,17 @@
 #[cfg(target_arch = "x86_64")]
 use super::x86::narrow as x86;
 
-/// The most columns taken here (two panels).
-const MAX_COLS: usize = 32;
-/// The shortest reduction taken here.
-const MIN_K: usize = 512;
+/// The most columns taken here (four panels: an 8x8 plane).
+const MAX_COLS: usize = 64;
+/// The most columns taken when B's rows are strided (a linear layer's
+/// transposed weight, gathered column by column into the panels): past two
+/// panels that gather cost more than the GEMM's packing saved (DeepConvNet's
+/// fc1 at batch 100, 50 columns: inference 0.98x).
+const MAX_COLS_STRIDED: usize = 32;
+/// The shortest reduction taken here (GoogLeNet's 1x1 convolutions at
+/// batch 1 reduce over 192 to 832 channels; with 512 the shorter ones
+/// packed their weights in the GEMM).
+const MIN_K: usize = 128;
 /// The fewest rows of A.
 const MIN_ROWS: usize = 16;
 /// Rows of A per kernel call: 12 accumulators of 8 lanes (AVX2), 12 of 16
@@ -24,8 +31,8 @@ const R: usize = 6;
 const R512: usize = 12;
 
 /// `C = A B + beta C` (f32, `C` row-major with `csc` 1) when `n` is in
-/// `5..=MAX_COLS`, `k >= MIN_K` and A's rows are contiguous; returns
-/// whether it ran.
+/// `5..=MAX_COLS` (`..=MAX_COLS_STRIDED` unless B's rows are contiguous),
+/// `k >= MIN_K` and A's rows are contiguous; returns whether it ran.
 ///
 /// # Safety
 /// As [`super::gemm::sgemm`] (alpha 1, `csc` 1; C initialized unless beta is 0).
@@ -46,6 +53,9 @@ pub(crate) unsafe fn try_product(
     threads: usize,
 ) -> bool {
     if !(5..=MAX_COLS).contains(&n) || k < MIN_K || m < MIN_ROWS || csa != 1 || rsa <= 0 {
+        return false;
+    }
+    if n > MAX_COLS_STRIDED && csb != 1 {
         return false;
     }
     if !super::narrow::enabled() {
@@ -207,7 +217,8 @@ mod tests {
     use super::*;
 
     /// Every column count taken here, rows that leave remainders (of 12
-    /// and 6) and padded rows, beta 0 and 1, one and two threads: against
+    /// and 6) and padded rows, the shortest reduction, B's rows contiguous
+    /// or strided, beta 0 and 1, one and two threads: against
     /// the f64 product, and each call really taken here (with the AVX-512
     /// kernel where the CPU has it, and the AVX2 one for the remainders).
     #[test]
@@ -216,13 +227,20 @@ mod tests {
             return;
         }
         let val = |i: usize| ((i * 7919 + 13) % 101) as f32 / 50.0 - 1.0;
-        for &(m, k) in &[(16, 512), (37, 515), (130, 1024)] {
+        for &(m, k) in &[(16, 128), (37, 515), (130, 1024)] {
             for n in 5..=MAX_COLS {
                 for beta in [0.0f32, 1.0] {
-                    for threads in [1, 2] {
+                    for (threads, strided) in [(1, false), (2, false), (2, true)] {
+                        // Strided: B's rows `1` apart, its columns `k` (a
+                        // transposed weight), taken up to MAX_COLS_STRIDED.
+                        if strided && n > MAX_COLS_STRIDED {
+                            continue;
+                        }
                         let rsa = k + 3;
                         let a: Vec<f32> = (0..m * rsa).map(val).collect();
                         let b: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
+                        let bt: Vec<f32> = (0..k * n).map(|i| b[(i % k) * n + i / k]).collect();
+                        let (bb, rsb, csb) = if strided { (&bt, 1, k) } else { (&b, n, 1) };
                         let mut got: Vec<f32> = (0..m * n).map(|i| val(i + 9)).collect();
                         let want: Vec<f64> = (0..m * n)
                             .map(|i| {
@@ -241,20 +259,20 @@ mod tests {
                                 a.as_ptr(),
                                 rsa as isize,
                                 1,
-                                b.as_ptr(),
-                                n as isize,
-                                1,
+                                bb.as_ptr(),
+                                rsb as isize,
+                                csb as isize,
                                 beta,
                                 got.as_mut_ptr(),
                                 n as isize,
                                 threads,
                             )
                         };
-                        assert!(ran, "{m}x{k}x{n}");
+                        assert!(ran, "{m}x{k}x{n} (strided B: {strided})");
                         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                             assert!(
                                 (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                                "{m}x{k}x{n} beta {beta} threads {threads} at {i}: {g} vs {w}"
+                                "{m}x{k}x{n} beta {beta} threads {threads} strided {strided} at {i}: {g} vs {w}"
                             );
                         }
                     }
@@ -278,9 +296,16 @@ mod tests {
             assert_eq!(two, one, "AVX-512 against AVX2");
         }
         // Outside its range: not taken.
-        let z = vec![0.0f32; 64 * 1024];
-        let mut c = vec![0.0f32; 64 * 64];
-        for (m, k, n) in [(64, 1024, 4), (64, 1024, 33), (64, 511, 16), (15, 1024, 16)] {
+        let z = vec![0.0f32; 65 * 1024];
+        let mut c = vec![0.0f32; 64 * 65];
+        // (m, k, n, B's column stride): B's rows contiguous (stride 1) or not.
+        for (m, k, n, csb) in [
+            (64, 1024, 4, 1),
+            (64, 1024, 65, 1),
+            (64, 127, 16, 1),
+            (15, 1024, 16, 1),
+            (64, 256, 33, 256),
+        ] {
             let ran = unsafe {
                 try_product(
                     m,
@@ -290,15 +315,15 @@ mod tests {
                     k as isize,
                     1,
                     z.as_ptr(),
-                    n as isize,
-                    1,
+                    if csb == 1 { n as isize } else { 1 },
+                    csb as isize,
                     0.0,
                     c.as_mut_ptr(),
                     n as isize,
                     1,
                 )
             };
-            assert!(!ran, "{m}x{k}x{n}");
+            assert!(!ran, "{m}x{k}x{n} (B's columns {csb} apart)");
         }
     }
 }
