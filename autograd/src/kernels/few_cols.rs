@@ -1,5 +1,5 @@
 //! Forward products with few columns: `C (m x n) = A B` with 5 to
-//! [`MAX_COLS`] columns, as a convolution makes on one sample's 8x8 or
+//! [`MAX_COLS`] columns, as a convolution makes on one sample's 4x4 or
 //! smaller plane (GoogLeNet's and ResNet-18's later stages at batch 1).
 //! A blocked GEMM packs A (the layer's weights) on every call, a pass over
 //! the whole weight for a product that then reuses each weight only `n`
@@ -12,17 +12,12 @@
 #[cfg(target_arch = "x86_64")]
 use super::x86::narrow as x86;
 
-/// The most columns taken here (four panels: an 8x8 plane).
-const MAX_COLS: usize = 64;
-/// The most columns taken when B's rows are strided (a linear layer's
-/// transposed weight, gathered column by column into the panels): past two
-/// panels that gather cost more than the GEMM's packing saved (DeepConvNet's
-/// fc1 at batch 100, 50 columns: 2.0% of an inference profile against 1.6%).
-const MAX_COLS_STRIDED: usize = 32;
-/// The shortest reduction taken here (GoogLeNet's 1x1 convolutions at
-/// batch 1 reduce over 192 to 832 channels; with 512 the shorter ones
-/// packed their weights in the GEMM).
-const MIN_K: usize = 128;
+/// The most columns taken here (two panels). Up to 64 (GoogLeNet's 1x1
+/// layers on 8x8 planes at batch 1) from reductions of 128 measured level
+/// (docs/performance.md).
+const MAX_COLS: usize = 32;
+/// The shortest reduction taken here.
+const MIN_K: usize = 512;
 /// The fewest rows of A.
 const MIN_ROWS: usize = 16;
 /// Rows of A per kernel call: 12 accumulators of 8 lanes (AVX2), 12 of 16
@@ -31,8 +26,8 @@ const R: usize = 6;
 const R512: usize = 12;
 
 /// `C = A B + beta C` (f32, `C` row-major with `csc` 1) when `n` is in
-/// `5..=MAX_COLS` (`..=MAX_COLS_STRIDED` unless B's rows are contiguous),
-/// `k >= MIN_K` and A's rows are contiguous; returns whether it ran.
+/// `5..=MAX_COLS`, `k >= MIN_K` and A's rows are contiguous; returns
+/// whether it ran.
 ///
 /// # Safety
 /// As [`super::gemm::sgemm`] (alpha 1, `csc` 1; C initialized unless beta is 0).
@@ -53,9 +48,6 @@ pub(crate) unsafe fn try_product(
     threads: usize,
 ) -> bool {
     if !(5..=MAX_COLS).contains(&n) || k < MIN_K || m < MIN_ROWS || csa != 1 || rsa <= 0 {
-        return false;
-    }
-    if n > MAX_COLS_STRIDED && csb != 1 {
         return false;
     }
     if !super::narrow::enabled() {
@@ -227,15 +219,12 @@ mod tests {
             return;
         }
         let val = |i: usize| ((i * 7919 + 13) % 101) as f32 / 50.0 - 1.0;
-        for &(m, k) in &[(16, 128), (37, 515), (130, 1024)] {
+        for &(m, k) in &[(16, 512), (37, 515), (130, 1024)] {
             for n in 5..=MAX_COLS {
                 for beta in [0.0f32, 1.0] {
                     for (threads, strided) in [(1, false), (2, false), (2, true)] {
                         // Strided: B's rows `1` apart, its columns `k` (a
-                        // transposed weight), taken up to MAX_COLS_STRIDED.
-                        if strided && n > MAX_COLS_STRIDED {
-                            continue;
-                        }
+                        // linear layer's transposed weight).
                         let rsa = k + 3;
                         let a: Vec<f32> = (0..m * rsa).map(val).collect();
                         let b: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
@@ -301,10 +290,10 @@ mod tests {
         // (m, k, n, B's column stride): B's rows contiguous (stride 1) or not.
         for (m, k, n, csb) in [
             (64, 1024, 4, 1),
-            (64, 1024, 65, 1),
-            (64, 127, 16, 1),
+            (64, 1024, 33, 1),
+            (64, 511, 16, 1),
             (15, 1024, 16, 1),
-            (64, 256, 33, 256),
+            (64, 1024, 33, 1024),
         ] {
             let ran = unsafe {
                 try_product(
