@@ -285,16 +285,9 @@ mod tests {
             assert_eq!(two, one, "AVX-512 against AVX2");
         }
         // Outside its range: not taken.
-        let z = vec![0.0f32; 65 * 1024];
-        let mut c = vec![0.0f32; 64 * 65];
-        // (m, k, n, B's column stride): B's rows contiguous (stride 1) or not.
-        for (m, k, n, csb) in [
-            (64, 1024, 4, 1),
-            (64, 1024, 33, 1),
-            (64, 511, 16, 1),
-            (15, 1024, 16, 1),
-            (64, 1024, 33, 1024),
-        ] {
+        let z = vec![0.0f32; 64 * 1024];
+        let mut c = vec![0.0f32; 64 * 64];
+        for (m, k, n) in [(64, 1024, 4), (64, 1024, 33), (64, 511, 16), (15, 1024, 16)] {
             let ran = unsafe {
                 try_product(
                     m,
@@ -304,15 +297,15 @@ mod tests {
                     k as isize,
                     1,
                     z.as_ptr(),
-                    if csb == 1 { n as isize } else { 1 },
-                    csb as isize,
+                    n as isize,
+                    1,
                     0.0,
                     c.as_mut_ptr(),
                     n as isize,
                     1,
                 )
             };
-            assert!(!ran, "{m}x{k}x{n} (B's columns {csb} apart)");
+            assert!(!ran, "{m}x{k}x{n}");
         }
     }
 }
