@@ -1,6 +1,6 @@
 //! `conv2d_relu` in f32 through every kernel path (direct, Winograd,
 //! im2col + GEMM, several samples per GEMM, narrow products, pruned taps
-//! and packed weights kept with gradients off): the same bits as
+//! packed and transformed weights kept with gradients off): the same bits as
 //! `conv2d(..).relu()`, forward and backward, with gradients on and off. (The f64 gradient checks are in `gradcheck_cnn.rs`; these
 //! paths are f32 only.)
 //!
@@ -54,7 +54,7 @@ fn values(shape: &[usize], seed: u64) -> Tensor<f32> {
     Tensor::from_vec(v, shape)
 }
 
-fn check(case: Case, bias: bool) {
+fn check(case: Case, bias: bool, algorithm: ConvAlgorithm) {
     let (n, c, o, h, w, k, stride, padding, groups) = case;
     let opts = ConvOptions::new()
         .stride(stride)
@@ -103,8 +103,18 @@ fn check(case: Case, bias: bool) {
         out
     };
     let (fused, unfused) = (run(true), run(false));
+    // `Fastest` with gradients off may take F(4x4, 3x3) with kept
+    // transformed weights where the recorded pass runs another kernel: its
+    // results are then those F(4x4, 3x3) records.
+    let winograd4 = || {
+        set_conv_algorithm(ConvAlgorithm::Winograd4);
+        let y = run(true).swap_remove(0);
+        set_conv_algorithm(algorithm);
+        y
+    };
     for y in &kept {
-        assert_eq!(y, &fused[0], "{what}: no grad against recorded");
+        let recorded = y == &fused[0] || (algorithm == ConvAlgorithm::Fastest && y == &winograd4());
+        assert!(recorded, "{what}: no grad against recorded");
     }
     for (i, (a, r)) in fused.iter().zip(&unfused).enumerate() {
         assert_eq!(a, r, "{what}: output/gradient {i}");
@@ -137,9 +147,41 @@ fn conv2d_relu_matches_conv2d_then_relu_on_every_path() {
         let before = set_conv_algorithm(algorithm);
         for &case in CASES {
             for bias in [true, false] {
-                check(case, bias);
+                check(case, bias, algorithm);
             }
         }
         set_conv_algorithm(before);
     }
+    served_layer_keeps_its_winograd_weights();
+}
+
+/// With gradients off `Fastest` runs a batch-1 layer on 16x16 outputs
+/// (16 tiles) through F(4x4, 3x3) with its transformed weights kept: the
+/// bits F(4x4, 3x3) records, not the direct kernels' (which the recorded
+/// pass takes at this batch), and after a write to the weight those of
+/// the new weight.
+fn served_layer_keeps_its_winograd_weights() {
+    let x = values(&[1, 64, 16, 16], 7);
+    let w = values(&[32, 64, 3, 3], 8).requires_grad_();
+    let opts = ConvOptions::new().padding(1);
+    let recorded = |algorithm| {
+        let before = set_conv_algorithm(algorithm);
+        let y = x.conv2d(&w, None, opts).to_vec();
+        set_conv_algorithm(before);
+        y
+    };
+    let before = set_conv_algorithm(ConvAlgorithm::Fastest);
+    for round in 0..2 {
+        let served = no_grad(|| x.conv2d(&w, None, opts)).to_vec();
+        assert_eq!(served, no_grad(|| x.conv2d(&w, None, opts)).to_vec());
+        assert_eq!(served, recorded(ConvAlgorithm::Winograd4), "round {round}");
+        assert_ne!(
+            served,
+            recorded(ConvAlgorithm::Fastest),
+            "round {round}: direct kernels"
+        );
+        // A new version of the weight: transformed again.
+        w.set_data(values(&[32, 64, 3, 3], 9 + round).to_array());
+    }
+    set_conv_algorithm(before);
 }

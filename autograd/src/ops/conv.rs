@@ -14,8 +14,7 @@ use ndarray::{ArrayD, IxDyn};
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::conv::{
-    conv2d_forward_packed, conv2d_input_grad, conv2d_weight_grad, pack_for_direct, prune,
-    runs_direct, Activation, ConvGeom,
+    conv2d_forward_kept, conv2d_input_grad, conv2d_weight_grad, prune, Activation, ConvGeom, Kept,
 };
 use crate::ops::{need, weight_cache};
 use crate::saved::Saved;
@@ -444,18 +443,23 @@ fn conv_op<T: Float>(
                 }
                 None => (ws, g, [g.kh, g.kw, 0, 0, 0]),
             };
-            // ... and so are the direct kernels' panels of them.
-            let packed = (!crate::graph::is_grad_enabled() && runs_direct::<T>(&g)).then(|| {
-                // Packed group by group: the group count is part of the key.
-                let key = [key[0], key[1], key[2], key[3], g.groups];
-                weight_cache::derived(w, w_version, key, || pack_for_direct(ws, &g))
+            // ... and so is what the kernel makes of them (the direct
+            // kernels' panels, F(4x4, 3x3)'s transform), when it fits.
+            let layout = (!crate::graph::is_grad_enabled())
+                .then(|| Kept::for_forward::<T>(&g))
+                .flatten();
+            let kept = layout.and_then(|layout| {
+                // The group count and the layout are part of the key.
+                let tag = 2 * g.groups + usize::from(layout == Kept::Winograd4);
+                let key = [key[0], key[1], key[2], key[3], tag];
+                let bytes = layout.len(&g) * std::mem::size_of::<T>();
+                weight_cache::kept(w, w_version, key, bytes, || layout.rearrange(ws, &g))
+                    .map(|v| (layout, v))
             });
-            let packed = packed.as_ref().map(|p| p.as_slice());
+            let kept = kept.as_ref().map(|(layout, v)| (*layout, v.as_slice()));
             match bias {
-                Some(b) => with_slice(b, |bs| {
-                    conv2d_forward_packed(xs, ws, packed, Some(bs), &g, act)
-                }),
-                None => conv2d_forward_packed(xs, ws, packed, None, &g, act),
+                Some(b) => with_slice(b, |bs| conv2d_forward_kept(xs, ws, kept, Some(bs), &g, act)),
+                None => conv2d_forward_kept(xs, ws, kept, None, &g, act),
             }
         })
     });

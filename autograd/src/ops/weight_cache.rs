@@ -81,6 +81,46 @@ pub(crate) fn derived<T: Float>(
     v
 }
 
+/// [`derived`], only where the result is kept: `None` when gradients are
+/// on, or when `bytes` more would not fit in the cache beside its live
+/// entries (so a caller can take another path than one that pays for
+/// `make()` on every call).
+pub(crate) fn kept<T: Float>(
+    w: &Tensor<T>,
+    version: u64,
+    layout: [usize; 5],
+    bytes: usize,
+    make: impl FnOnce() -> Vec<T>,
+) -> Option<Arc<Vec<T>>> {
+    if crate::graph::is_grad_enabled() {
+        return None;
+    }
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let room = has_room(&mut cache, w.inner.id, version, layout, bytes, MAX_BYTES);
+    drop(cache);
+    room.then(|| derived(w, version, layout, make))
+}
+
+/// Whether the entry `(id, version, layout)` is kept already, or `bytes`
+/// more fit in `max` once the entries nobody can ask for again are gone
+/// (as [`admit`] would drop them).
+fn has_room(
+    cache: &mut VecDeque<Entry>,
+    id: u64,
+    version: u64,
+    layout: [usize; 5],
+    bytes: usize,
+    max: usize,
+) -> bool {
+    let hit = cache
+        .iter()
+        .any(|e| e.id == id && e.version == version && e.layout == layout);
+    hit || {
+        cache.retain(|e| (e.id != id || e.version == version) && (e.alive)());
+        cache.iter().map(|e| e.bytes).sum::<usize>() + bytes <= max
+    }
+}
+
 /// Files `entry` if it fits in `max` bytes once the entries nobody can ask
 /// for again are gone: those of dropped tensors and older versions of its own.
 fn admit(cache: &mut VecDeque<Entry>, entry: Entry, max: usize) {
@@ -168,5 +208,32 @@ mod tests {
             [(a.id(), 1), (c.id(), 0)],
             "a dropped tensor's entry goes"
         );
+        // Room: for a kept entry, for what fits, and once an older
+        // version of the asking tensor's own entry goes.
+        let d = Tensor::<f32>::zeros([1]);
+        assert!(has_room(&mut cache, c.inner.id, 0, [0; 5], 40, 100), "kept");
+        assert!(has_room(&mut cache, d.inner.id, 0, [0; 5], 20, 100), "fits");
+        assert!(
+            !has_room(&mut cache, d.inner.id, 0, [0; 5], 21, 100),
+            "full"
+        );
+        assert!(
+            has_room(&mut cache, a.inner.id, 2, [0; 5], 60, 100),
+            "replaces"
+        );
+        assert_eq!(ids(&cache), [(c.id(), 0)], "the older version went");
+    }
+
+    /// [`kept`] serves nothing with gradients on, and nothing that cannot
+    /// fit.
+    #[test]
+    fn kept_only_where_it_fits() {
+        let w = Tensor::from_vec(vec![1.0f32, 2.0], [2]);
+        let v = version_before_read(&w);
+        assert!(kept(&w, v, [2, 0, 0, 0, 0], 8, || w.to_vec()).is_none());
+        let too_big = no_grad(|| kept(&w, v, [2, 0, 0, 0, 0], MAX_BYTES + 1, || w.to_vec()));
+        assert!(too_big.is_none());
+        let served = no_grad(|| kept(&w, v, [2, 0, 0, 0, 0], 8, || w.to_vec()));
+        assert_eq!(served.as_deref(), Some(&vec![1.0, 2.0]));
     }
 }

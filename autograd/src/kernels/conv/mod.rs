@@ -242,38 +242,67 @@ pub(crate) fn conv2d_forward<T: Float>(
     g: &ConvGeom,
     act: Activation,
 ) -> Vec<T> {
-    conv2d_forward_packed(x, wt, None, bias, g, act)
+    conv2d_forward_kept(x, wt, None, bias, g, act)
 }
 
-/// Whether the forward pass of `g` runs on the direct kernels (f32, no
-/// dead taps, not dense, not Winograd), which take their weights in panels.
-pub(crate) fn runs_direct<T: Float>(g: &ConvGeom) -> bool {
-    T::f32_slice(&[] as &[T]).is_some()
-        && dead_taps::prune(g).is_none()
-        && !dense::applies(g)
-        && !winograd::applies(g)
-        && !winograd4::applies(g)
-        && direct::applies(g)
+/// A rearrangement of a layer's weights that the kernel running its
+/// forward pass takes in place of the weights, so that a served model
+/// (gradients off, the same weights call after call) makes it once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// The direct kernels' panels ([`direct::pack_groups`]).
+    Direct,
+    /// F(4x4, 3x3)'s transformed weights, 4x the weight: with them kept,
+    /// F(4x4, 3x3) pays from fewer tiles ([`winograd4::applies_kept`]).
+    Winograd4,
 }
 
-/// The weights in the direct kernels' panels, as [`conv2d_forward_packed`]
-/// takes them, for a `g` where [`runs_direct`] holds.
-pub(crate) fn pack_for_direct<T: Float>(wt: &[T], g: &ConvGeom) -> Vec<T> {
-    let w32 = T::f32_slice(wt).expect("direct kernels: f32 weights");
-    let (og, k) = (g.og(), g.k());
-    direct::pack_groups(&w32[..g.groups * og * k], g.groups, og, k)
-        .into_iter()
-        .map(|v| T::of(f64::from(v)))
-        .collect()
+impl Kept {
+    /// The rearrangement the forward pass of `g` takes, if any (f32 only;
+    /// `g` without dead taps, as [`prune`] leaves it).
+    pub(crate) fn for_forward<T: Float>(g: &ConvGeom) -> Option<Kept> {
+        if T::f32_slice(&[] as &[T]).is_none() || dead_taps::prune(g).is_some() || dense::applies(g)
+        {
+            return None;
+        }
+        if winograd4::applies_kept(g) {
+            return Some(Kept::Winograd4);
+        }
+        let transforms = winograd4::applies(g) || winograd::applies(g);
+        (!transforms && direct::applies(g)).then_some(Kept::Direct)
+    }
+
+    /// Elements of the rearranged weights.
+    pub(crate) fn len(self, g: &ConvGeom) -> usize {
+        match self {
+            Kept::Direct => g.groups * g.og() * g.k(),
+            Kept::Winograd4 => 36 * g.o * g.c,
+        }
+    }
+
+    /// `wt` rearranged for `g`'s forward pass.
+    pub(crate) fn rearrange<T: Float>(self, wt: &[T], g: &ConvGeom) -> Vec<T> {
+        let w32 = T::f32_slice(wt).expect("kept weights: f32");
+        let kept = match self {
+            Kept::Direct => {
+                let (og, k) = (g.og(), g.k());
+                direct::pack_groups(&w32[..g.groups * og * k], g.groups, og, k)
+            }
+            Kept::Winograd4 => winograd4::transformed_weights(w32, g),
+        };
+        kept.into_iter().map(|v| T::of(f64::from(v))).collect()
+    }
 }
 
-/// [`conv2d_forward`], with the weights also packed for the direct kernels
-/// by [`pack_for_direct`] (used where that path runs: packing reads the
-/// whole weight, a cost a kept copy saves at batch 1).
-pub(crate) fn conv2d_forward_packed<T: Float>(
+/// [`conv2d_forward`], with the weights also rearranged by
+/// [`Kept::rearrange`] for the kernel [`Kept::for_forward`] names (a cost
+/// a kept copy saves at batch 1: the direct kernels' packing reads the
+/// whole weight, F(4x4, 3x3)'s transform costs more than a small batch's
+/// products).
+pub(crate) fn conv2d_forward_kept<T: Float>(
     x: &[T],
     wt: &[T],
-    packed: Option<&[T]>,
+    kept: Option<(Kept, &[T])>,
     bias: Option<&[T]>,
     g: &ConvGeom,
     act: Activation,
@@ -284,13 +313,26 @@ pub(crate) fn conv2d_forward_packed<T: Float>(
     if dense::applies(g) {
         return dense::forward(x, wt, bias, g, act);
     }
+    let out_len = g.n * g.o * g.ohw();
+    if let Some((Kept::Winograd4, u)) = kept {
+        let x32 = T::f32_slice(x).expect("kept weights: an f32 input");
+        let u32 = T::f32_slice(u).expect("kept weights: f32");
+        let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
+        return with_uninit(out_len, |y32| {
+            winograd4::forward_transformed(x32, u32, b32, g, act, y32)
+        });
+    }
+    let packed = match kept {
+        Some((Kept::Direct, p)) => Some(p),
+        _ => None,
+    };
     let (cg, og, k, ohw) = (g.cg(), g.og(), g.k(), g.ohw());
     let in_per = g.c * g.h * g.w;
     let out_per = g.o * ohw;
     if winograd4::applies(g) {
         if let (Some(x32), Some(w32)) = (T::f32_slice(x), T::f32_slice(wt)) {
             let b32 = bias.map(|b| T::f32_slice(b).expect("bias of the input's type"));
-            return with_uninit(g.n * out_per, |y32| {
+            return with_uninit(out_len, |y32| {
                 winograd4::forward(x32, w32, b32, g, act, y32)
             });
         }

@@ -24,7 +24,8 @@
 //! and `M` stay in the core's cache between the transforms and the
 //! products. The products run on the direct convolution's micro-kernels
 //! (6 or 12 output channels by 16 or 32 tiles), whose "taps" are here the
-//! `C` rows of `V_ξ`, and `U_ξ` is packed in their panels once per call.
+//! `C` rows of `V_ξ`, and `U_ξ` is packed in their panels once per call
+//! (or once per weight version with gradients off: [`forward_transformed`]).
 //! Where a batch has fewer blocks than threads, the output channels are
 //! split among the threads too (each transforms the block's inputs).
 
@@ -143,6 +144,29 @@ fn pays(g: &ConvGeom) -> bool {
     let channels = min_channels();
     g.c >= channels && g.o >= channels && g.oh >= 4 && g.ow >= 4 && tiles(g) >= enough
 }
+
+/// Whether `Fastest` takes F(4x4, 3x3) for a forward pass whose weights
+/// arrive transformed ([`transformed_weights`], kept between calls while
+/// gradients are off): then the weight transform no longer counts against
+/// a small batch, and 16 tiles suffice on any plane.
+pub(crate) fn applies_kept(g: &ConvGeom) -> bool {
+    let channels = min_channels();
+    let chosen = match crate::conv_algorithm() {
+        crate::ConvAlgorithm::Auto | crate::ConvAlgorithm::Winograd => false,
+        crate::ConvAlgorithm::Fastest => {
+            g.c >= channels
+                && g.o >= channels
+                && g.oh >= 4
+                && g.ow >= 4
+                && tiles(g) >= KEPT_MIN_TILES
+        }
+        crate::ConvAlgorithm::Winograd4 => true,
+    };
+    chosen && can_run(g)
+}
+
+/// [`applies_kept`]'s fewest tiles.
+const KEPT_MIN_TILES: usize = 16;
 
 /// The fewest input and output channels for which `Fastest` takes F(4x4,
 /// 3x3): 16 where the gather runs in registers (AVX-512), 32 with AVX2
@@ -318,25 +342,47 @@ pub(crate) fn forward(
     act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
-    debug_assert!(can_run(g));
-    assert_eq!(y.len(), g.n * g.o * g.ohw(), "winograd4: output length");
-    assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
-    let plan = Plan::new(g);
     // The transformed weights in a kept buffer: a fresh one of `36 O C`
     // floats a call (38 MB for 512 channels) costs its page faults again.
     with_scratch(XI * g.o * g.c, |u: &mut [f32]| {
         transform_weights(w, g.o, g.c, u);
-        let ya = y.as_mut_ptr() as usize;
-        let u = &*u;
-        team::claim(plan.blocks * plan.groups, |part| {
-            let (b, grp) = (part / plan.groups, part % plan.groups);
-            let tiles = b * plan.pb..((b + 1) * plan.pb).min(plan.tiles);
-            let chans = grp * plan.og..((grp + 1) * plan.og).min(g.o);
-            // SAFETY: `y` holds `n O OH OW` floats (asserted above); part
-            // (b, grp) writes only the outputs of its own tiles in its own
-            // channels, and each part is claimed by one thread.
-            unsafe { block(&plan, g, x, u, bias, act, tiles, chans, ya as *mut f32) };
-        });
+        forward_transformed(x, u, bias, g, act, y)
+    });
+}
+
+/// `w` (`[O, C, 3, 3]`) transformed as [`forward_transformed`] takes it
+/// (`36 O C` floats: 4x the weight).
+pub(crate) fn transformed_weights(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let mut u = vec![0.0; XI * g.o * g.c];
+    transform_weights(w, g.o, g.c, &mut u);
+    u
+}
+
+/// [`forward`] with the weights transformed already
+/// ([`transformed_weights`]): a served model's layers transform theirs once
+/// (see [`applies_kept`]).
+pub(crate) fn forward_transformed(
+    x: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    act: Activation,
+    y: &mut [MaybeUninit<f32>],
+) {
+    debug_assert!(can_run(g));
+    assert_eq!(y.len(), g.n * g.o * g.ohw(), "winograd4: output length");
+    assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
+    assert_eq!(u.len(), XI * g.o * g.c, "winograd4: transformed weights");
+    let plan = Plan::new(g);
+    let ya = y.as_mut_ptr() as usize;
+    team::claim(plan.blocks * plan.groups, |part| {
+        let (b, grp) = (part / plan.groups, part % plan.groups);
+        let tiles = b * plan.pb..((b + 1) * plan.pb).min(plan.tiles);
+        let chans = grp * plan.og..((grp + 1) * plan.og).min(g.o);
+        // SAFETY: `y` holds `n O OH OW` floats (asserted above); part
+        // (b, grp) writes only the outputs of its own tiles in its own
+        // channels, and each part is claimed by one thread.
+        unsafe { block(&plan, g, x, u, bias, act, tiles, chans, ya as *mut f32) };
     });
 }
 
