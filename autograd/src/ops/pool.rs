@@ -12,7 +12,7 @@ use ndarray::{ArrayD, IxDyn};
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::pool::{
-    avg_pool, avg_pool_adjoint, gather_max, max_pool, scatter_max, Windows,
+    avg_pool, avg_pool_adjoint, gather_max, max_pool, max_pool_values, scatter_max, Windows,
 };
 use crate::ops::conv::{with_slice, Pair};
 use crate::ops::unpool::PoolIndices;
@@ -338,7 +338,18 @@ impl<T: Float> Tensor<T> {
 }
 
 fn max_pool_op<T: Float>(x: &Tensor<T>, plan: PoolPlan, name: &'static str) -> Tensor<T> {
-    max_pool_indices_op(x, plan, name).0
+    if crate::graph::is_grad_enabled() && x.requires_grad() {
+        return max_pool_indices_op(x, plan, name).0;
+    }
+    // Nothing recorded: no backward needs the indices.
+    let (h, w) = plan.hw();
+    let y = with_slice(x, |xs| {
+        max_pool_values(xs, plan.planes, h, w, &plan.wh, &plan.ww)
+    });
+    let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
+    Tensor::from_op(y, name, &[x], move |_| {
+        unreachable!("{name}: recorded without indices")
+    })
 }
 
 fn max_pool_indices_op<T: Float>(

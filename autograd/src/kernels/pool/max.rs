@@ -21,9 +21,34 @@ pub(crate) fn max_pool<T: Float>(
     wh: &Windows,
     ww: &Windows,
 ) -> (Vec<T>, Vec<u32>) {
+    max_pool_impl::<T, true>(x, planes, h, w, wh, ww)
+}
+
+/// [`max_pool`]'s maxima alone, for a pass that records nothing (no
+/// gradient needs the indices): the vector kernels skip tracking them.
+pub(crate) fn max_pool_values<T: Float>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+) -> Vec<T> {
+    max_pool_impl::<T, false>(x, planes, h, w, wh, ww).0
+}
+
+/// [`max_pool`], the indices only with `IDX` (else one placeholder a plane).
+fn max_pool_impl<T: Float, const IDX: bool>(
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    wh: &Windows,
+    ww: &Windows,
+) -> (Vec<T>, Vec<u32>) {
     let (oh, ow) = (wh.len(), ww.len());
     let mut out = vec![T::zero(); planes * oh * ow];
-    let mut idx = vec![0u32; planes * oh * ow];
+    let mut idx = vec![0u32; if IDX { planes * oh * ow } else { planes }];
     let pairs = wh.is_pairs() && ww.is_pairs();
     let f32_input = T::f32_slice(&[T::zero()]).is_some();
     let flat = f32_input.then(|| FlatTaps::new(w, wh, ww)).flatten();
@@ -33,14 +58,14 @@ pub(crate) fn max_pool<T: Float>(
     for_planes(&mut out, &mut idx, oh * ow, |p, o, id| {
         let plane = &x[p * h * w..(p + 1) * h * w];
         if pairs {
-            return max_pool_2x2(plane, w, oh, ow, o, id);
+            return max_pool_2x2::<T, IDX>(plane, w, oh, ow, o, id);
         }
         #[cfg(target_arch = "x86_64")]
         if let (Some(ft), Some(p32), Some(o32)) = (&flat, T::f32_slice(plane), T::f32_slice_mut(o))
         {
             // SAFETY: FlatTaps::new checked AVX2, and that every output's
             // valid taps read inside this `h x w` plane.
-            unsafe { x86::max_pool_flat(p32, ft, o32, id) };
+            unsafe { x86::max_pool_flat::<IDX>(p32, ft, o32, id) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -49,10 +74,10 @@ pub(crate) fn max_pool<T: Float>(
         {
             // SAFETY: GatherTaps::new checked AVX2, and every valid tap
             // reads inside this `h x w` plane.
-            unsafe { x86::max_pool_gather(p32, gt, o32, id) };
+            unsafe { x86::max_pool_gather::<IDX>(p32, gt, o32, id) };
             return;
         }
-        if wh.step == 1 && ww.step == 1 {
+        if wh.step == 1 && ww.step == 1 && IDX {
             return max_pool_separable(plane, h, w, wh, ww, o, id);
         }
         for i in 0..oh {
@@ -70,7 +95,9 @@ pub(crate) fn max_pool<T: Float>(
                     }
                 }
                 o[i * ow + j] = best;
-                id[i * ow + j] = at as u32;
+                if IDX {
+                    id[i * ow + j] = at as u32;
+                }
             }
         }
     });
@@ -286,7 +313,7 @@ fn max_pool_separable<T: Float>(
 /// `max_pool` for 2x2 windows with stride 2 (the common case, and 17% of a
 /// PyTorch DeepConvNet step): the same scan order and tie rule, without the
 /// generic window bookkeeping.
-fn max_pool_2x2<T: Float>(
+fn max_pool_2x2<T: Float, const IDX: bool>(
     plane: &[T],
     w: usize,
     oh: usize,
@@ -302,13 +329,13 @@ fn max_pool_2x2<T: Float>(
             // SAFETY: AVX2 is present; the kernel reads rows 2i and 2i+1 up
             // to column 2 * ow <= w, and writes outputs of the `oh` rows of
             // `o` and `id`.
-            done = unsafe { x86::max_pool_2x2(p32, w, oh, ow, o32, id) };
+            done = unsafe { x86::max_pool_2x2::<IDX>(p32, w, oh, ow, o32, id) };
         }
     }
     for i in done..oh {
         let r0 = &plane[2 * i * w..2 * i * w + 2 * ow];
         let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
-        let (o, id) = (&mut o[i * ow..(i + 1) * ow], &mut id[i * ow..(i + 1) * ow]);
+        let o = &mut o[i * ow..(i + 1) * ow];
         for j in 0..ow {
             let taps = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
             let (mut best, mut at) = (T::neg_infinity(), 0);
@@ -319,8 +346,10 @@ fn max_pool_2x2<T: Float>(
                 }
             }
             o[j] = best;
-            let (y, x) = (2 * i + at / 2, 2 * j + at % 2);
-            id[j] = (y * w + x) as u32;
+            if IDX {
+                let (y, x) = (2 * i + at / 2, 2 * j + at % 2);
+                id[i * ow + j] = (y * w + x) as u32;
+            }
         }
     }
 }
@@ -511,6 +540,16 @@ mod separable_tests {
             for (a, b) in out.iter().zip(&out64) {
                 assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
             }
+            // The maxima alone, on the same kernel with the indices left out.
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let values = max_pool_values(&x, 3, h, w, wh, ww);
+            assert_eq!(bits(&values), bits(&out), "{h}x{w} {wh:?} {ww:?} values");
+            let values64 = max_pool_values(&x64, 3, h, w, wh, ww);
+            let same = values64
+                .iter()
+                .zip(&out64)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "{h}x{w} {wh:?} {ww:?} f64 values");
         }
     }
 }

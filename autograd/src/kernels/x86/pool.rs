@@ -24,7 +24,7 @@ unsafe fn deinterleave(a: __m256, b: __m256) -> (__m256, __m256) {
 /// scalar loop's rule); returns the maxima and their flat indices.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn eight_windows(
+unsafe fn eight_windows<const IDX: bool>(
     top: [*const f32; 2],
     bottom: [*const f32; 2],
     first: usize,
@@ -40,7 +40,12 @@ unsafe fn eight_windows(
             _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
         );
         best = _mm256_blendv_ps(best, v, take);
-        at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+        if IDX {
+            at = _mm256_blendv_ps(at, _mm256_castsi256_ps(_mm256_set1_epi32(t)), take);
+        }
+    }
+    if !IDX {
+        return (best, _mm256_setzero_si256());
     }
     // first + lane + (at / 2) * w + at % 2
     let at = _mm256_castps_si256(at);
@@ -57,13 +62,14 @@ unsafe fn eight_windows(
 /// (the last step overlapping the one before when `ow` is not a multiple
 /// of 8: the same windows give the same results); rows of 4 (DeepConvNet's
 /// 8x8 -> 4x4) two rows a step. Returns the rows done (the rest, rows of
-/// 5-7 or an odd last row of 4, go to the scalar loop).
+/// 5-7 or an odd last row of 4, go to the scalar loop). Without `IDX`
+/// the maxima only (`id` is not touched).
 ///
 /// # Safety
 /// AVX2; `plane` holds rows `0..2 * oh` of width `w >= 2 * ow`; `o`
-/// and `id` hold `oh` rows of `ow`.
+/// and (with `IDX`) `id` hold `oh` rows of `ow`.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn max_pool_2x2(
+pub(crate) unsafe fn max_pool_2x2<const IDX: bool>(
     plane: &[f32],
     w: usize,
     oh: usize,
@@ -72,11 +78,13 @@ pub(crate) unsafe fn max_pool_2x2(
     id: &mut [u32],
 ) -> usize {
     debug_assert!(plane.len() >= 2 * oh * w && 2 * ow <= w);
-    debug_assert!(o.len() >= oh * ow && id.len() >= oh * ow);
+    debug_assert!(o.len() >= oh * ow && (!IDX || id.len() >= oh * ow));
     let p = plane.as_ptr();
     let mut store = |at: usize, (best, idx): (__m256, __m256i)| {
         _mm256_storeu_ps(o.as_mut_ptr().add(at), best);
-        _mm256_storeu_si256(id.as_mut_ptr().add(at) as *mut __m256i, idx);
+        if IDX {
+            _mm256_storeu_si256(id.as_mut_ptr().add(at) as *mut __m256i, idx);
+        }
     };
     if ow >= 8 {
         let lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -85,7 +93,10 @@ pub(crate) unsafe fn max_pool_2x2(
             for j in (0..ow.div_ceil(8)).map(|s| (8 * s).min(ow - 8)) {
                 let top = [p.add(r0 + 2 * j), p.add(r0 + 2 * j + 8)];
                 let bottom = [p.add(r1 + 2 * j), p.add(r1 + 2 * j + 8)];
-                store(i * ow + j, eight_windows(top, bottom, r0 + 2 * j, lanes, w));
+                store(
+                    i * ow + j,
+                    eight_windows::<IDX>(top, bottom, r0 + 2 * j, lanes, w),
+                );
             }
         }
         oh
@@ -97,7 +108,7 @@ pub(crate) unsafe fn max_pool_2x2(
             let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
             let top = [p.add(r0), p.add(r0 + 2 * w)];
             let bottom = [p.add(r1), p.add(r1 + 2 * w)];
-            store(i * ow, eight_windows(top, bottom, r0, lanes, w));
+            store(i * ow, eight_windows::<IDX>(top, bottom, r0, lanes, w));
         }
         oh / 2 * 2
     } else {
@@ -107,10 +118,16 @@ pub(crate) unsafe fn max_pool_2x2(
 
 /// One tap of a masked window scan: where `valid` (all-ones lanes) and `v`
 /// is greater than `best` or NaN (the scalar scan's rule), take `v` and its
-/// input index `src`.
+/// input index `src` (with `IDX`).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn take_tap(valid: __m256, v: __m256, src: __m256i, best: &mut __m256, at: &mut __m256i) {
+unsafe fn take_tap<const IDX: bool>(
+    valid: __m256,
+    v: __m256,
+    src: __m256i,
+    best: &mut __m256,
+    at: &mut __m256i,
+) {
     let take = _mm256_and_ps(
         valid,
         _mm256_or_ps(
@@ -119,17 +136,20 @@ unsafe fn take_tap(valid: __m256, v: __m256, src: __m256i, best: &mut __m256, at
         ),
     );
     *best = _mm256_blendv_ps(*best, v, take);
-    *at = _mm256_castps_si256(_mm256_blendv_ps(
-        _mm256_castsi256_ps(*at),
-        _mm256_castsi256_ps(src),
-        take,
-    ));
+    if IDX {
+        *at = _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(*at),
+            _mm256_castsi256_ps(src),
+            take,
+        ));
+    }
 }
 
-/// Stores outputs `q..q + 8` of a plane of `len` (only those below `len`).
+/// Stores outputs `q..q + 8` of a plane of `len` (only those below `len`),
+/// and their indices with `IDX`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn store_eight(
+unsafe fn store_eight<const IDX: bool>(
     o: &mut [f32],
     id: &mut [u32],
     q: usize,
@@ -139,12 +159,16 @@ unsafe fn store_eight(
 ) {
     if q + 8 <= len {
         _mm256_storeu_ps(o.as_mut_ptr().add(q), best);
-        _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
+        if IDX {
+            _mm256_storeu_si256(id.as_mut_ptr().add(q) as *mut __m256i, at);
+        }
     } else {
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((len - q) as i32), lanes);
         _mm256_maskstore_ps(o.as_mut_ptr().add(q), keep, best);
-        _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
+        if IDX {
+            _mm256_maskstore_epi32(id.as_mut_ptr().add(q) as *mut i32, keep, at);
+        }
     }
 }
 
@@ -154,12 +178,17 @@ unsafe fn store_eight(
 /// taps in row-major order.
 ///
 /// # Safety
-/// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
-/// plane's `len` outputs.
+/// AVX2; every valid tap reads inside `plane`; `o` and (with `IDX`) `id`
+/// hold the plane's `len` outputs.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn max_pool_flat(plane: &[f32], ft: &FlatTaps, o: &mut [f32], id: &mut [u32]) {
+pub(crate) unsafe fn max_pool_flat<const IDX: bool>(
+    plane: &[f32],
+    ft: &FlatTaps,
+    o: &mut [f32],
+    id: &mut [u32],
+) {
     let (len, len8) = (ft.len, ft.first.len());
-    debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
+    debug_assert!(o.len() >= len && (!IDX || id.len() >= len) && len8 % 8 == 0);
     let base = plane.as_ptr();
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for q in (0..len8).step_by(8) {
@@ -171,9 +200,9 @@ pub(crate) unsafe fn max_pool_flat(plane: &[f32], ft: &FlatTaps, o: &mut [f32], 
             // Lanes outside the plane are masked: not read, and zero.
             let v = _mm256_maskload_ps(base.wrapping_offset(q as isize + off), m);
             let src = _mm256_add_epi32(qv, _mm256_set1_epi32(off as i32));
-            take_tap(_mm256_castsi256_ps(m), v, src, &mut best, &mut at);
+            take_tap::<IDX>(_mm256_castsi256_ps(m), v, src, &mut best, &mut at);
         }
-        store_eight(o, id, q, len, best, at);
+        store_eight::<IDX>(o, id, q, len, best, at);
     }
 }
 
@@ -182,17 +211,17 @@ pub(crate) unsafe fn max_pool_flat(plane: &[f32], ft: &FlatTaps, o: &mut [f32], 
 /// read), taken where valid and greater or NaN, taps in row-major order.
 ///
 /// # Safety
-/// AVX2; every valid tap reads inside `plane`; `o` and `id` hold the
-/// plane's `len` outputs.
+/// AVX2; every valid tap reads inside `plane`; `o` and (with `IDX`) `id`
+/// hold the plane's `len` outputs.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn max_pool_gather(
+pub(crate) unsafe fn max_pool_gather<const IDX: bool>(
     plane: &[f32],
     gt: &GatherTaps,
     o: &mut [f32],
     id: &mut [u32],
 ) {
     let (len, len8) = (gt.len, gt.base.len());
-    debug_assert!(o.len() >= len && id.len() >= len && len8 % 8 == 0);
+    debug_assert!(o.len() >= len && (!IDX || id.len() >= len) && len8 % 8 == 0);
     let p = plane.as_ptr();
     for q in (0..len8).step_by(8) {
         let base = _mm256_loadu_si256(gt.base.as_ptr().add(q) as *const __m256i);
@@ -202,8 +231,8 @@ pub(crate) unsafe fn max_pool_gather(
             let m = _mm256_castsi256_ps(m);
             let src = _mm256_add_epi32(base, _mm256_set1_epi32(off));
             let v = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, src, m);
-            take_tap(m, v, src, &mut best, &mut at);
+            take_tap::<IDX>(m, v, src, &mut best, &mut at);
         }
-        store_eight(o, id, q, len, best, at);
+        store_eight::<IDX>(o, id, q, len, best, at);
     }
 }
