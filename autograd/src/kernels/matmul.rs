@@ -8,6 +8,10 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn};
 use super::team;
 use crate::dtype::Float;
 
+/// The shortest reduction of a linear layer's forward product that
+/// `narrow` and `few_cols` take.
+const LINEAR_MIN_K: usize = 512;
+
 /// Multiply-adds (`m * k * n`) from which one product is split over the threads.
 const GEMM_SPLIT_MIN: usize = 1 << 17;
 
@@ -88,27 +92,30 @@ pub(crate) fn linear<T: Float>(
         };
         let wt = w.view().reversed_axes();
         // A few rows (batch 1 to 4) or outputs: the weights are read in
-        // place (`narrow`); else the GEMM.
+        // place (`narrow`); else the GEMM. Linear layers go there from
+        // reductions of 512 (the kernels take convolutions' from 128, where
+        // that was measured): smaller ones keep the GEMM's sums.
         let (sx, sw) = (x.strides(), wt.strides());
         // SAFETY: x is n x k, wt is k x o (views with their strides), out is
         // a new contiguous n x o array, its rows the bias when beta is 1.
-        let narrow = unsafe {
-            super::narrow::try_forward(
-                n,
-                k,
-                o,
-                x.as_ptr(),
-                sx[0],
-                sx[1],
-                wt.as_ptr(),
-                sw[0],
-                sw[1],
-                beta,
-                out.as_mut_ptr() as *mut T,
-                o as isize,
-                threads,
-            )
-        };
+        let narrow = k >= LINEAR_MIN_K
+            && unsafe {
+                super::narrow::try_forward(
+                    n,
+                    k,
+                    o,
+                    x.as_ptr(),
+                    sx[0],
+                    sx[1],
+                    wt.as_ptr(),
+                    sw[0],
+                    sw[1],
+                    beta,
+                    out.as_mut_ptr() as *mut T,
+                    o as isize,
+                    threads,
+                )
+            };
         // SAFETY: with a bias (beta 1) every row was written just above.
         if !narrow {
             unsafe { gemm_into(x, &wt, beta, &mut out.view_mut(), threads) };

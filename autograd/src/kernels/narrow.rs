@@ -6,16 +6,17 @@
 //! at batch 1 the packing took twice the time of the arithmetic. Here the
 //! wide operand is read in place, row by row, in dot products against the
 //! narrow one (copied once into contiguous vectors): one pass over the
-//! weights. Products whose reduction is shorter than [`MIN_K`] stay with
-//! the GEMM (their packing is cheap, and small networks keep their sums).
+//! weights. Products whose reduction is shorter than [`MIN_K`] (128) stay
+//! with the GEMM (their packing is cheap, and small networks keep their
+//! sums).
 
 #[cfg(target_arch = "x86_64")]
 use super::x86::narrow as x86;
 
 /// At most this many rows (or columns) on the narrow side.
 const MAX_NARROW: usize = 4;
-/// The shortest reduction taken here.
-const MIN_K: usize = 512;
+/// The shortest reduction taken here: `few_cols`'s.
+const MIN_K: usize = super::few_cols::MIN_K;
 /// The fewest rows on the wide side.
 const MIN_LONG: usize = 16;
 
@@ -271,7 +272,7 @@ mod tests {
         }
         let val = |i: usize| ((i * 7919 + 13) % 101) as f32 / 50.0 - 1.0;
         // The last shape is big enough to be split over two threads.
-        for &(k, long) in &[(512, 16), (515, 37), (1024, 61), (1024, 80)] {
+        for &(k, long) in &[(128, 16), (515, 37), (1024, 61), (1024, 80)] {
             for s in 1..=MAX_NARROW {
                 for &(alpha, beta) in &[(1.0f32, 0.0f32), (0.5, 1.0)] {
                     for threads in [1, 2] {
@@ -400,6 +401,24 @@ mod tests {
         }
     }
 
+    /// A linear layer's forward product at batch 1 with a reduction below
+    /// 512 stays with the GEMM: row 0 of the same layer at batch 8 (a GEMM
+    /// shape), bit for bit; from 512 it comes here (the sums differ).
+    #[test]
+    fn linear_layers_keep_the_gemm_below_512() {
+        use crate::Tensor;
+        if !enabled() {
+            return;
+        }
+        for (k, gemm) in [(256, true), (600, false)] {
+            let x = Tensor::<f32>::randn([8, k]);
+            let w = Tensor::<f32>::randn([40, k]);
+            let batch8 = x.linear(&w, None).to_vec();
+            let batch1 = x.narrow(0, 0, 1).linear(&w, None).to_vec();
+            assert_eq!(batch1 == batch8[..40], gemm, "reduction {k}");
+        }
+    }
+
     /// Shapes the GEMM keeps: short reductions, two wide sides, wide
     /// operands without contiguous rows.
     #[test]
@@ -428,7 +447,7 @@ mod tests {
                 1,
             )
         };
-        assert!(!call(64, 256, 1, 256, 1, 1, 1, &mut c), "k below MIN_K");
+        assert!(!call(64, 127, 1, 127, 1, 1, 1, &mut c), "k below MIN_K");
         assert!(!call(64, 1024, 8, 1024, 1, 8, 1, &mut c), "no narrow side");
         assert!(!call(64, 1024, 1, 1, 64, 1, 1, &mut c), "A's rows strided");
         assert!(
