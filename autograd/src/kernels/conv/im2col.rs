@@ -417,6 +417,68 @@ mod tests {
         out
     }
 
+    /// Every row of the column matrix against its definition, over strides
+    /// 1-3, padding, dilation and kernels wider than the plane: value
+    /// `(oy, ox)` of row `(c, ki, kj)` is the input at
+    /// `(oy sh + ki dh - ph, ox sw + kj dw - pw)`, or 0 outside it.
+    #[test]
+    fn im2col_rows_match_the_definition() {
+        let mut checked = 0;
+        for (h, w) in [(1, 1), (5, 4), (7, 9), (12, 11)] {
+            for (kh, kw) in [(1, 1), (3, 3), (7, 7), (2, 5)] {
+                for (sh, sw) in [(1, 1), (2, 2), (3, 2), (1, 3)] {
+                    for (ph, pw) in [(0, 0), (1, 2), (3, 3)] {
+                        for d in 1..3 {
+                            let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+                            let (rh, rw) = (d * (kh - 1) + 1, d * (kw - 1) + 1);
+                            if hp < rh || wp < rw {
+                                continue;
+                            }
+                            let g = ConvGeom {
+                                n: 1,
+                                c: 2,
+                                h,
+                                w,
+                                o: 1,
+                                kh,
+                                kw,
+                                oh: (hp - rh) / sh + 1,
+                                ow: (wp - rw) / sw + 1,
+                                stride: [sh, sw],
+                                padding: [ph, pw],
+                                dilation: [d, d],
+                                groups: 1,
+                            };
+                            let x: Vec<f64> = (0..2 * h * w).map(|i| i as f64 + 1.0).collect();
+                            for row in 0..g.k() {
+                                let (c, kk) = (row / (kh * kw), row % (kh * kw));
+                                let (ki, kj) = (kk / kw, kk % kw);
+                                let mut got = vec![f64::NAN; g.ohw()];
+                                im2col_row(&x, &g, row, &mut got);
+                                for oy in 0..g.oh {
+                                    for ox in 0..g.ow {
+                                        let iy = (oy * sh + ki * d) as isize - ph as isize;
+                                        let ix = (ox * sw + kj * d) as isize - pw as isize;
+                                        let inside = (0..h as isize).contains(&iy)
+                                            && (0..w as isize).contains(&ix);
+                                        let want = if inside {
+                                            x[c * h * w + iy as usize * w + ix as usize]
+                                        } else {
+                                            0.0
+                                        };
+                                        assert_eq!(got[oy * g.ow + ox], want, "{g:?} row {row}");
+                                    }
+                                }
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
     /// The padded-plane im2col (stride 1, output wider than the input)
     /// equals the row-by-row one, rows written `rs` apart.
     #[test]
