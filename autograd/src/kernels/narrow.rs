@@ -49,9 +49,10 @@ struct Narrow {
 }
 
 /// A layer's forward product `C (m x n) = A B + beta C` through
-/// [`try_product`] when `T` is f32; returns whether it ran. Only forward
-/// products come here: the backward products keep the GEMM's sums, so a
-/// model trains to the same bits whether or not a shape is narrow.
+/// [`try_product`] when `T` is f32; returns whether it ran. Forward
+/// products come here, and so does a stride-1 convolution's input
+/// gradient on the im2col path (the forward convolution of the flipped
+/// kernel); weight gradients keep the GEMM's sums.
 ///
 /// # Safety
 /// As [`super::gemm::sgemm`] (alpha 1, `csc` 1; C initialized unless beta is 0).

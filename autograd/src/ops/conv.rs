@@ -448,13 +448,20 @@ fn conv_op<T: Float>(
             let layout = (!crate::graph::is_grad_enabled())
                 .then(|| Kept::for_forward::<T>(&g))
                 .flatten();
-            let kept = layout.and_then(|layout| {
+            let keep = |layout: Kept| {
                 // The group count and the layout are part of the key.
                 let tag = 2 * g.groups + usize::from(layout == Kept::Winograd4);
                 let key = [key[0], key[1], key[2], key[3], tag];
                 let bytes = layout.len(&g) * std::mem::size_of::<T>();
                 weight_cache::kept(w, w_version, key, bytes, || layout.rearrange(ws, &g))
                     .map(|v| (layout, v))
+            };
+            // Transformed weights that do not fit: the direct kernels' panels.
+            let kept = layout.and_then(|layout| {
+                keep(layout).or_else(|| match layout {
+                    Kept::Winograd4 => Kept::fallback::<T>(&g).and_then(&keep),
+                    Kept::Direct => None,
+                })
             });
             let kept = kept.as_ref().map(|(layout, v)| (*layout, v.as_slice()));
             match bias {

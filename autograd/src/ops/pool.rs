@@ -347,8 +347,16 @@ fn max_pool_op<T: Float>(x: &Tensor<T>, plan: PoolPlan, name: &'static str) -> T
         max_pool_values(xs, plan.planes, h, w, &plan.wh, &plan.ww)
     });
     let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
+    // Recorded only if another thread marked `x` as requiring gradients
+    // since the check above: an error then, not a wrong gradient.
+    let shape = plan.shape.clone();
     Tensor::from_op(y, name, &[x], move |_| {
-        unreachable!("{name}: recorded without indices")
+        Err(Error::InvalidArgument {
+            op: name,
+            shape: shape.clone(),
+            reason: "its input began to require gradients while it ran unrecorded; run it again"
+                .into(),
+        })
     })
 }
 

@@ -268,6 +268,17 @@ impl Kept {
         if winograd4::applies_kept(g) {
             return Some(Kept::Winograd4);
         }
+        Kept::fallback::<T>(g)
+    }
+
+    /// What the forward pass of `g` takes when F(4x4, 3x3)'s transformed
+    /// weights (4x the weight) are not kept: the direct kernels' panels
+    /// where those kernels run.
+    pub(crate) fn fallback<T: Float>(g: &ConvGeom) -> Option<Kept> {
+        if T::f32_slice(&[] as &[T]).is_none() || dead_taps::prune(g).is_some() || dense::applies(g)
+        {
+            return None;
+        }
         let transforms = winograd4::applies(g) || winograd::applies(g);
         (!transforms && direct::applies(g)).then_some(Kept::Direct)
     }

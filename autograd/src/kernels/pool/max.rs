@@ -77,8 +77,8 @@ fn max_pool_impl<T: Float, const IDX: bool>(
             unsafe { x86::max_pool_gather::<IDX>(p32, gt, o32, id) };
             return;
         }
-        if wh.step == 1 && ww.step == 1 && IDX {
-            return max_pool_separable(plane, h, w, wh, ww, o, id);
+        if wh.step == 1 && ww.step == 1 {
+            return max_pool_separable::<T, IDX>(plane, h, w, wh, ww, o, id);
         }
         for i in 0..oh {
             for j in 0..ow {
@@ -254,7 +254,7 @@ impl GatherTaps {
 /// those down each window. Row-major first maximum = first row holding the
 /// maximum, first column within it, so the index (and the NaN rule: the
 /// last NaN scanned wins) is the generic one.
-fn max_pool_separable<T: Float>(
+fn max_pool_separable<T: Float, const IDX: bool>(
     plane: &[T],
     h: usize,
     w: usize,
@@ -291,7 +291,7 @@ fn max_pool_separable<T: Float>(
                 }
             }
             for i in 0..wh.len() {
-                let (o, id) = (&mut o[i * ow..][..ow], &mut id[i * ow..][..ow]);
+                let o = &mut o[i * ow..][..ow];
                 let (lo, hi) = (wh.lo[i], wh.hi[i]);
                 for j in 0..ow {
                     let (mut best, mut at) = (T::neg_infinity(), (lo * w + ww.lo[j]) as u32);
@@ -303,7 +303,9 @@ fn max_pool_separable<T: Float>(
                         }
                     }
                     o[j] = best;
-                    id[j] = at;
+                    if IDX {
+                        id[i * ow + j] = at;
+                    }
                 }
             }
         })

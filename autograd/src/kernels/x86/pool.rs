@@ -21,7 +21,8 @@ unsafe fn deinterleave(a: __m256, b: __m256) -> (__m256, __m256) {
 /// `top[1]` (8 each), the bottom taps those at `bottom[0]`, `bottom[1]`;
 /// window `l`'s top-left input is `first + lanes[l]`. The four taps in
 /// row-major order, a later one taken only when greater or NaN (the
-/// scalar loop's rule); returns the maxima and their flat indices.
+/// scalar loop's rule); returns the maxima and their flat indices (zeros
+/// without `IDX`).
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn eight_windows<const IDX: bool>(

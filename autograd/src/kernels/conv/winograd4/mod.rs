@@ -148,7 +148,8 @@ fn pays(g: &ConvGeom) -> bool {
 /// Whether `Fastest` takes F(4x4, 3x3) for a forward pass whose weights
 /// arrive transformed ([`transformed_weights`], kept between calls while
 /// gradients are off): then the weight transform no longer counts against
-/// a small batch, and 16 tiles suffice on any plane.
+/// a small batch, and 16 tiles suffice on planes of 4x4 outputs and up
+/// (with [`pays`]'s channel counts).
 pub(crate) fn applies_kept(g: &ConvGeom) -> bool {
     let channels = min_channels();
     let chosen = match crate::conv_algorithm() {
