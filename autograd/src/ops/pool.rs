@@ -12,7 +12,7 @@ use ndarray::{ArrayD, IxDyn};
 use crate::dtype::Float;
 use crate::error::{ok, Error, Result};
 use crate::kernels::pool::{
-    avg_pool, avg_pool_adjoint, gather_max, max_pool, max_pool_values, scatter_max, Windows,
+    avg_pool, avg_pool_adjoint, gather_max, max_pool, scatter_max, Windows,
 };
 use crate::ops::conv::{with_slice, Pair};
 use crate::ops::unpool::PoolIndices;
@@ -344,7 +344,7 @@ fn max_pool_op<T: Float>(x: &Tensor<T>, plan: PoolPlan, name: &'static str) -> T
     // Nothing recorded: no backward needs the indices.
     let (h, w) = plan.hw();
     let y = with_slice(x, |xs| {
-        max_pool_values(xs, plan.planes, h, w, &plan.wh, &plan.ww)
+        max_pool::<T, false>(xs, plan.planes, h, w, &plan.wh, &plan.ww).0
     });
     let y = ArrayD::from_shape_vec(IxDyn(&plan.out_shape()), y).expect("pool size");
     // Recorded only if another thread marked `x` as requiring gradients
@@ -366,7 +366,9 @@ fn max_pool_indices_op<T: Float>(
     name: &'static str,
 ) -> (Tensor<T>, PoolIndices) {
     let (h, w) = plan.hw();
-    let (y, idx) = with_slice(x, |xs| max_pool(xs, plan.planes, h, w, &plan.wh, &plan.ww));
+    let (y, idx) = with_slice(x, |xs| {
+        max_pool::<T, true>(xs, plan.planes, h, w, &plan.wh, &plan.ww)
+    });
     let out_shape = plan.out_shape();
     let y = ArrayD::from_shape_vec(IxDyn(&out_shape), y).expect("pool size");
     let idx = Arc::new(idx);

@@ -429,26 +429,18 @@ mod tests {
                 for (sh, sw) in [(1, 1), (2, 2), (3, 2), (1, 3)] {
                     for (ph, pw) in [(0, 0), (1, 2), (3, 3)] {
                         for d in 1..3 {
-                            let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-                            let (rh, rw) = (d * (kh - 1) + 1, d * (kw - 1) + 1);
-                            if hp < rh || wp < rw {
-                                continue;
-                            }
-                            let g = ConvGeom {
-                                n: 1,
-                                c: 2,
-                                h,
-                                w,
-                                o: 1,
-                                kh,
-                                kw,
-                                oh: (hp - rh) / sh + 1,
-                                ow: (wp - rw) / sw + 1,
-                                stride: [sh, sw],
-                                padding: [ph, pw],
-                                dilation: [d, d],
-                                groups: 1,
-                            };
+                            let geom = ConvGeom::sized(
+                                1,
+                                2,
+                                [h, w],
+                                1,
+                                [kh, kw],
+                                [sh, sw],
+                                [ph, pw],
+                                [d, d],
+                                1,
+                            );
+                            let Some(g) = geom else { continue };
                             let x: Vec<f64> = (0..2 * h * w).map(|i| i as f64 + 1.0).collect();
                             for row in 0..g.k() {
                                 let (c, kk) = (row / (kh * kw), row % (kh * kw));

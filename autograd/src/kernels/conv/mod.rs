@@ -261,11 +261,7 @@ impl Kept {
     /// The rearrangement the forward pass of `g` takes, if any (f32 only;
     /// `g` without dead taps, as [`prune`] leaves it).
     pub(crate) fn for_forward<T: Float>(g: &ConvGeom) -> Option<Kept> {
-        if T::f32_slice(&[] as &[T]).is_none() || dead_taps::prune(g).is_some() || dense::applies(g)
-        {
-            return None;
-        }
-        if winograd4::applies_kept(g) {
+        if Kept::takes_weights::<T>(g) && winograd4::applies_kept(g) {
             return Some(Kept::Winograd4);
         }
         Kept::fallback::<T>(g)
@@ -275,12 +271,15 @@ impl Kept {
     /// weights (4x the weight) are not kept: the direct kernels' panels
     /// where those kernels run.
     pub(crate) fn fallback<T: Float>(g: &ConvGeom) -> Option<Kept> {
-        if T::f32_slice(&[] as &[T]).is_none() || dead_taps::prune(g).is_some() || dense::applies(g)
-        {
-            return None;
-        }
         let transforms = winograd4::applies(g) || winograd::applies(g);
-        (!transforms && direct::applies(g)).then_some(Kept::Direct)
+        (Kept::takes_weights::<T>(g) && !transforms && direct::applies(g)).then_some(Kept::Direct)
+    }
+
+    /// Whether the forward pass of `g` reaches the kernels that take kept
+    /// weights: f32, no dead taps, not a dense plane (as
+    /// [`conv2d_forward_kept`] dispatches).
+    fn takes_weights<T: Float>(g: &ConvGeom) -> bool {
+        T::f32_slice(&[] as &[T]).is_some() && dead_taps::prune(g).is_none() && !dense::applies(g)
     }
 
     /// Elements of the rearranged weights.

@@ -11,34 +11,12 @@ use crate::kernels::scratch::with_scratch;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::x86::pool as x86;
 
-/// Max over each window, with the flat in-plane index of the maximum (the
-/// first one in row-major order; NaN wins, as in PyTorch).
-pub(crate) fn max_pool<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    wh: &Windows,
-    ww: &Windows,
-) -> (Vec<T>, Vec<u32>) {
-    max_pool_impl::<T, true>(x, planes, h, w, wh, ww)
-}
-
-/// [`max_pool`]'s maxima alone, for a pass that records nothing (no
-/// gradient needs the indices): the vector kernels skip tracking them.
-pub(crate) fn max_pool_values<T: Float>(
-    x: &[T],
-    planes: usize,
-    h: usize,
-    w: usize,
-    wh: &Windows,
-    ww: &Windows,
-) -> Vec<T> {
-    max_pool_impl::<T, false>(x, planes, h, w, wh, ww).0
-}
-
-/// [`max_pool`], the indices only with `IDX` (else one placeholder a plane).
-fn max_pool_impl<T: Float, const IDX: bool>(
+/// Max over each window, with (`IDX`) the flat in-plane index of the
+/// maximum (the first one in row-major order; NaN wins, as in PyTorch).
+/// Without `IDX` (a pass that records nothing) the vector kernels skip
+/// tracking the indices, and the second vector holds one placeholder a
+/// plane.
+pub(crate) fn max_pool<T: Float, const IDX: bool>(
     x: &[T],
     planes: usize,
     h: usize,
@@ -379,7 +357,7 @@ mod separable_tests {
                     let x: Vec<f64> = (0..2 * h * w)
                         .map(|i| specials[(i * 7 + seed * 3 + i / 5) % specials.len()])
                         .collect();
-                    let (out, idx) = max_pool(&x, 2, h, w, &wh, &ww);
+                    let (out, idx) = max_pool::<_, true>(&x, 2, h, w, &wh, &ww);
                     for pl in 0..2 {
                         let plane = &x[pl * h * w..][..h * w];
                         for i in 0..oh {
@@ -536,17 +514,17 @@ mod separable_tests {
                 .map(|i| specials[(i * 5 + seed * 11 + i / 7) % specials.len()])
                 .collect();
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            let (out, idx) = max_pool(&x, 3, h, w, wh, ww);
-            let (out64, idx64) = max_pool(&x64, 3, h, w, wh, ww);
+            let (out, idx) = max_pool::<_, true>(&x, 3, h, w, wh, ww);
+            let (out64, idx64) = max_pool::<_, true>(&x64, 3, h, w, wh, ww);
             assert_eq!(idx, idx64, "{h}x{w} {wh:?} {ww:?} seed {seed}");
             for (a, b) in out.iter().zip(&out64) {
                 assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()), "{h}x{w}");
             }
             // The maxima alone, on the same kernel with the indices left out.
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            let values = max_pool_values(&x, 3, h, w, wh, ww);
+            let values = max_pool::<_, false>(&x, 3, h, w, wh, ww).0;
             assert_eq!(bits(&values), bits(&out), "{h}x{w} {wh:?} {ww:?} values");
-            let values64 = max_pool_values(&x64, 3, h, w, wh, ww);
+            let values64 = max_pool::<_, false>(&x64, 3, h, w, wh, ww).0;
             let same = values64
                 .iter()
                 .zip(&out64)

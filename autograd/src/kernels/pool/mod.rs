@@ -7,7 +7,7 @@
 
 pub(in crate::kernels) mod max;
 
-pub(crate) use max::{max_pool, max_pool_values};
+pub(crate) use max::max_pool;
 
 use super::team;
 use crate::dtype::Float;
