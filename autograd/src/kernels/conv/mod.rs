@@ -7,11 +7,13 @@
 //!
 //! Here: the dispatch between those paths for the forward pass and the input
 //! gradient; `geom` (the geometry), `chunked` (several samples per GEMM on
-//! small planes), `dense` (under `Fastest`, planes no wider than the
+//! small planes), `covering` (live taps that cover the plane, one output
+//! pixel: three plain GEMMs over the batch), `dense` (under `Fastest`, planes no wider than the
 //! kernel's reach as one product over pixel pairs), `weight_grad`, and the
 //! kernels of each path.
 
 mod chunked;
+mod covering;
 mod dead_taps;
 mod dense;
 pub(in crate::kernels) mod direct;
@@ -317,6 +319,9 @@ pub(crate) fn conv2d_forward_kept<T: Float>(
     g: &ConvGeom,
     act: Activation,
 ) -> Vec<T> {
+    if let Some(c) = covering::covering(g) {
+        return c.forward(x, wt, bias, g, act);
+    }
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_forward(x, &p.weights(g, wt), bias, &p.g, act);
     }
@@ -411,6 +416,9 @@ fn with_uninit<T: Float>(
 
 /// The input gradient of conv2d (= `conv_transpose2d(gy, w)`): gy `[N, O, OH, OW]` -> `[N, C, H, W]`.
 pub(crate) fn conv2d_input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some(c) = covering::covering(g) {
+        return c.input_grad(gy, wt, g);
+    }
     if let Some(p) = dead_taps::prune(g) {
         return conv2d_input_grad(gy, &p.weights(g, wt), &p.g);
     }

@@ -4,13 +4,16 @@
 
 use super::chunked::{samples_per_chunk, weight_grad_chunked};
 use super::im2col::{im2col, im2col_row};
-use super::{dead_taps, dense, direct, gemm, winograd4, ConvGeom};
+use super::{covering, dead_taps, dense, direct, gemm, winograd4, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 
 /// The weight gradient of conv2d: sum over samples of gy (Og x OHW) @ col^T (OHW x K).
 pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
+    if let Some(c) = covering::covering(g) {
+        return c.weight_grad(x, gy, g);
+    }
     if let Some(p) = dead_taps::prune(g) {
         return p.full_grad(g, &conv2d_weight_grad(x, gy, &p.g));
     }

@@ -1,0 +1,347 @@
+//! Kernels whose live taps cover the whole input plane, with no padding
+//! left: one output pixel per sample, each input pixel read by exactly one
+//! tap. ResNet-18 on 32x32 images ends that way: its 3x3 layers on 1x1
+//! planes keep the centre tap only, and the stride-2 3x3 layer from 2x2 to
+//! 1x1 keeps a 2x2 corner. A sample's column matrix is then the sample
+//! itself (`C H W` values in NCHW order), so the batch's is `x` as it lies,
+//! an `N x C HW` matrix, and the three products of the layer are plain
+//! GEMMs over the live weights `W'` (`O x C HW`):
+//! `y = x W'^T`, `dx = gy W'`, `dW' = gy^T x`. im2col copied those columns a
+//! value at a time (one value per kernel row on a 1x1 plane), and the
+//! weight gradient went through a zeroed full-size buffer before the live
+//! taps were scattered into a second one.
+
+use super::{dead_taps, Activation, ConvGeom};
+use crate::dtype::Float;
+use crate::kernels::scratch::with_scratch;
+use crate::kernels::team;
+
+/// Below this batch the products are too thin for a GEMM: the narrow
+/// kernels that read the weights in place take them (and, with gradients
+/// off, the live taps come from the weight cache).
+const MIN_BATCH: usize = 16;
+
+/// A convolution whose live taps cover the plane.
+pub(crate) struct Covering {
+    /// The full kernel's tap (`ky KW + kx`) that reads each input pixel,
+    /// pixel by pixel in row-major order.
+    taps: Vec<usize>,
+}
+
+/// Where the live weights `W'` (`O x C HW`, row `o`, column `c HW + p`) are.
+enum Live<'a, T> {
+    /// The weight as it lies (no dead taps): row stride `C KK`, column stride 1.
+    Whole(&'a [T]),
+    /// One live tap `t`: `w[t..]` with row stride `C KK`, column stride `KK`.
+    OneTap(&'a [T]),
+    /// Gathered into a buffer, `O x C HW` row-major.
+    Gathered(&'a [T]),
+}
+
+impl<T> Live<'_, T> {
+    /// The pointer, row stride and column stride of `W'`.
+    fn view(&self, g: &ConvGeom) -> (*const T, isize, isize) {
+        let (row, kk) = (g.c * g.kh * g.kw, g.kh * g.kw);
+        match self {
+            Live::Whole(w) => (w.as_ptr(), row as isize, 1),
+            Live::OneTap(w) => (w.as_ptr(), row as isize, kk as isize),
+            Live::Gathered(w) => (w.as_ptr(), (g.c * g.h * g.w) as isize, 1),
+        }
+    }
+}
+
+/// The covering form of `g`, when its live taps cover the plane: one
+/// group, a batch of [`MIN_BATCH`] or more, one output pixel, and (after
+/// dropping dead taps) a kernel the size of the plane with no padding and
+/// no gaps between its taps.
+pub(crate) fn covering(g: &ConvGeom) -> Option<Covering> {
+    if g.groups != 1 || g.n < MIN_BATCH || g.oh != 1 || g.ow != 1 || g.c == 0 || g.o == 0 {
+        return None;
+    }
+    let (live, k0) = match dead_taps::prune(g) {
+        Some(p) => (p.g, p.first_tap()),
+        None => (*g, [0, 0]),
+    };
+    let covers = |size: usize, k: usize, pad: usize, d: usize| {
+        k == size && pad == 0 && (d == 1 || size == 1)
+    };
+    if !covers(g.h, live.kh, live.padding[0], g.dilation[0])
+        || !covers(g.w, live.kw, live.padding[1], g.dilation[1])
+    {
+        return None;
+    }
+    let taps = (0..g.h)
+        .flat_map(|py| (0..g.w).map(move |px| (k0[0] + py) * g.kw + k0[1] + px))
+        .collect();
+    Some(Covering { taps })
+}
+
+impl Covering {
+    /// Runs `f` on the live weights `W'` of the full weight `w`.
+    fn with_live<T: Float, R>(&self, w: &[T], g: &ConvGeom, f: impl FnOnce(Live<T>) -> R) -> R {
+        let (kk, pixels) = (g.kh * g.kw, self.taps.len());
+        if pixels == kk {
+            return f(Live::Whole(w));
+        }
+        if pixels == 1 {
+            return f(Live::OneTap(&w[self.taps[0]..]));
+        }
+        with_scratch(g.o * g.c * pixels, |out: &mut [T]| {
+            dead_taps::gather(w, &self.taps, kk, out);
+            f(Live::Gathered(out))
+        })
+    }
+
+    /// `y [N, O] = act(x [N, C HW] W'^T + bias)`.
+    pub(crate) fn forward<T: Float>(
+        &self,
+        x: &[T],
+        w: &[T],
+        bias: Option<&[T]>,
+        g: &ConvGeom,
+        act: Activation,
+    ) -> Vec<T> {
+        let (n, o, k) = (g.n, g.o, g.c * self.taps.len());
+        assert!(
+            x.len() >= n * k,
+            "covering forward: an input of {} for {n} x {k}",
+            x.len()
+        );
+        let mut y = vec![T::zero(); n * o];
+        self.with_live(w, g, |live| {
+            let (wp, rs, cs) = live.view(g);
+            // SAFETY: x is n x k row-major (asserted), W' is o x k at (wp,
+            // rs, cs) inside w, y is n x o row-major and exclusively ours.
+            unsafe {
+                T::gemm(
+                    n,
+                    k,
+                    o,
+                    T::one(),
+                    x.as_ptr(),
+                    k as isize,
+                    1,
+                    wp,
+                    cs,
+                    rs,
+                    T::zero(),
+                    y.as_mut_ptr(),
+                    o as isize,
+                    1,
+                    team::threads(),
+                )
+            };
+        });
+        if let Some(b) = bias {
+            for row in y.chunks_exact_mut(o) {
+                row.iter_mut().zip(b).for_each(|(v, &bo)| *v += bo);
+            }
+        }
+        act.apply(&mut y);
+        y
+    }
+
+    /// `dx [N, C HW] = gy [N, O] W'`.
+    pub(crate) fn input_grad<T: Float>(&self, gy: &[T], w: &[T], g: &ConvGeom) -> Vec<T> {
+        let (n, o, k) = (g.n, g.o, g.c * self.taps.len());
+        assert!(
+            gy.len() >= n * o,
+            "covering input grad: a gradient of {} for {n} x {o}",
+            gy.len()
+        );
+        let mut dx = vec![T::zero(); n * k];
+        self.with_live(w, g, |live| {
+            let (wp, rs, cs) = live.view(g);
+            // SAFETY: gy is n x o row-major (asserted), W' o x k at (wp, rs,
+            // cs), dx n x k row-major and exclusively ours.
+            unsafe {
+                T::gemm(
+                    n,
+                    o,
+                    k,
+                    T::one(),
+                    gy.as_ptr(),
+                    o as isize,
+                    1,
+                    wp,
+                    rs,
+                    cs,
+                    T::zero(),
+                    dx.as_mut_ptr(),
+                    k as isize,
+                    1,
+                    team::threads(),
+                )
+            };
+        });
+        dx
+    }
+
+    /// The full weight gradient `[O, C, KH, KW]`: `dW' = gy^T x` at the
+    /// live taps, zero at the dead ones.
+    pub(crate) fn weight_grad<T: Float>(&self, x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
+        let (n, o, pixels, kk) = (g.n, g.o, self.taps.len(), g.kh * g.kw);
+        let k = g.c * pixels;
+        assert!(
+            x.len() >= n * k && gy.len() >= n * o,
+            "covering weight grad: {} inputs and {} gradients for {n} samples of {k} and {o}",
+            x.len(),
+            gy.len()
+        );
+        let product = |dw: &mut [T]| {
+            // SAFETY: gy^T is o x n (row stride 1, column stride o), x is
+            // n x k row-major (asserted), dw o x k row-major.
+            unsafe {
+                T::gemm(
+                    o,
+                    n,
+                    k,
+                    T::one(),
+                    gy.as_ptr(),
+                    1,
+                    o as isize,
+                    x.as_ptr(),
+                    k as isize,
+                    1,
+                    T::zero(),
+                    dw.as_mut_ptr(),
+                    k as isize,
+                    1,
+                    team::threads(),
+                )
+            };
+        };
+        if pixels == kk {
+            let mut dw = vec![T::zero(); o * k];
+            product(&mut dw);
+            return dw;
+        }
+        with_scratch(o * k, |live: &mut [T]| {
+            product(live);
+            dead_taps::spread(live, &self.taps, kk)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        n: usize,
+        c: usize,
+        hw: [usize; 2],
+        o: usize,
+        k: [usize; 2],
+        s: usize,
+        p: [usize; 2],
+        d: usize,
+    ) -> Option<ConvGeom> {
+        ConvGeom::sized(n, c, hw, o, k, [s, s], p, [d, d], 1)
+    }
+
+    /// Taken on ResNet-18's last stage at 32x32 (and a kernel the plane's
+    /// size), not where a pixel is read by several taps or none.
+    #[test]
+    fn taken_where_the_live_taps_cover_the_plane() {
+        let taps = |g: Option<ConvGeom>| covering(&g.expect("an output")).map(|c| c.taps);
+        assert_eq!(
+            taps(geom(64, 8, [1, 1], 8, [3, 3], 1, [1, 1], 1)),
+            Some(vec![4])
+        );
+        assert_eq!(
+            taps(geom(64, 8, [2, 2], 8, [3, 3], 2, [1, 1], 1)),
+            Some(vec![4, 5, 7, 8])
+        );
+        assert_eq!(
+            taps(geom(16, 8, [2, 3], 8, [2, 3], 1, [0, 0], 1)),
+            Some(vec![0, 1, 2, 3, 4, 5])
+        );
+        assert_eq!(
+            taps(geom(16, 8, [1, 1], 8, [1, 1], 1, [0, 0], 1)),
+            Some(vec![0])
+        );
+        assert_eq!(
+            taps(geom(16, 8, [1, 1], 8, [3, 3], 1, [2, 2], 2)),
+            Some(vec![4])
+        );
+        assert_eq!(
+            taps(geom(15, 8, [1, 1], 8, [3, 3], 1, [1, 1], 1)),
+            None,
+            "below MIN_BATCH"
+        );
+        assert_eq!(
+            taps(geom(64, 8, [2, 2], 8, [3, 3], 1, [1, 1], 1)),
+            None,
+            "2x2 outputs"
+        );
+        assert_eq!(
+            taps(geom(64, 8, [2, 2], 8, [1, 1], 2, [0, 0], 1)),
+            None,
+            "pixels no tap reads"
+        );
+        assert_eq!(
+            taps(geom(64, 8, [3, 3], 8, [2, 2], 1, [0, 0], 2)),
+            None,
+            "dilated taps skip pixels"
+        );
+        let grouped = ConvGeom::sized(64, 8, [1, 1], 8, [3, 3], [1, 1], [1, 1], [1, 1], 2);
+        assert!(covering(&grouped.expect("an output")).is_none(), "groups");
+    }
+
+    /// The three products against sums over every (output, tap) of the
+    /// full kernel, in f64 (to 1e-12) and f32 (to 1e-5 of the largest sum),
+    /// with a bias and with a ReLU.
+    #[test]
+    fn matches_sums_over_taps() {
+        let shapes = [
+            (16, [1, 1], [3, 3], 1, [1, 1], 1),
+            (17, [2, 2], [3, 3], 2, [1, 1], 1),
+            (16, [2, 2], [2, 2], 1, [0, 0], 1),
+            (20, [2, 1], [3, 3], 2, [1, 1], 1),
+            (16, [1, 1], [1, 1], 1, [0, 0], 1),
+            (16, [1, 1], [5, 5], 1, [4, 4], 2),
+            (16, [3, 3], [5, 5], 3, [1, 1], 1),
+        ];
+        for (n, hw, k, s, p, d) in shapes {
+            for (c, o) in [(3, 5), (17, 2), (40, 33)] {
+                let g = geom(n, c, hw, o, k, s, p, d).expect("an output");
+                let cover = covering(&g).unwrap_or_else(|| panic!("covering {g:?}"));
+                let val = |i: usize| ((i * 7919) % 97) as f64 / 48.0 - 1.0;
+                let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(val).collect();
+                let w: Vec<f64> = (0..g.o * g.c * g.kh * g.kw).map(|i| val(i + 3)).collect();
+                let b: Vec<f64> = (0..g.o).map(|i| val(i + 11)).collect();
+                let gy: Vec<f64> = (0..g.n * g.o).map(|i| val(i + 7)).collect();
+                let [y, dx, dw] = g.reference_sums(&x, &w, Some(&b), &gy);
+                let relu: Vec<f64> = y.iter().map(|&v| v.max(0.0)).collect();
+                let want = [&y, &relu, &dx, &dw];
+                let what = ["forward", "forward + relu", "input grad", "weight grad"];
+                let got = [
+                    cover.forward(&x, &w, Some(&b), &g, Activation::Identity),
+                    cover.forward(&x, &w, Some(&b), &g, Activation::Relu),
+                    cover.input_grad(&gy, &w, &g),
+                    cover.weight_grad(&x, &gy, &g),
+                ];
+                let f32s = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+                let (x32, w32, b32, gy32) = (f32s(&x), f32s(&w), f32s(&b), f32s(&gy));
+                let got32 = [
+                    cover.forward(&x32, &w32, Some(&b32), &g, Activation::Identity),
+                    cover.forward(&x32, &w32, Some(&b32), &g, Activation::Relu),
+                    cover.input_grad(&gy32, &w32, &g),
+                    cover.weight_grad(&x32, &gy32, &g),
+                ];
+                for (((what, a), a32), want) in what.iter().zip(&got).zip(&got32).zip(want) {
+                    assert_eq!(a.len(), want.len(), "{what} {g:?}");
+                    assert_eq!(a32.len(), want.len(), "{what} f32 {g:?}");
+                    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    for (i, ((u, u32), v)) in a.iter().zip(a32).zip(want.iter()).enumerate() {
+                        assert!((u - v).abs() < 1e-12, "{what} {g:?} at {i}: {u} vs {v}");
+                        let e = (f64::from(*u32) - v).abs();
+                        assert!(e <= 1e-5 * scale, "{what} f32 {g:?} at {i}: {u32} vs {v}");
+                    }
+                }
+            }
+        }
+    }
+}
