@@ -38,7 +38,7 @@ pub(super) fn im2col_threads<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], thr
 /// (several samples side by side in one column matrix).
 pub(super) fn im2col_strided<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], rs: usize) {
     let ohw = g.ohw();
-    if g.stride == [1, 1] && g.padding != [0, 0] && g.ow != g.w {
+    if g.stride != [1, 1] || (g.padding != [0, 0] && g.ow != g.w) {
         return im2col_padded(x, g, col, rs);
     }
     for row in 0..g.k() {
@@ -46,27 +46,42 @@ pub(super) fn im2col_strided<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], rs:
     }
 }
 
-/// Stride 1 with padding that widens the output (conv4 of DeepConvNet: 14
-/// wide, pad 2, 16 wide out): each channel is first copied into a zero-bordered
-/// plane, after which every output row is one fixed-width copy with no edge
-/// cases (the row-by-row path spent most of its time on the edges).
+/// Strides above 1, and stride 1 with padding that widens the output
+/// (conv4 of DeepConvNet: 14 wide, pad 2, 16 wide out; ResNet's stride-2
+/// layers on 8x8 and 4x4 planes): each channel is first copied into a
+/// zero-bordered plane (read in place without padding), after which every
+/// output row is one fixed-width copy or strided gather with no edge cases
+/// (the row-by-row path spent most of its time on the edges: a third of
+/// ResNet-18's stride-2 layers on 4x4 planes).
 fn im2col_padded<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], rs: usize) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let ([ph, pw], [dh, dw]) = (g.padding, g.dilation);
+    let ([ph, pw], [dh, dw], [sh, sw]) = (g.padding, g.dilation, g.stride);
     let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-    let mut padded = vec![T::zero(); hp * wp];
+    // Without padding the channel itself is the plane read.
+    let bordered = g.padding != [0, 0];
+    let mut padded = vec![T::zero(); if bordered { hp * wp } else { 0 }];
     for c in 0..g.cg() {
         let plane = &x[c * h * w..(c + 1) * h * w];
-        for (y, src) in plane.chunks_exact(w).enumerate() {
-            copy_short(&mut padded[(y + ph) * wp + pw..][..w], src);
+        if bordered {
+            for (y, src) in plane.chunks_exact(w).enumerate() {
+                copy_short(&mut padded[(y + ph) * wp + pw..][..w], src);
+            }
         }
+        let read = if bordered { &padded[..] } else { plane };
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
                 let dst = &mut col[row * rs..][..oh * ow];
-                let src = &padded[ki * dh * wp + kj * dw..];
+                let src = &read[ki * dh * wp + kj * dw..];
                 for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
-                    copy_short(d, &src[oy * wp..][..ow]);
+                    let r = &src[oy * sh * wp..];
+                    if sw == 1 {
+                        copy_short(d, &r[..ow]);
+                    } else {
+                        for (ox, v) in d.iter_mut().enumerate() {
+                            *v = r[ox * sw];
+                        }
+                    }
                 }
             }
         }
@@ -201,7 +216,7 @@ fn im2col_row_same<T: Float>(plane: &[T], g: &ConvGeom, ki: usize, shift: isize,
 
 /// Folds columns (`K x OH*OW`, rows `rs` apart) back into one sample's group, adding.
 pub(super) fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
-    if g.stride == [1, 1] && g.padding != [0, 0] {
+    if g.padding != [0, 0] || g.stride != [1, 1] {
         return col2im_padded(col, rs, g, x);
     }
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
@@ -247,34 +262,51 @@ pub(super) fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) 
     }
 }
 
-/// [`col2im`] for stride 1 with padding: each channel's taps are summed
-/// into a zero-bordered plane, every output row one fixed-width add with no
-/// edge cases, and the interior is then added to `x` (the row-by-row path
+/// [`col2im`] with padding or a stride above 1: each channel's taps are
+/// summed into a zero-bordered plane (straight into the channel without
+/// padding), every output row one fixed-width or strided add with no edge
+/// cases, and the interior is then added to `x` (the row-by-row path
 /// clipped every row at the borders). Each input value receives the same
 /// terms in the same order, so the sums are the same.
 fn col2im_padded<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let ([ph, pw], [dh, dw]) = (g.padding, g.dilation);
+    let ([ph, pw], [dh, dw], [sh, sw]) = (g.padding, g.dilation, g.stride);
     let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-    let mut padded = vec![T::zero(); hp * wp];
+    // Without padding the taps add straight into the channel.
+    let bordered = g.padding != [0, 0];
+    let mut padded = vec![T::zero(); if bordered { hp * wp } else { 0 }];
     for c in 0..g.cg() {
-        padded.fill(T::zero());
+        let plane = &mut x[c * h * w..(c + 1) * h * w];
+        let sums = if bordered {
+            padded.fill(T::zero());
+            &mut padded[..]
+        } else {
+            &mut *plane
+        };
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
                 let src = &col[row * rs..][..oh * ow];
-                let dst = &mut padded[ki * dh * wp + kj * dw..];
+                let dst = &mut sums[ki * dh * wp + kj * dw..];
                 for (oy, s) in src.chunks_exact(ow).enumerate() {
-                    for (d, &v) in dst[oy * wp..][..ow].iter_mut().zip(s) {
-                        *d += v;
+                    let r = &mut dst[oy * sh * wp..];
+                    if sw == 1 {
+                        for (d, &v) in r[..ow].iter_mut().zip(s) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, &v) in s.iter().enumerate() {
+                            r[ox * sw] += v;
+                        }
                     }
                 }
             }
         }
-        let plane = &mut x[c * h * w..(c + 1) * h * w];
-        for (y, d) in plane.chunks_exact_mut(w).enumerate() {
-            for (dv, &v) in d.iter_mut().zip(&padded[(y + ph) * wp + pw..][..w]) {
-                *dv += v;
+        if bordered {
+            for (y, d) in plane.chunks_exact_mut(w).enumerate() {
+                for (dv, &v) in d.iter_mut().zip(&padded[(y + ph) * wp + pw..][..w]) {
+                    *dv += v;
+                }
             }
         }
     }
@@ -442,11 +474,21 @@ mod tests {
                             );
                             let Some(g) = geom else { continue };
                             let x: Vec<f64> = (0..2 * h * w).map(|i| i as f64 + 1.0).collect();
+                            // The whole matrix too (the zero-bordered path
+                            // where it applies), rows 3 apart from the next.
+                            let rs = g.ohw() + 3;
+                            let mut whole = vec![f64::NAN; g.k() * rs];
+                            im2col_strided(&x, &g, &mut whole, rs);
                             for row in 0..g.k() {
                                 let (c, kk) = (row / (kh * kw), row % (kh * kw));
                                 let (ki, kj) = (kk / kw, kk % kw);
                                 let mut got = vec![f64::NAN; g.ohw()];
                                 im2col_row(&x, &g, row, &mut got);
+                                assert_eq!(
+                                    &whole[row * rs..][..g.ohw()],
+                                    &got[..],
+                                    "{g:?} row {row}"
+                                );
                                 for oy in 0..g.oh {
                                     for ox in 0..g.ow {
                                         let iy = (oy * sh + ki * d) as isize - ph as isize;
@@ -499,15 +541,26 @@ mod tests {
         assert!(checked > 100, "{checked}");
     }
 
-    /// The padded-plane col2im equals the row-by-row one, bit for bit.
+    /// The padded-plane col2im equals the row-by-row one, bit for bit, at
+    /// strides 1-3.
     #[test]
     fn col2im_padded_matches_row_by_row() {
         let mut checked = 0;
         let sizes = [(1, 1), (3, 5), (6, 4), (8, 8)];
         let kernels = [(1, 1), (3, 3), (2, 3)];
-        let pads = [(1, 1), (2, 2), (0, 2), (1, 0)];
-        for g in stride1_geoms(&sizes, &kernels, &pads, 2) {
-            let (h, w, d, [ph, pw]) = (g.h, g.w, g.dilation[0], g.padding);
+        let pads = [(1, 1), (2, 2), (0, 2), (1, 0), (0, 0)];
+        let strided = stride1_geoms(&sizes, &kernels, &pads, 2)
+            .into_iter()
+            .flat_map(|g| {
+                [[1, 1], [2, 2], [3, 2]]
+                    .into_iter()
+                    .filter_map(move |stride| {
+                        let (k, p, d) = ([g.kh, g.kw], g.padding, g.dilation);
+                        ConvGeom::sized(1, 2, [g.h, g.w], 1, k, stride, p, d, 1)
+                    })
+            });
+        for g in strided {
+            let (h, w, d, [ph, pw], [sh, sw]) = (g.h, g.w, g.dilation[0], g.padding, g.stride);
             let rs = g.ohw() + 3;
             let col: Vec<f64> = (0..g.k() * rs)
                 .map(|i| (i % 97) as f64 * 0.37 - 9.0)
@@ -521,8 +574,8 @@ mod tests {
                 let (ki, kj) = (kk / g.kw, kk % g.kw);
                 for oy in 0..g.oh {
                     for ox in 0..g.ow {
-                        let iy = (oy + ki * d) as isize - ph as isize;
-                        let ix = (ox + kj * d) as isize - pw as isize;
+                        let iy = (oy * sh + ki * d) as isize - ph as isize;
+                        let ix = (ox * sw + kj * d) as isize - pw as isize;
                         if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
                             slow[c * h * w + iy as usize * w + ix as usize] +=
                                 col[row * rs + oy * g.ow + ox];
