@@ -10,6 +10,11 @@
 //! value at a time (one value per kernel row on a 1x1 plane), and the
 //! weight gradient went through a zeroed full-size buffer before the live
 //! taps were scattered into a second one.
+//!
+//! A single live tap on a larger plane (a 1x1 kernel at stride 2 from 2x2
+//! to 1x1: ResNet-18's last downsampling) reads pixel 0 of each channel:
+//! the same products with `x` read every `H W` values, and `dx` zero
+//! elsewhere.
 
 use super::{dead_taps, Activation, ConvGeom};
 use crate::dtype::Float;
@@ -24,8 +29,11 @@ const MIN_BATCH: usize = 16;
 /// A convolution whose live taps cover the plane.
 pub(crate) struct Covering {
     /// The full kernel's tap (`ky KW + kx`) that reads each input pixel,
-    /// pixel by pixel in row-major order.
+    /// pixel by pixel in row-major order (or pixel 0 alone).
     taps: Vec<usize>,
+    /// How far apart a channel's live values lie in `x`: 1 where the taps
+    /// cover the plane, `H W` where one tap reads pixel 0.
+    pixel_stride: usize,
 }
 
 /// Where the live weights `W'` (`O x C HW`, row `o`, column `c HW + p`) are.
@@ -40,20 +48,19 @@ enum Live<'a, T> {
 
 impl<T> Live<'_, T> {
     /// The pointer, row stride and column stride of `W'`.
-    fn view(&self, g: &ConvGeom) -> (*const T, isize, isize) {
+    fn view(&self, g: &ConvGeom, pixels: usize) -> (*const T, isize, isize) {
         let (row, kk) = (g.c * g.kh * g.kw, g.kh * g.kw);
         match self {
             Live::Whole(w) => (w.as_ptr(), row as isize, 1),
             Live::OneTap(w) => (w.as_ptr(), row as isize, kk as isize),
-            Live::Gathered(w) => (w.as_ptr(), (g.c * g.h * g.w) as isize, 1),
+            Live::Gathered(w) => (w.as_ptr(), (g.c * pixels) as isize, 1),
         }
     }
 }
 
-/// The covering form of `g`, when its live taps cover the plane: one
-/// group, a batch of [`MIN_BATCH`] or more, one output pixel, and (after
-/// dropping dead taps) a kernel the size of the plane with no padding and
-/// no gaps between its taps.
+/// The covering form of `g`: one group, a batch of [`MIN_BATCH`] or more,
+/// one output pixel, and (after dropping dead taps) a kernel the size of
+/// the plane with no padding and no gaps between its taps, or a single tap.
 pub(crate) fn covering(g: &ConvGeom) -> Option<Covering> {
     if g.groups != 1 || g.n < MIN_BATCH || g.oh != 1 || g.ow != 1 || g.c == 0 || g.o == 0 {
         return None;
@@ -65,15 +72,23 @@ pub(crate) fn covering(g: &ConvGeom) -> Option<Covering> {
     let covers = |size: usize, k: usize, pad: usize, d: usize| {
         k == size && pad == 0 && (d == 1 || size == 1)
     };
-    if !covers(g.h, live.kh, live.padding[0], g.dilation[0])
-        || !covers(g.w, live.kw, live.padding[1], g.dilation[1])
+    if covers(g.h, live.kh, live.padding[0], g.dilation[0])
+        && covers(g.w, live.kw, live.padding[1], g.dilation[1])
     {
-        return None;
+        let taps = (0..g.h)
+            .flat_map(|py| (0..g.w).map(move |px| (k0[0] + py) * g.kw + k0[1] + px))
+            .collect();
+        return Some(Covering {
+            taps,
+            pixel_stride: 1,
+        });
     }
-    let taps = (0..g.h)
-        .flat_map(|py| (0..g.w).map(move |px| (k0[0] + py) * g.kw + k0[1] + px))
-        .collect();
-    Some(Covering { taps })
+    // With one output pixel every live tap reads inside the plane, the
+    // first from pixel 0 (prune leaves no padding before it).
+    (live.kh == 1 && live.kw == 1 && live.padding == [0, 0]).then(|| Covering {
+        taps: vec![k0[0] * g.kw + k0[1]],
+        pixel_stride: g.h * g.w,
+    })
 }
 
 impl Covering {
@@ -92,7 +107,14 @@ impl Covering {
         })
     }
 
-    /// `y [N, O] = act(x [N, C HW] W'^T + bias)`.
+    /// Rows and column stride of the live part of `x` (or `dx`) as an
+    /// `N x C P` matrix, with the elements it must span.
+    fn x_view(&self, g: &ConvGeom) -> (isize, isize, usize) {
+        let plane = g.c * g.h * g.w;
+        (plane as isize, self.pixel_stride as isize, g.n * plane)
+    }
+
+    /// `y [N, O] = act(x' [N, C P] W'^T + bias)`, `x'` the live part of `x`.
     pub(crate) fn forward<T: Float>(
         &self,
         x: &[T],
@@ -101,17 +123,20 @@ impl Covering {
         g: &ConvGeom,
         act: Activation,
     ) -> Vec<T> {
-        let (n, o, k) = (g.n, g.o, g.c * self.taps.len());
+        let (n, o, pixels) = (g.n, g.o, self.taps.len());
+        let k = g.c * pixels;
+        let (rsx, csx, span) = self.x_view(g);
         assert!(
-            x.len() >= n * k,
-            "covering forward: an input of {} for {n} x {k}",
+            x.len() >= span,
+            "covering forward: an input of {} for {n} samples of {span}",
             x.len()
         );
         let mut y = vec![T::zero(); n * o];
         self.with_live(w, g, |live| {
-            let (wp, rs, cs) = live.view(g);
-            // SAFETY: x is n x k row-major (asserted), W' is o x k at (wp,
-            // rs, cs) inside w, y is n x o row-major and exclusively ours.
+            let (wp, rs, cs) = live.view(g, pixels);
+            // SAFETY: x' is n x k at (rsx, csx) inside x (asserted), W' is
+            // o x k at (wp, rs, cs) inside w, y is n x o row-major and
+            // exclusively ours.
             unsafe {
                 T::gemm(
                     n,
@@ -119,8 +144,8 @@ impl Covering {
                     o,
                     T::one(),
                     x.as_ptr(),
-                    k as isize,
-                    1,
+                    rsx,
+                    csx,
                     wp,
                     cs,
                     rs,
@@ -141,19 +166,21 @@ impl Covering {
         y
     }
 
-    /// `dx [N, C HW] = gy [N, O] W'`.
+    /// `dx' [N, C P] = gy [N, O] W'` (zero at the pixels no tap reads).
     pub(crate) fn input_grad<T: Float>(&self, gy: &[T], w: &[T], g: &ConvGeom) -> Vec<T> {
-        let (n, o, k) = (g.n, g.o, g.c * self.taps.len());
+        let (n, o, pixels) = (g.n, g.o, self.taps.len());
+        let k = g.c * pixels;
+        let (rsx, csx, span) = self.x_view(g);
         assert!(
             gy.len() >= n * o,
             "covering input grad: a gradient of {} for {n} x {o}",
             gy.len()
         );
-        let mut dx = vec![T::zero(); n * k];
+        let mut dx = vec![T::zero(); span];
         self.with_live(w, g, |live| {
-            let (wp, rs, cs) = live.view(g);
+            let (wp, rs, cs) = live.view(g, pixels);
             // SAFETY: gy is n x o row-major (asserted), W' o x k at (wp, rs,
-            // cs), dx n x k row-major and exclusively ours.
+            // cs), dx' n x k at (rsx, csx) inside dx, which is ours.
             unsafe {
                 T::gemm(
                     n,
@@ -168,8 +195,8 @@ impl Covering {
                     cs,
                     T::zero(),
                     dx.as_mut_ptr(),
-                    k as isize,
-                    1,
+                    rsx,
+                    csx,
                     team::threads(),
                 )
             };
@@ -177,20 +204,21 @@ impl Covering {
         dx
     }
 
-    /// The full weight gradient `[O, C, KH, KW]`: `dW' = gy^T x` at the
+    /// The full weight gradient `[O, C, KH, KW]`: `dW' = gy^T x'` at the
     /// live taps, zero at the dead ones.
     pub(crate) fn weight_grad<T: Float>(&self, x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
         let (n, o, pixels, kk) = (g.n, g.o, self.taps.len(), g.kh * g.kw);
         let k = g.c * pixels;
+        let (rsx, csx, span) = self.x_view(g);
         assert!(
-            x.len() >= n * k && gy.len() >= n * o,
-            "covering weight grad: {} inputs and {} gradients for {n} samples of {k} and {o}",
+            x.len() >= span && gy.len() >= n * o,
+            "covering weight grad: {} inputs and {} gradients for {n} samples of {span} and {o}",
             x.len(),
             gy.len()
         );
         let product = |dw: &mut [T]| {
-            // SAFETY: gy^T is o x n (row stride 1, column stride o), x is
-            // n x k row-major (asserted), dw o x k row-major.
+            // SAFETY: gy^T is o x n (row stride 1, column stride o), x' is
+            // n x k at (rsx, csx) inside x (asserted), dw o x k row-major.
             unsafe {
                 T::gemm(
                     o,
@@ -201,8 +229,8 @@ impl Covering {
                     1,
                     o as isize,
                     x.as_ptr(),
-                    k as isize,
-                    1,
+                    rsx,
+                    csx,
                     T::zero(),
                     dw.as_mut_ptr(),
                     k as isize,
@@ -278,13 +306,18 @@ mod tests {
         );
         assert_eq!(
             taps(geom(64, 8, [2, 2], 8, [1, 1], 2, [0, 0], 1)),
-            None,
-            "pixels no tap reads"
+            Some(vec![0]),
+            "one tap, reading pixel 0"
+        );
+        assert_eq!(
+            taps(geom(64, 8, [3, 3], 8, [3, 3], 5, [2, 2], 1)),
+            Some(vec![8]),
+            "one live tap, reading pixel 0"
         );
         assert_eq!(
             taps(geom(64, 8, [3, 3], 8, [2, 2], 1, [0, 0], 2)),
             None,
-            "dilated taps skip pixels"
+            "dilated taps skip pixels (several of them)"
         );
         let grouped = ConvGeom::sized(64, 8, [1, 1], 8, [3, 3], [1, 1], [1, 1], [1, 1], 2);
         assert!(covering(&grouped.expect("an output")).is_none(), "groups");
@@ -303,6 +336,8 @@ mod tests {
             (16, [1, 1], [1, 1], 1, [0, 0], 1),
             (16, [1, 1], [5, 5], 1, [4, 4], 2),
             (16, [3, 3], [5, 5], 3, [1, 1], 1),
+            (16, [2, 2], [1, 1], 2, [0, 0], 1),
+            (16, [3, 2], [3, 3], 5, [2, 2], 1),
         ];
         for (n, hw, k, s, p, d) in shapes {
             for (c, o) in [(3, 5), (17, 2), (40, 33)] {
