@@ -21,9 +21,9 @@ use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
 
-/// Below this batch the products are too thin for a GEMM: the narrow
-/// kernels that read the weights in place take them (and, with gradients
-/// off, the live taps come from the weight cache).
+/// Below this batch the products are too thin for a GEMM: the live taps
+/// are copied out (with gradients off, taken from the weight cache) and
+/// the narrow kernels that read them in place take the products.
 const MIN_BATCH: usize = 16;
 
 /// A convolution whose live taps cover the plane.
@@ -65,9 +65,14 @@ pub(crate) fn covering(g: &ConvGeom) -> Option<Covering> {
     if g.groups != 1 || g.n < MIN_BATCH || g.oh != 1 || g.ow != 1 || g.c == 0 || g.o == 0 {
         return None;
     }
-    let (live, k0) = match dead_taps::prune(g) {
-        Some(p) => (p.g, p.first_tap()),
-        None => (*g, [0, 0]),
+    let pruned = dead_taps::prune(g);
+    let live = pruned.as_ref().map_or(*g, |p| p.g);
+    // The live taps row by row: with one output pixel, tap (ky, kx) of the
+    // live kernel reads pixel (ky d, kx d) (prune leaves no padding).
+    let taps = || {
+        pruned
+            .as_ref()
+            .map_or_else(|| (0..g.kh * g.kw).collect(), |p| p.live_taps(g))
     };
     let covers = |size: usize, k: usize, pad: usize, d: usize| {
         k == size && pad == 0 && (d == 1 || size == 1)
@@ -75,18 +80,13 @@ pub(crate) fn covering(g: &ConvGeom) -> Option<Covering> {
     if covers(g.h, live.kh, live.padding[0], g.dilation[0])
         && covers(g.w, live.kw, live.padding[1], g.dilation[1])
     {
-        let taps = (0..g.h)
-            .flat_map(|py| (0..g.w).map(move |px| (k0[0] + py) * g.kw + k0[1] + px))
-            .collect();
         return Some(Covering {
-            taps,
+            taps: taps(),
             pixel_stride: 1,
         });
     }
-    // With one output pixel every live tap reads inside the plane, the
-    // first from pixel 0 (prune leaves no padding before it).
     (live.kh == 1 && live.kw == 1 && live.padding == [0, 0]).then(|| Covering {
-        taps: vec![k0[0] * g.kw + k0[1]],
+        taps: taps(),
         pixel_stride: g.h * g.w,
     })
 }
@@ -95,6 +95,13 @@ impl Covering {
     /// Runs `f` on the live weights `W'` of the full weight `w`.
     fn with_live<T: Float, R>(&self, w: &[T], g: &ConvGeom, f: impl FnOnce(Live<T>) -> R) -> R {
         let (kk, pixels) = (g.kh * g.kw, self.taps.len());
+        assert!(
+            w.len() >= g.o * g.c * kk,
+            "covering: a weight of {} for {} x {} x {kk}",
+            w.len(),
+            g.o,
+            g.c
+        );
         if pixels == kk {
             return f(Live::Whole(w));
         }
@@ -158,6 +165,7 @@ impl Covering {
             };
         });
         if let Some(b) = bias {
+            assert_eq!(b.len(), o, "covering forward: bias");
             for row in y.chunks_exact_mut(o) {
                 row.iter_mut().zip(b).for_each(|(v, &bo)| *v += bo);
             }

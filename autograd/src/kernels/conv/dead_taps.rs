@@ -75,11 +75,6 @@ impl Pruned {
         out
     }
 
-    /// The first live tap: row and column in the full kernel.
-    pub(crate) fn first_tap(&self) -> [usize; 2] {
-        self.k0
-    }
-
     /// Names the live taps (kernel size and first tap), as a cache key
     /// (the last entry: which rearrangement of them, 0 for the taps alone,
     /// the group count for the direct kernels' panels).
@@ -88,7 +83,7 @@ impl Pruned {
     }
 
     /// The live taps' positions in a full `KH x KW` kernel, row by row.
-    fn live_taps(&self, full: &ConvGeom) -> Vec<usize> {
+    pub(crate) fn live_taps(&self, full: &ConvGeom) -> Vec<usize> {
         let (kh, kw) = (self.g.kh, self.g.kw);
         (0..kh)
             .flat_map(|r| (0..kw).map(move |c| (self.k0[0] + r) * full.kw + self.k0[1] + c))
@@ -102,7 +97,7 @@ impl Pruned {
 }
 
 /// The values at `taps` of each `kk`-tap kernel of `w`, kernel by kernel
-/// into `out`, 256 kernels at a time on both threads. Gathered tap by tap:
+/// into `out`, 256 kernels at a time on the compute threads. Gathered tap by tap:
 /// a copy call per kernel row (one float on a 1x1 plane) took most of
 /// ResNet-18's time at batch 1.
 pub(crate) fn gather<T: Float>(w: &[T], taps: &[usize], kk: usize, out: &mut [T]) {
@@ -119,7 +114,7 @@ pub(crate) fn gather<T: Float>(w: &[T], taps: &[usize], kk: usize, out: &mut [T]
 }
 
 /// The inverse of [`gather`]: full `kk`-tap kernels from the values at
-/// `taps`, zero elsewhere; each value written once, by both threads.
+/// `taps`, zero elsewhere, 256 kernels at a time on the compute threads.
 pub(crate) fn spread<T: Float>(live: &[T], taps: &[usize], kk: usize) -> Vec<T> {
     let len = live.len() / taps.len() * kk;
     let mut out = Vec::with_capacity(len);

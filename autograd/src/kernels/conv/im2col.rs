@@ -14,8 +14,10 @@ pub(super) fn im2col<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T]) {
 /// batch 1, where the product's threads would otherwise wait for them
 /// (from 4K values: ResNet-18's and GoogLeNet's 3x3 layers on 4x4 and 2x2
 /// outputs at batch 1 have 4K-16K, and measured against a bound of 16K
-/// their batch-1 latency was 1.10-1.20x and ~1.04x, 2026-12-05; the
-/// zero-bordered path stays on one thread).
+/// their batch-1 latency was 1.10-1.20x and ~1.04x, 2026-12-05). Split,
+/// rows go one by one, strided ones included (the batch-1 stems keep both
+/// threads); stride 1 with widening padding takes the zero-bordered path
+/// on one thread.
 pub(super) fn im2col_threads<T: Float>(x: &[T], g: &ConvGeom, col: &mut [T], threads: usize) {
     let (k, ohw) = (g.k(), g.ohw());
     let padded = g.stride == [1, 1] && g.padding != [0, 0] && g.ow != g.w;
@@ -214,61 +216,14 @@ fn im2col_row_same<T: Float>(plane: &[T], g: &ConvGeom, ki: usize, shift: isize,
     }
 }
 
-/// Folds columns (`K x OH*OW`, rows `rs` apart) back into one sample's group, adding.
+/// Folds columns (`K x OH*OW`, rows `rs` apart) back into one sample's
+/// group, adding. Each channel's taps are summed into a zero-bordered plane
+/// (straight into the channel without padding), every output row one
+/// fixed-width or strided add with no edge cases, and the interior is then
+/// added to `x` (a row-by-row fold clipped every row at the borders). Into
+/// a zeroed `x`, as every caller's is, each input value receives the same
+/// terms in the same order as the row-by-row fold: the same sums.
 pub(super) fn col2im<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
-    if g.padding != [0, 0] || g.stride != [1, 1] {
-        return col2im_padded(col, rs, g, x);
-    }
-    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let [sh, sw] = g.stride;
-    let [ph, pw] = g.padding;
-    let [dh, dw] = g.dilation;
-    let ohw = g.ohw();
-    let mut row = 0;
-    for c in 0..g.cg() {
-        let plane = &mut x[c * h * w..(c + 1) * h * w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let src = &col[row * rs..row * rs + ohw];
-                row += 1;
-                let ix0 = (kj * dw) as isize - pw as isize;
-                for oy in 0..oh {
-                    let iy = (oy * sh + ki * dh) as isize - ph as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let s = &src[oy * ow..(oy + 1) * ow];
-                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                    if sw == 1 {
-                        let lo = (-ix0).clamp(0, ow as isize) as usize;
-                        let hi = (w as isize - ix0).clamp(lo as isize, ow as isize) as usize;
-                        if hi > lo {
-                            let d0 = (lo as isize + ix0) as usize;
-                            for (dv, &sv) in dst[d0..d0 + (hi - lo)].iter_mut().zip(&s[lo..hi]) {
-                                *dv += sv;
-                            }
-                        }
-                    } else {
-                        for (ox, &v) in s.iter().enumerate() {
-                            let ix = (ox * sw) as isize + ix0;
-                            if ix >= 0 && ix < w as isize {
-                                dst[ix as usize] += v;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// [`col2im`] with padding or a stride above 1: each channel's taps are
-/// summed into a zero-bordered plane (straight into the channel without
-/// padding), every output row one fixed-width or strided add with no edge
-/// cases, and the interior is then added to `x` (the row-by-row path
-/// clipped every row at the borders). Each input value receives the same
-/// terms in the same order, so the sums are the same.
-fn col2im_padded<T: Float>(col: &[T], rs: usize, g: &ConvGeom, x: &mut [T]) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
     let ([ph, pw], [dh, dw], [sh, sw]) = (g.padding, g.dilation, g.stride);
     let (hp, wp) = (h + 2 * ph, w + 2 * pw);
@@ -541,10 +496,10 @@ mod tests {
         assert!(checked > 100, "{checked}");
     }
 
-    /// The padded-plane col2im equals the row-by-row one, bit for bit, at
-    /// strides 1-3.
+    /// col2im equals every tap added where it lands, tap by tap, bit for
+    /// bit, at strides 1-3 with and without padding.
     #[test]
-    fn col2im_padded_matches_row_by_row() {
+    fn col2im_matches_tap_by_tap() {
         let mut checked = 0;
         let sizes = [(1, 1), (3, 5), (6, 4), (8, 8)];
         let kernels = [(1, 1), (3, 3), (2, 3)];

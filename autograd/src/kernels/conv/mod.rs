@@ -278,10 +278,13 @@ impl Kept {
     }
 
     /// Whether the forward pass of `g` reaches the kernels that take kept
-    /// weights: f32, no dead taps, not a dense plane (as
-    /// [`conv2d_forward_kept`] dispatches).
+    /// weights: f32, not the covering products, no dead taps, not a dense
+    /// plane (as [`conv2d_forward_kept`] dispatches).
     fn takes_weights<T: Float>(g: &ConvGeom) -> bool {
-        T::f32_slice(&[] as &[T]).is_some() && dead_taps::prune(g).is_none() && !dense::applies(g)
+        T::f32_slice(&[] as &[T]).is_some()
+            && covering::covering(g).is_none()
+            && dead_taps::prune(g).is_none()
+            && !dense::applies(g)
     }
 
     /// Elements of the rearranged weights.
