@@ -343,12 +343,31 @@ pub(crate) fn forward(
     act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
+    let plan = Plan::new(g);
+    if plan.blocks == 1 {
+        // One block of tiles: each part transforms the weights of its own
+        // output channels, a micro-kernel's rows at a time, just before
+        // their products read them from cache. Transformed whole first,
+        // VGG's 512-channel layers on 4x4 planes wrote 38 MB to memory
+        // and read it back, for 32 tiles.
+        assert_eq!(w.len(), g.o * g.c * 9, "winograd4: weights");
+        return run_blocks(&plan, g, x, Weights::Raw(w), bias, act, y);
+    }
     // The transformed weights in a kept buffer: a fresh one of `36 O C`
     // floats a call (38 MB for 512 channels) costs its page faults again.
     with_scratch(XI * g.o * g.c, |u: &mut [f32]| {
         transform_weights(w, g.o, g.c, u);
         forward_transformed(x, u, bias, g, act, y)
     });
+}
+
+/// The weights a block's products read.
+#[derive(Clone, Copy)]
+enum Weights<'a> {
+    /// Transformed whole ([`transform_weights`]).
+    Transformed(&'a [f32]),
+    /// As they are (`[O, C, 3, 3]`): each part transforms its rows.
+    Raw(&'a [f32]),
 }
 
 /// `w` (`[O, C, 3, 3]`) transformed as [`forward_transformed`] takes it
@@ -370,11 +389,23 @@ pub(crate) fn forward_transformed(
     act: Activation,
     y: &mut [MaybeUninit<f32>],
 ) {
+    assert_eq!(u.len(), XI * g.o * g.c, "winograd4: transformed weights");
+    run_blocks(&Plan::new(g), g, x, Weights::Transformed(u), bias, act, y);
+}
+
+/// Every part of every block of `plan` on the threads.
+fn run_blocks(
+    plan: &Plan,
+    g: &ConvGeom,
+    x: &[f32],
+    u: Weights,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [MaybeUninit<f32>],
+) {
     debug_assert!(can_run(g));
     assert_eq!(y.len(), g.n * g.o * g.ohw(), "winograd4: output length");
     assert_eq!(x.len(), g.n * g.c * g.h * g.w, "winograd4: input length");
-    assert_eq!(u.len(), XI * g.o * g.c, "winograd4: transformed weights");
-    let plan = Plan::new(g);
     let ya = y.as_mut_ptr() as usize;
     team::claim(plan.blocks * plan.groups, |part| {
         let (b, grp) = (part / plan.groups, part % plan.groups);
@@ -383,7 +414,7 @@ pub(crate) fn forward_transformed(
         // SAFETY: `y` holds `n O OH OW` floats (asserted above); part
         // (b, grp) writes only the outputs of its own tiles in its own
         // channels, and each part is claimed by one thread.
-        unsafe { block(&plan, g, x, u, bias, act, tiles, chans, ya as *mut f32) };
+        unsafe { block(plan, g, x, u, bias, act, tiles, chans, ya as *mut f32) };
     });
 }
 
@@ -398,7 +429,7 @@ unsafe fn block(
     plan: &Plan,
     g: &ConvGeom,
     x: &[f32],
-    u: &[f32],
+    u: Weights,
     bias: Option<&[f32]>,
     act: Activation,
     tiles: std::ops::Range<usize>,
@@ -436,42 +467,64 @@ unsafe fn block(
         let wide = isa::avx512();
         let step = rows_per_call();
         let cols16 = used.next_multiple_of(L);
-        for xi in 0..XI {
-            let vx = v[xi * vs..].as_ptr();
-            let mx = m[xi * ms..].as_mut_ptr();
-            for r in (0..og).step_by(step) {
-                let nrows = step.min(og - r);
-                let a = u[(xi * g.o + chans.start + r) * c..].as_ptr();
-                let mut col = 0;
-                while col < cols16 {
-                    let mr = mx.add(r * pbp + col);
-                    // SAFETY: the panels hold `nrows c` floats from `a`;
-                    // V_ξ's rows are `pbp` apart with the columns read
-                    // (`col + 16` or `col + 32 <= cols16 <= pbp`) written
-                    // above; M_ξ's rows `r..r + nrows` likewise.
-                    if wide && col + 2 * L <= cols16 {
-                        tile_dispatch_wide(
-                            nrows,
-                            &offs,
-                            a,
-                            [vx.add(col), vx.add(col + L)],
-                            [mr, mr.add(L)],
-                            pbp,
-                            std::ptr::null(),
-                        );
-                        col += 2 * L;
-                    } else {
-                        tile_dispatch(
-                            nrows,
-                            &offs,
-                            a,
-                            [vx.add(col), vx.add(col + 8)],
-                            [mr, mr.add(8)],
-                            pbp,
-                            std::ptr::null(),
-                        );
-                        col += L;
+        // M_ξ rows r.. (nrows of them) from the panels at `a`.
+        let (vp, mp) = (v.as_ptr(), m.as_mut_ptr());
+        let products = |xi: usize, r: usize, nrows: usize, a: *const f32| {
+            let (vx, mx) = (vp.add(xi * vs), mp.add(xi * ms));
+            let mut col = 0;
+            while col < cols16 {
+                let mr = mx.add(r * pbp + col);
+                // SAFETY: the panels hold `nrows c` floats from `a`;
+                // V_ξ's rows are `pbp` apart with the columns read
+                // (`col + 16` or `col + 32 <= cols16 <= pbp`) written
+                // above; M_ξ's rows `r..r + nrows` likewise, and no other
+                // call writes them.
+                if wide && col + 2 * L <= cols16 {
+                    tile_dispatch_wide(
+                        nrows,
+                        &offs,
+                        a,
+                        [vx.add(col), vx.add(col + L)],
+                        [mr, mr.add(L)],
+                        pbp,
+                        std::ptr::null(),
+                    );
+                    col += 2 * L;
+                } else {
+                    tile_dispatch(
+                        nrows,
+                        &offs,
+                        a,
+                        [vx.add(col), vx.add(col + 8)],
+                        [mr, mr.add(8)],
+                        pbp,
+                        std::ptr::null(),
+                    );
+                    col += L;
+                }
+            }
+        };
+        match u {
+            Weights::Transformed(u) => {
+                for xi in 0..XI {
+                    for r in (0..og).step_by(step) {
+                        let nrows = step.min(og - r);
+                        products(xi, r, nrows, u[(xi * g.o + chans.start + r) * c..].as_ptr());
                     }
+                }
+            }
+            Weights::Raw(w) => {
+                for r in (0..og).step_by(step) {
+                    let nrows = step.min(og - r);
+                    let rows = &w[(chans.start + r) * c * 9..][..nrows * c * 9];
+                    // These rows' 36 transformed panels (`36 nrows C`
+                    // floats: 0.9 MB for 12 rows of 512 channels).
+                    with_scratch(XI * nrows * c, |ur: &mut [f32]| {
+                        transform_weights(rows, nrows, c, ur);
+                        for xi in 0..XI {
+                            products(xi, r, nrows, ur[xi * nrows * c..].as_ptr());
+                        }
+                    });
                 }
             }
         }
