@@ -165,8 +165,10 @@ fn variant_matches_f64(algorithm: ConvAlgorithm, bound: f64) {
         (2, 40, 70, 9, 1),
         (32, 48, 64, 4, 1),
         (3, 64, 64, 8, 1),
-        // More than 128 channels: the weight gradient's other way.
+        // More than 128 channels: the weight gradient's other way (its
+        // tiles in one pass, then in two).
         (2, 136, 130, 9, 1),
+        (4, 136, 130, 64, 1),
         // Transformed weights past 8 MiB: stored past the caches.
         (16, 256, 240, 4, 1),
         // One input channel (DeepConvNet's conv1): direct with `Fastest`.
