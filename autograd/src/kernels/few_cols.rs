@@ -30,6 +30,12 @@ const MIN_ROWS: usize = 16;
 const R: usize = 6;
 const R512: usize = 12;
 
+/// Whether [`try_product`] takes an `m x k` by `k x n` product whose A
+/// rows are contiguous.
+pub(super) fn takes(m: usize, k: usize, n: usize) -> bool {
+    (5..=MAX_COLS).contains(&n) && k >= MIN_K && m >= MIN_ROWS && super::narrow::enabled()
+}
+
 /// `C = A B + beta C` (f32, `C` row-major with `csc` 1) when `n` is in
 /// `5..=MAX_COLS`, `k >= MIN_K` and A's rows are contiguous; returns
 /// whether it ran.
@@ -52,10 +58,7 @@ pub(crate) unsafe fn try_product(
     rsc: isize,
     threads: usize,
 ) -> bool {
-    if !(5..=MAX_COLS).contains(&n) || k < MIN_K || m < MIN_ROWS || csa != 1 || rsa <= 0 {
-        return false;
-    }
-    if !super::narrow::enabled() {
+    if !takes(m, k, n) || csa != 1 || rsa <= 0 {
         return false;
     }
     // B as panels of 16 columns: panel q holds row p's columns 16q.. at 16 (qk + p).

@@ -48,6 +48,13 @@ struct Narrow {
     orj: isize,
 }
 
+/// Whether [`try_forward`] takes an f32 product `m x k` by `k x n` whose
+/// A rows are contiguous and B row-major: the weights read in place.
+pub(crate) fn takes_forward(m: usize, k: usize, n: usize) -> bool {
+    super::few_cols::takes(m, k, n)
+        || (n <= MAX_NARROW && n > 0 && m >= MIN_LONG && k >= MIN_K && enabled())
+}
+
 /// A layer's forward product `C (m x n) = A B + beta C` through
 /// [`try_product`] when `T` is f32; returns whether it ran. Forward
 /// products come here, and so does a stride-1 convolution's input

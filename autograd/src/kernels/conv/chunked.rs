@@ -277,6 +277,46 @@ mod tests {
     use super::super::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
     use super::*;
 
+    /// Pointwise layers on planes of up to 32 pixels with reductions from
+    /// 128 run sample by sample on the products that read the weights in
+    /// place (where the CPU has them): a batch gives, bit for bit, what
+    /// each sample gives alone (chunked, one GEMM over the samples' columns
+    /// sums in another order), and agrees with f64.
+    #[test]
+    fn small_pointwise_layers_run_sample_by_sample() {
+        if !crate::kernels::narrow::enabled() {
+            return;
+        }
+        // (c, hw, o): GoogLeNet's 480 -> 64 on 4x4, 832 -> 48 on 2x2, a 3x3 plane.
+        for (c, hw, o) in [(480, 4, 64), (832, 2, 48), (160, 3, 24)] {
+            let n = 6;
+            let g = ConvGeom::sized(n, c, [hw, hw], o, [1, 1], [1, 1], [0, 0], [1, 1], 1)
+                .expect("an output");
+            let one = ConvGeom { n: 1, ..g };
+            let val = |i: usize| ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+            let x: Vec<f64> = (0..n * c * hw * hw).map(val).collect();
+            let wt: Vec<f64> = (0..o * c).map(|i| val(i + 3)).collect();
+            let b: Vec<f64> = (0..o).map(|i| val(i + 5)).collect();
+            let f32s = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+            let (x32, w32, b32) = (f32s(&x), f32s(&wt), f32s(&b));
+            let id = Activation::Identity;
+            let y = conv2d_forward(&x32, &w32, Some(&b32), &g, id);
+            let y64 = conv2d_forward(&x, &wt, Some(&b), &g, id);
+            let per = c * hw * hw;
+            let alone: Vec<f32> = (0..n)
+                .flat_map(|i| conv2d_forward(&x32[i * per..][..per], &w32, Some(&b32), &one, id))
+                .collect();
+            assert_eq!(y, alone, "{g:?}");
+            let scale = y64.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (u, v) in y.iter().zip(&y64) {
+                assert!(
+                    (f64::from(*u) - v).abs() <= 1e-5 * scale,
+                    "{g:?}: {u} vs {v}"
+                );
+            }
+        }
+    }
+
     /// Several samples per GEMM give what one sample at a time gives.
     #[test]
     fn chunked_paths_match_per_sample() {

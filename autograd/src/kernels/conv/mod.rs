@@ -374,7 +374,17 @@ pub(crate) fn conv2d_forward_kept<T: Float>(
         }
     }
     let work = og * k * ohw * g.groups;
-    let s = samples_per_chunk(g);
+    // A pointwise layer whose per-sample products read the weights in
+    // place (few pixels, reductions from 128: GoogLeNet's 1x1 layers on
+    // 4x4 and 2x2 planes) takes them sample by sample: chunked, the
+    // samples' columns were copied side by side, packed and multiplied,
+    // and the outputs copied back (GoogLeNet's step at batch 16 0.92-0.96x
+    // as long without, 2026-12-05).
+    let in_place = g.is_pointwise()
+        && g.groups == 1
+        && T::f32_slice(x).is_some()
+        && super::narrow::takes_forward(og, k, ohw);
+    let s = if in_place { 1 } else { samples_per_chunk(g) };
     if s > 1 {
         return forward_chunked(x, wt, bias, g, act, s);
     }
