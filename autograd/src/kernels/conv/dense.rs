@@ -343,7 +343,22 @@ fn interleave_taps<T: Float>(by_tap: &[T], g: &ConvGeom) -> Vec<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::geom::Products;
     use super::*;
+
+    /// The dense products, for [`ConvGeom::assert_matches_sums`].
+    struct Dense;
+
+    impl Products for Dense {
+        fn run<T: Float>(&self, g: &ConvGeom, x: &[T], w: &[T], b: &[T], gy: &[T]) -> [Vec<T>; 4] {
+            [
+                forward(x, w, Some(b), g, Activation::Identity),
+                forward(x, w, Some(b), g, Activation::Relu),
+                input_grad(gy, w, g),
+                weight_grad(x, gy, g),
+            ]
+        }
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn geom(
@@ -444,39 +459,7 @@ mod tests {
             for (c, o) in [(3, 5), (17, 2), (20, 33)] {
                 let g = ConvGeom::sized(n, c, hw, o, k, [s, s], p, d, 1).expect("an output");
                 assert!(can_run(&g), "{g:?}");
-                let val = |i: usize| ((i * 7919) % 97) as f64 / 48.0 - 1.0;
-                let x: Vec<f64> = (0..g.n * g.c * g.h * g.w).map(val).collect();
-                let w: Vec<f64> = (0..g.o * g.c * g.kh * g.kw).map(|i| val(i + 3)).collect();
-                let b: Vec<f64> = (0..g.o).map(|i| val(i + 11)).collect();
-                let gy: Vec<f64> = (0..g.n * g.o * g.ohw()).map(|i| val(i + 7)).collect();
-                let [y, dx, dw] = g.reference_sums(&x, &w, Some(&b), &gy);
-                let relu: Vec<f64> = y.iter().map(|&v| v.max(0.0)).collect();
-                let want = [&y, &relu, &dx, &dw];
-                let what = ["forward", "forward + relu", "input grad", "weight grad"];
-                let got = [
-                    forward(&x, &w, Some(&b), &g, Activation::Identity),
-                    forward(&x, &w, Some(&b), &g, Activation::Relu),
-                    input_grad(&gy, &w, &g),
-                    weight_grad(&x, &gy, &g),
-                ];
-                let f32s = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
-                let (x32, w32, b32, gy32) = (f32s(&x), f32s(&w), f32s(&b), f32s(&gy));
-                let got32 = [
-                    forward(&x32, &w32, Some(&b32), &g, Activation::Identity),
-                    forward(&x32, &w32, Some(&b32), &g, Activation::Relu),
-                    input_grad(&gy32, &w32, &g),
-                    weight_grad(&x32, &gy32, &g),
-                ];
-                for (((what, a), a32), want) in what.iter().zip(&got).zip(&got32).zip(want) {
-                    assert_eq!(a.len(), want.len(), "{what} {g:?}");
-                    assert_eq!(a32.len(), want.len(), "{what} f32 {g:?}");
-                    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-                    for (i, ((u, u32), v)) in a.iter().zip(a32).zip(want.iter()).enumerate() {
-                        assert!((u - v).abs() < 1e-12, "{what} {g:?} at {i}: {u} vs {v}");
-                        let e = (f64::from(*u32) - v).abs();
-                        assert!(e <= 1e-5 * scale, "{what} f32 {g:?} at {i}: {u32} vs {v}");
-                    }
-                }
+                g.assert_matches_sums(&Dense);
             }
         }
     }
