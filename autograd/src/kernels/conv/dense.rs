@@ -8,7 +8,7 @@
 //! multiplies the 4 pairs that exist (2.25x fewer), at the cost of laying
 //! out `W'` (16/9 of the weight) on each call. Taken under `Fastest`.
 
-use super::{gemm, Activation, ConvGeom};
+use super::{Activation, ConvGeom};
 use crate::dtype::Float;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::team;
@@ -258,63 +258,69 @@ pub(super) fn input_grad<T: Float>(gy: &[T], wt: &[T], g: &ConvGeom) -> Vec<T> {
 }
 
 /// `dw[o, c, t] = sum over the pairs (p, q) of tap t, and over the batch,
-/// of x[n, c, p] gy[n, o, q]`: one product per tap, its pairs stacked
-/// along the inner dimension, into `[t][o][c]`, then rearranged.
+/// of x[n, c, p] gy[n, o, q]`: per pair one product `gy_q^T x_p` over the
+/// batch, both operands read in place through strides (the GEMM packs them
+/// anyway: gathering them first took as long as the products), summed into
+/// `[t][o][c]` and then rearranged. Each thread takes a block of output
+/// channels through every pair.
 pub(super) fn weight_grad<T: Float>(x: &[T], gy: &[T], g: &ConvGeom) -> Vec<T> {
     let taps = pair_taps(g).expect("dense::weight_grad: every pixel pair has a tap");
     let (pixels, outs, kk) = (g.h * g.w, g.ohw(), g.kh * g.kw);
-    let (c_all, o_all) = (g.c, g.o);
-    with_scratch(kk * o_all * c_all, |by_tap: &mut [T]| {
-        for (t, dwt) in by_tap.chunks_exact_mut(o_all * c_all).enumerate() {
-            let pairs: Vec<(usize, usize)> = (0..pixels * outs)
-                .filter(|&i| taps[i] == t)
-                .map(|i| (i / outs, i % outs))
-                .collect();
-            if pairs.is_empty() {
-                dwt.fill(T::zero());
-                continue;
+    let (rows, cols, plane) = (g.c * pixels, g.o * outs, g.o * g.c);
+    assert!(
+        x.len() >= g.n * rows && gy.len() >= g.n * cols,
+        "dense::weight_grad: x of {} and gy of {} elements for {} samples of {rows} and {cols}",
+        x.len(),
+        gy.len(),
+        g.n
+    );
+    let mut pairs: Vec<Vec<(usize, usize)>> = vec![Vec::new(); kk];
+    for (i, &t) in taps.iter().enumerate() {
+        pairs[t].push((i / outs, i % outs));
+    }
+    let o_per = g.o.div_ceil(team::threads());
+    with_scratch(kk * plane, |by_tap: &mut [T]| {
+        let at = by_tap.as_mut_ptr() as usize;
+        team::claim(g.o.div_ceil(o_per), |b| {
+            let (o0, o1) = (b * o_per, ((b + 1) * o_per).min(g.o));
+            for (t, tap_pairs) in pairs.iter().enumerate() {
+                // SAFETY: rows o0..o1 of tap t's [O, C] plane lie inside
+                // by_tap (kk planes), and no other block writes them.
+                let dst = unsafe { (at as *mut T).add(t * plane + o0 * g.c) };
+                if tap_pairs.is_empty() {
+                    // SAFETY: as above, (o1 - o0) C elements from dst.
+                    unsafe { std::slice::from_raw_parts_mut(dst, (o1 - o0) * g.c) }.fill(T::zero());
+                }
+                for (i, &(p, q)) in tap_pairs.iter().enumerate() {
+                    let beta = if i == 0 { T::zero() } else { T::one() };
+                    // SAFETY: gy_q^T [o1 - o0, N] reads gy[n, o, q] (rows of
+                    // outs, columns of cols) and x_p [N, C] reads x[n, c, p]
+                    // (rows of rows, columns of pixels), inside the asserted
+                    // lengths; dst is [o1 - o0, C] with rows of C, as above.
+                    unsafe {
+                        T::gemm(
+                            o1 - o0,
+                            g.n,
+                            g.c,
+                            T::one(),
+                            gy.as_ptr().add(o0 * outs + q),
+                            outs as isize,
+                            cols as isize,
+                            x.as_ptr().add(p),
+                            rows as isize,
+                            pixels as isize,
+                            beta,
+                            dst,
+                            g.c as isize,
+                            1,
+                            1,
+                        )
+                    };
+                }
             }
-            let inner = pairs.len() * g.n;
-            with_scratch(o_all * inner, |a: &mut [T]| {
-                with_scratch(inner * c_all, |b: &mut [T]| {
-                    gather_pairs(x, gy, g, &pairs, a, b);
-                    let threads = team::threads();
-                    gemm(
-                        o_all, inner, c_all, a, inner, 1, b, c_all, 1, dwt, c_all, false, threads,
-                    );
-                });
-            });
-        }
+        });
         interleave_taps(by_tap, g)
     })
-}
-
-/// For the pixel pairs `(p, q)` of one tap: `a [O, pairs N]` holds
-/// `gy[n, o, q]`, `b [pairs N, C]` holds `x[n, c, p]`.
-fn gather_pairs<T: Float>(
-    x: &[T],
-    gy: &[T],
-    g: &ConvGeom,
-    pairs: &[(usize, usize)],
-    a: &mut [T],
-    b: &mut [T],
-) {
-    let (pixels, outs, n) = (g.h * g.w, g.ohw(), g.n);
-    let (rows, cols, inner) = (g.c * pixels, g.o * outs, pairs.len() * n);
-    for (o, arow) in a.chunks_exact_mut(inner).enumerate() {
-        for (&(_, q), seg) in pairs.iter().zip(arow.chunks_exact_mut(n)) {
-            for (i, v) in seg.iter_mut().enumerate() {
-                *v = gy[i * cols + o * outs + q];
-            }
-        }
-    }
-    for (j, brow) in b.chunks_exact_mut(g.c).enumerate() {
-        let ((p, _), i) = (pairs[j / n], j % n);
-        let src = &x[i * rows..][..rows];
-        for (c, v) in brow.iter_mut().enumerate() {
-            *v = src[c * pixels + p];
-        }
-    }
 }
 
 /// `[t][o][c] -> [o][c][t]`: the taps' planes read side by side, a block
