@@ -192,23 +192,26 @@ per_isa! {
 #[inline(always)]
 unsafe fn input_transform_lanes(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
     let lane = |e: usize| -> Lanes { d[e * L..][..L].try_into().expect("a lane vector") };
-    // Along each row of the block, then along each column. Plain arrays,
-    // not `array::from_fn`: its outer closure was compiled out of line,
-    // without AVX (DeepConvNet's training step spent 4% in it).
-    let mut rows = [[[0.0f32; L]; 6]; 6];
-    for a in 0..6 {
-        let mut row = [[0.0f32; L]; 6];
-        for b in 0..6 {
-            row[b] = lane(a * 6 + b);
-        }
-        rows[a] = bt(row);
-    }
+    // Along each row of the block, then along each column. Array literals,
+    // not `array::from_fn` (its outer closure was compiled out of line,
+    // without AVX: DeepConvNet's training step spent 4% in it) nor arrays
+    // filled after zeroing (memset calls).
+    let row = |a: usize| {
+        let e = 6 * a;
+        bt([
+            lane(e),
+            lane(e + 1),
+            lane(e + 2),
+            lane(e + 3),
+            lane(e + 4),
+            lane(e + 5),
+        ])
+    };
+    let rows = [row(0), row(1), row(2), row(3), row(4), row(5)];
     for b in 0..6 {
-        let mut column = [[0.0f32; L]; 6];
-        for a in 0..6 {
-            column[a] = rows[a][b];
-        }
-        let col = bt(column);
+        let col = bt([
+            rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b],
+        ]);
         for (a, v) in col.iter().enumerate() {
             std::ptr::copy_nonoverlapping(v.as_ptr(), dst.add((a * 6 + b) * stride), L);
         }
