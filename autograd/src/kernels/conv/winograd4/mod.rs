@@ -211,8 +211,10 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
                             gl[e][l] = v;
                         }
                     }
-                    // SAFETY: `ξ WT_ROW + j0 - jb + lanes <= 36 WT_ROW`.
-                    unsafe { weight_transform(&gl, tmp[j0 - jb..].as_mut_ptr(), WT_ROW, lanes) };
+                    // SAFETY: `ξ WT_ROW + j0 - jb + 16 <= ξ WT_ROW + run + 15
+                    // < 36 WT_ROW` (WT_ROW = WT_RUN + 16): the lanes past
+                    // `lanes` land in the row's slack and are not copied out.
+                    unsafe { weight_transform(&gl, tmp[j0 - jb..].as_mut_ptr(), WT_ROW) };
                 }
                 for xi in 0..XI {
                     let (src, dst) = (
