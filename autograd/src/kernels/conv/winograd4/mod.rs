@@ -248,7 +248,8 @@ fn transform_weights(w: &[f32], o: usize, c: usize, u: &mut [f32]) {
 /// land in 36 regions `O C` floats apart, at the same offset modulo 4 KiB
 /// whenever `O C` is a multiple of 1,024 (so in one L1 set); they are
 /// gathered in rows 16 floats longer than a run, then stored a run at a
-/// time.
+/// time. The 16 floats of slack also take the whole lane vector that the
+/// weight transform stores for a run's last, partial group of kernels.
 const WT_RUN: usize = 64 * MR;
 const WT_ROW: usize = WT_RUN + 16;
 

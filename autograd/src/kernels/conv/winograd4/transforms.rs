@@ -183,8 +183,8 @@ per_isa! {
     fn input_transform(d: &[f32; XI * L], dst: *mut f32, stride: usize) => input_transform_lanes
 }
 
-// `rows[a][b]` by index: `array::map` was not inlined into the callers'
-// vector code (a third of the transform's time).
+// `rows[a][b]` by index: iterators and `array::map` here were not inlined
+// into the vector code.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn input_transform_lanes(d: &[f32; XI * L], dst: *mut f32, stride: usize) {
